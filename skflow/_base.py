@@ -1,0 +1,264 @@
+"""Machinery shared by the flow estimators: hyperparameters, standardisation, training and integration."""
+
+from __future__ import annotations
+
+import copy
+from numbers import Integral, Real
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator
+from sklearn.model_selection import train_test_split
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+
+from ._trainer import FlowMatchingTrainer, TrainingConfig
+from .couplings import COUPLINGS, make_coupling
+from .likelihood import DIVERGENCES, flow_log_likelihood
+from .networks import ACTIVATIONS, VelocityMLP
+from .paths import PATHS, ProbabilityPath
+from .solvers import SOLVERS, integrate
+
+# Rows per inference chunk are chosen so that the largest per-row intermediate (a d x width block of
+# the batched Jacobian) stays near this many float64 numbers (32 MiB).
+_CHUNK_ELEMENTS = 2**22
+
+
+def resolve_device(device: str) -> torch.device:
+    """Turn the ``device`` hyperparameter into a :class:`torch.device`.
+
+    ``"auto"`` picks CUDA when it is available and the CPU otherwise; ``"cuda"`` without CUDA raises.
+    """
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device='cuda' was requested but torch cannot see a CUDA device.")
+    return torch.device(device)
+
+
+def _seed(rng: np.random.RandomState) -> int:
+    return int(rng.randint(np.iinfo(np.int32).max))
+
+
+class BaseFlow(BaseEstimator):
+    """Base class of the flow-matching estimators; not meant to be used directly.
+
+    It holds the hyperparameters that every flow shares, validates and standardises the data, trains
+    the velocity network with :class:`skflow._trainer.FlowMatchingTrainer` and integrates the learned
+    ODE in memory-bounded chunks. Subclasses say what the base sample is and which public methods exist.
+    """
+
+    _parameter_constraints: dict = {
+        "path": [StrOptions(set(PATHS))],
+        "sigma": [Interval(Real, 0, 1, closed="left")],
+        "coupling": [StrOptions(set(COUPLINGS))],
+        "coupling_reg": [Interval(Real, 0, None, closed="neither")],
+        "hidden_layer_sizes": ["array-like"],
+        "activation": [StrOptions(set(ACTIVATIONS))],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
+        "ema_decay": [Interval(Real, 0, 1, closed="left")],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "solver": [StrOptions(set(SOLVERS))],
+        "n_steps": [Interval(Integral, 1, None, closed="left")],
+        "atol": [Interval(Real, 0, None, closed="neither")],
+        "rtol": [Interval(Real, 0, None, closed="neither")],
+        "divergence": [StrOptions(set(DIVERGENCES))],
+        "device": [StrOptions({"cpu", "cuda", "auto"})],
+        "warm_start": ["boolean"],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+    }
+
+    # ----------------------------------------------------------------------------------------------
+    # hyperparameters and components
+
+    def _check_hidden_layer_sizes(self) -> tuple[int, ...]:
+        sizes = np.atleast_1d(np.asarray(self.hidden_layer_sizes))
+        if sizes.ndim != 1 or sizes.size == 0 or not np.issubdtype(sizes.dtype, np.integer):
+            raise ValueError(
+                "hidden_layer_sizes must be a non-empty sequence of positive integers, got "
+                f"{self.hidden_layer_sizes!r}."
+            )
+        if (sizes < 1).any():
+            raise ValueError(
+                f"hidden_layer_sizes must hold positive integers, got {self.hidden_layer_sizes!r}."
+            )
+        return tuple(int(s) for s in sizes)
+
+    def _make_path(self) -> ProbabilityPath:
+        return PATHS[self.path](sigma=self.sigma)
+
+    def _solver_options(self) -> dict:
+        return {
+            "method": self.solver,
+            "n_steps": self.n_steps,
+            "atol": self.atol,
+            "rtol": self.rtol,
+        }
+
+    # ----------------------------------------------------------------------------------------------
+    # data
+
+    def _validate_fit_data(self, X, sample_weight) -> tuple[np.ndarray, np.ndarray]:
+        """Check ``X`` (and weights) for fitting; returns float64 arrays, never views of the input."""
+        reset = not (self.warm_start and hasattr(self, "model_"))
+        X = validate_data(self, X, dtype=np.float64, ensure_min_samples=2, reset=reset)
+        if sample_weight is None:
+            weight = np.ones(X.shape[0])
+        else:
+            weight = _check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True)
+            if not weight.sum() > 0:
+                raise ValueError("sample_weight must have a positive sum.")
+        return X, weight
+
+    def _set_standardisation(self, X: np.ndarray, weight: np.ndarray) -> None:
+        """Weighted per-feature mean and scale; a constant feature keeps a scale of 1."""
+        self.mean_ = np.average(X, axis=0, weights=weight)
+        variance = np.average((X - self.mean_) ** 2, axis=0, weights=weight)
+        scale = np.sqrt(variance)
+        scale[scale < 10 * np.finfo(np.float64).eps * np.maximum(np.abs(self.mean_), 1.0)] = 1.0
+        self.scale_ = scale
+
+    def _standardise(self, X: np.ndarray) -> np.ndarray:
+        return (X - self.mean_) / self.scale_
+
+    def _unstandardise(self, Z: np.ndarray) -> np.ndarray:
+        return Z * self.scale_ + self.mean_
+
+    def _check_predict_data(self, X) -> np.ndarray:
+        check_is_fitted(self, "model_")
+        return validate_data(self, X, dtype=np.float64, reset=False)
+
+    # ----------------------------------------------------------------------------------------------
+    # training
+
+    def _train(self, X_std: np.ndarray, weight: np.ndarray, draw_base) -> None:
+        """Fit (or continue fitting) the velocity network on standardised rows.
+
+        Parameters
+        ----------
+        X_std : ndarray of shape (n_samples, n_features)
+            Standardised data rows, the ``t = 1`` end of the path.
+        weight : ndarray of shape (n_samples,)
+            Non-negative row weights.
+        draw_base : callable
+            ``draw_base(n, generator)`` returns ``n`` base rows (the ``t = 0`` end) on the device.
+        """
+        rng = check_random_state(self.random_state)
+        device = resolve_device(self.device)
+        if self.warm_start and hasattr(self, "model_"):
+            model = self.model_
+        else:
+            # initialise under a forked RNG: the user's global torch RNG is left as it was
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(_seed(rng))
+                model = VelocityMLP(
+                    X_std.shape[1], self._check_hidden_layer_sizes(), self.activation
+                )
+        model = model.to(device=device, dtype=torch.float32).train()
+
+        rows = np.arange(X_std.shape[0])
+        if self.early_stopping:
+            train_rows, val_rows = train_test_split(
+                rows, test_size=self.validation_fraction, random_state=rng
+            )
+        else:
+            train_rows, val_rows = rows, None
+
+        def to_tensor(a):
+            return None if a is None else torch.as_tensor(a, dtype=torch.float32, device=device)
+
+        generator = torch.Generator(device=device).manual_seed(_seed(rng))
+        trainer = FlowMatchingTrainer(
+            path=self._make_path(),
+            coupling=make_coupling(self.coupling, self.coupling_reg),
+            draw_base=draw_base,
+            config=TrainingConfig(
+                max_iter=self.max_iter,
+                batch_size=self.batch_size,
+                learning_rate_init=self.learning_rate_init,
+                ema_decay=self.ema_decay,
+                early_stopping=self.early_stopping,
+                n_iter_no_change=self.n_iter_no_change,
+                tol=self.tol,
+                verbose=self.verbose,
+            ),
+            rng=np.random.default_rng(_seed(rng)),
+        )
+        ema, history = trainer.fit(
+            model,
+            to_tensor(X_std[train_rows]),
+            to_tensor(weight[train_rows]),
+            None if val_rows is None else to_tensor(X_std[val_rows]),
+            None if val_rows is None else to_tensor(weight[val_rows]),
+            generator,
+        )
+        # the fitted network lives on the CPU so that a pickle loads anywhere
+        self.model_ = ema.to("cpu").eval()
+        self.loss_curve_ = history.loss_curve
+        self.validation_loss_curve_ = history.validation_loss_curve
+        self.best_loss_ = history.best_loss
+        self.n_iter_ = history.n_iter
+        self.t_ = history.n_steps
+
+    # ----------------------------------------------------------------------------------------------
+    # inference
+
+    def _inference_network(self, device: torch.device) -> torch.nn.Module:
+        """A float64 copy of the fitted network on ``device`` (float64 keeps a row's result
+        independent of the batch it is computed in, to rounding)."""
+        return copy.deepcopy(self.model_).to(device=device, dtype=torch.float64).eval()
+
+    def _chunks(self, n_rows: int, n_features: int):
+        width = max([n_features, *self._check_hidden_layer_sizes()])
+        size = max(1, _CHUNK_ELEMENTS // (n_features * width))
+        for start in range(0, n_rows, size):
+            yield slice(start, start + size)
+
+    def _integrate_flow(self, X_std: np.ndarray, t0: float, t1: float) -> np.ndarray:
+        """Carry standardised rows along the learned ODE from ``t0`` to ``t1``, chunk by chunk."""
+        device = resolve_device(self.device)
+        net = self._inference_network(device)
+        out = np.empty_like(X_std)
+        with torch.no_grad():
+            for rows in self._chunks(*X_std.shape):
+                x = torch.as_tensor(X_std[rows], dtype=torch.float64, device=device)
+                y = integrate(
+                    lambda t, y: net(t.expand(y.shape[0]), y), x, t0, t1, **self._solver_options()
+                )
+                out[rows] = y.cpu().numpy()
+        return out
+
+    def _flow_log_likelihood(
+        self, X_std: np.ndarray, t0: float, t1: float
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Pull standardised rows back from ``t1`` to ``t0``; returns the points and
+        ``-int div v dt`` (see :func:`skflow.likelihood.flow_log_likelihood`)."""
+        device = resolve_device(self.device)
+        net = self._inference_network(device)
+        generator = None
+        if self.divergence == "hutchinson":
+            generator = torch.Generator().manual_seed(_seed(check_random_state(self.random_state)))
+        z = np.empty_like(X_std)
+        delta = np.empty(X_std.shape[0])
+        with torch.no_grad():
+            for rows in self._chunks(*X_std.shape):
+                x = torch.as_tensor(X_std[rows], dtype=torch.float64, device=device)
+                z_rows, delta_rows = flow_log_likelihood(
+                    net,
+                    x,
+                    t0,
+                    t1,
+                    divergence=self.divergence,
+                    generator=generator,
+                    **self._solver_options(),
+                )
+                z[rows] = z_rows.cpu().numpy()
+                delta[rows] = delta_rows.cpu().numpy()
+        return z, delta

@@ -1,0 +1,250 @@
+"""The internal training loop: conditional flow matching with Adam, an EMA of the weights and early stopping.
+
+Each step draws a minibatch of data rows ``x1`` and base rows ``x0``, re-pairs them with the coupling,
+draws ``t ~ U[t_min, t_max]`` and regresses the network onto the conditional velocity,
+
+.. math::
+
+    L(\\theta) = \\mathbb{E}_{t, (x_0, x_1) \\sim \\pi}\\,
+        \\lVert v_\\theta(t, x_t) - u_t(x_0, x_1) \\rVert^2 / d,
+
+the simulation-free conditional flow-matching loss (Lipman et al., 2023, eq. 9; Tong et al., 2024,
+eq. 11). The model kept is the exponential moving average of the weights, which is the one scored on
+the validation pairs for early stopping.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+from .couplings import Coupling
+from .paths import ProbabilityPath
+
+BaseSampler = Callable[[int, torch.Generator], torch.Tensor]
+
+
+@dataclass
+class TrainingConfig:
+    """Optimisation settings, one field per estimator hyperparameter of the same name."""
+
+    max_iter: int
+    batch_size: int
+    learning_rate_init: float
+    ema_decay: float
+    early_stopping: bool
+    n_iter_no_change: int
+    tol: float
+    verbose: int
+
+
+@dataclass
+class TrainingHistory:
+    """What a fit recorded: per-epoch losses, the best monitored loss, epochs and steps taken."""
+
+    loss_curve: list[float] = field(default_factory=list)
+    validation_loss_curve: list[float] = field(default_factory=list)
+    best_loss: float = math.inf
+    n_iter: int = 0
+    n_steps: int = 0
+
+
+def _weighted_mse(
+    prediction: torch.Tensor, target: torch.Tensor, weight: torch.Tensor
+) -> torch.Tensor:
+    per_row = (prediction - target).pow(2).mean(dim=1)
+    return (per_row * weight).sum() / weight.sum()
+
+
+class FlowMatchingTrainer:
+    """Fits a velocity network by conditional flow matching.
+
+    Parameters
+    ----------
+    path : ProbabilityPath
+        The interpolant that defines ``x_t`` and the regression target.
+    coupling : Coupling
+        How each base minibatch is paired with its data minibatch.
+    draw_base : callable
+        ``draw_base(n, generator)`` returns ``n`` base samples ``x0`` on the training device.
+    config : TrainingConfig
+        Optimisation settings.
+    rng : numpy.random.Generator
+        Seeds the torch generator of the loop and drives stochastic couplings.
+    """
+
+    def __init__(
+        self,
+        path: ProbabilityPath,
+        coupling: Coupling,
+        draw_base: BaseSampler,
+        config: TrainingConfig,
+        rng: np.random.Generator,
+    ) -> None:
+        self.path = path
+        self.coupling = coupling
+        self.draw_base = draw_base
+        self.config = config
+        self.rng = rng
+
+    def _draw_times(self, n: int, generator: torch.Generator, device: torch.device) -> torch.Tensor:
+        u = torch.rand(n, generator=generator, device=device)
+        return self.path.t_min + (self.path.t_max - self.path.t_min) * u
+
+    def _regression_pairs(
+        self, x1: torch.Tensor, generator: torch.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Times, points ``x_t`` and target velocities for one minibatch of data rows."""
+        x0 = self.coupling.pair(self.draw_base(x1.shape[0], generator), x1, self.rng)
+        t = self._draw_times(x1.shape[0], generator, x1.device)
+        return t, self.path.interpolate(x0, x1, t), self.path.velocity(x0, x1, t)
+
+    def _validation_batches(
+        self, x_val: torch.Tensor, w_val: torch.Tensor, generator: torch.Generator
+    ) -> list[tuple[torch.Tensor, ...]]:
+        """Fixed validation pairs, drawn once so that every epoch is scored on the same targets."""
+        repeats = max(1, math.ceil(2048 / x_val.shape[0]))
+        rows = x_val.repeat(repeats, 1)
+        weights = w_val.repeat(repeats)
+        batches = []
+        for start in range(0, rows.shape[0], self.config.batch_size):
+            x1 = rows[start : start + self.config.batch_size]
+            batches.append(
+                (*self._regression_pairs(x1, generator), weights[start : start + len(x1)])
+            )
+        return batches
+
+    @staticmethod
+    @torch.no_grad()
+    def _validation_loss(model: nn.Module, batches: list[tuple[torch.Tensor, ...]]) -> float:
+        total, weight = 0.0, 0.0
+        for t, xt, ut, w in batches:
+            total += float(_weighted_mse(model(t, xt), ut, w)) * float(w.sum())
+            weight += float(w.sum())
+        return total / weight
+
+    def fit(
+        self,
+        model: nn.Module,
+        x_train: torch.Tensor,
+        w_train: torch.Tensor,
+        x_val: torch.Tensor | None,
+        w_val: torch.Tensor | None,
+        generator: torch.Generator,
+    ) -> tuple[nn.Module, TrainingHistory]:
+        """Train ``model`` in place and return its EMA with the history.
+
+        Parameters
+        ----------
+        model : torch.nn.Module
+            Velocity network ``model(t, x)``; its weights are the starting point.
+        x_train, w_train : torch.Tensor
+            Training rows (n, d) and their weights (n,).
+        x_val, w_val : torch.Tensor or None
+            Validation rows and weights; required when ``config.early_stopping`` is True.
+        generator : torch.Generator
+            Random source of the loop (on the training device).
+
+        Returns
+        -------
+        ema : torch.nn.Module
+            The averaged network at the best validation epoch (with early stopping) or at the last
+            completed epoch (without it).
+        history : TrainingHistory
+        """
+        cfg = self.config
+        ema = copy.deepcopy(model).requires_grad_(False)
+        optimizer = torch.optim.Adam(model.parameters(), lr=cfg.learning_rate_init)
+        history = TrainingHistory()
+        validation = (
+            self._validation_batches(x_val, w_val, generator) if cfg.early_stopping else None
+        )
+        best_state = copy.deepcopy(ema.state_dict())
+        n_train = x_train.shape[0]
+        batch_size = min(cfg.batch_size, n_train)
+        epochs_without_improvement = 0
+        start_time = time.perf_counter()
+        try:
+            for epoch in range(cfg.max_iter):
+                order = torch.randperm(n_train, generator=generator, device=x_train.device)
+                epoch_loss, epoch_weight = 0.0, 0.0
+                for start in range(0, n_train, batch_size):
+                    index = order[start : start + batch_size]
+                    t, xt, ut = self._regression_pairs(x_train[index], generator)
+                    loss = _weighted_mse(model(t, xt), ut, w_train[index])
+                    if not torch.isfinite(loss):
+                        raise FloatingPointError
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    optimizer.step()
+                    history.n_steps += 1
+                    self._update_ema(ema, model, history.n_steps)
+                    batch_weight = float(w_train[index].sum())
+                    epoch_loss += loss.item() * batch_weight
+                    epoch_weight += batch_weight
+                history.loss_curve.append(epoch_loss / epoch_weight)
+                history.n_iter = epoch + 1
+                if validation is not None:
+                    monitored = self._validation_loss(ema, validation)
+                    history.validation_loss_curve.append(monitored)
+                else:
+                    monitored = history.loss_curve[-1]
+                if cfg.verbose:
+                    valid = f", validation loss {monitored:.5f}" if validation is not None else ""
+                    print(
+                        f"Epoch {epoch + 1}: loss {history.loss_curve[-1]:.5f}{valid}, "
+                        f"{time.perf_counter() - start_time:.1f} s"
+                    )
+                if monitored < history.best_loss - cfg.tol:
+                    epochs_without_improvement = 0
+                else:
+                    epochs_without_improvement += 1
+                if monitored < history.best_loss:
+                    history.best_loss = monitored
+                    if validation is not None:
+                        best_state = copy.deepcopy(ema.state_dict())
+                if validation is None:
+                    best_state = copy.deepcopy(ema.state_dict())
+                if epochs_without_improvement >= cfg.n_iter_no_change:
+                    if cfg.verbose:
+                        print(
+                            f"Monitored loss did not improve by more than tol={cfg.tol} for "
+                            f"{cfg.n_iter_no_change} consecutive epochs. Stopping."
+                        )
+                    break
+        except FloatingPointError:
+            if not history.loss_curve:
+                raise ValueError(
+                    "Training diverged: the flow-matching loss became non-finite in the first "
+                    "epoch. Lower learning_rate_init or check the data for extreme values."
+                ) from None
+            warnings.warn(
+                f"Training diverged (non-finite loss) in epoch {history.n_iter + 1}; keeping the "
+                "weights of the last good epoch. Lower learning_rate_init to train further.",
+                RuntimeWarning,
+                stacklevel=4,
+            )
+        except KeyboardInterrupt:
+            warnings.warn(
+                f"Training interrupted after {history.n_iter} epochs; the model holds the best "
+                "weights reached so far.",
+                RuntimeWarning,
+                stacklevel=4,
+            )
+        ema.load_state_dict(best_state)
+        return ema, history
+
+    def _update_ema(self, ema: nn.Module, model: nn.Module, step: int) -> None:
+        # warm-up of the decay so that short runs are not dominated by the initial weights
+        decay = min(self.config.ema_decay, (1.0 + step) / (10.0 + step))
+        with torch.no_grad():
+            for averaged, current in zip(ema.parameters(), model.parameters()):
+                averaged.lerp_(current, 1.0 - decay)

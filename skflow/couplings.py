@@ -1,0 +1,149 @@
+"""Minibatch couplings: how base samples are paired with data samples before regression.
+
+Conditional flow matching is unbiased for any coupling ``pi(x0, x1)`` whose marginals are the base and
+the data (Tong et al., *Improving and Generalizing Flow-Based Generative Models with Minibatch Optimal
+Transport*, TMLR 2024, Prop. 3.3). Pairing each minibatch by optimal transport straightens the learned
+paths and lowers the variance of the regression target; the entropic plan interpolates between that
+and the independent coupling and, with the Brownian noise scale, gives the Schrödinger-bridge flow.
+
+A coupling re-orders the base minibatch ``x0`` against the data minibatch ``x1``; couplings are looked
+up by name in :data:`COUPLINGS`. Plans are solved on the CPU with POT.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import ot
+import torch
+from scipy.optimize import linear_sum_assignment
+
+__all__ = [
+    "COUPLINGS",
+    "Coupling",
+    "ExactOTCoupling",
+    "IndependentCoupling",
+    "SinkhornCoupling",
+]
+
+
+def _squared_distances(x0: torch.Tensor, x1: torch.Tensor) -> np.ndarray:
+    """Cost matrix ``C[i, j] = |x0_i - x1_j|^2`` as a float64 NumPy array."""
+    return torch.cdist(x0.detach().double(), x1.detach().double()).pow(2).cpu().numpy()
+
+
+class Coupling:
+    """Base class: pair a minibatch of base samples with a minibatch of data samples."""
+
+    def pair(
+        self, x0: torch.Tensor, x1: torch.Tensor, rng: np.random.Generator
+    ) -> torch.Tensor:
+        """Return the base samples re-ordered so that row ``i`` is paired with ``x1[i]``.
+
+        Parameters
+        ----------
+        x0, x1 : torch.Tensor of shape (n, d)
+            Base and data minibatches of equal size.
+        rng : numpy.random.Generator
+            Source of randomness for stochastic couplings.
+
+        Returns
+        -------
+        torch.Tensor of shape (n, d)
+        """
+        raise NotImplementedError
+
+
+class IndependentCoupling(Coupling):
+    """Independent coupling ``pi = p0 x p1`` (I-CFM): the pairs are kept as drawn."""
+
+    def pair(
+        self, x0: torch.Tensor, x1: torch.Tensor, rng: np.random.Generator
+    ) -> torch.Tensor:
+        return x0
+
+
+class ExactOTCoupling(Coupling):
+    """Exact minibatch optimal transport for the squared Euclidean cost (OT-CFM).
+
+    Solves the discrete Kantorovich problem between the two uniform empirical measures with POT's
+    network simplex (:func:`ot.emd`). For two batches of equal size the optimum is attained at a
+    permutation matrix (Birkhoff–von Neumann), so the plan is read as an exact one-to-one matching,
+    never sampled with replacement: every base and every data row is used exactly once.
+    """
+
+    def pair(
+        self, x0: torch.Tensor, x1: torch.Tensor, rng: np.random.Generator
+    ) -> torch.Tensor:
+        n = x0.shape[0]
+        cost = _squared_distances(x0, x1)
+        weights = np.full(n, 1.0 / n)
+        plan = ot.emd(weights, weights, cost)
+        source = plan.argmax(axis=0)
+        if np.unique(source).size != n:
+            # a degenerate plan (ties in the cost) that is not a vertex: take a vertex of equal cost
+            source = np.argsort(linear_sum_assignment(cost)[1])
+        return x0[torch.as_tensor(source, device=x0.device)]
+
+
+class SinkhornCoupling(Coupling):
+    """Entropic optimal transport (SB-CFM when the noise is Brownian).
+
+    Solves ``min_pi <pi, C / c> - reg * H(pi)`` for the squared Euclidean cost ``C`` of the minibatch,
+    measured in units of its mean ``c = mean(C)``, with POT's stabilised (log-absorbing) Sinkhorn
+    iterations (Schmitzer, 2019). It then draws, for every data row ``j``, its base partner from the
+    plan's column ``pi[:, j]``: each data row is used once; base rows may repeat or be skipped, as the
+    plan says. ``reg -> 0`` recovers exact OT and ``reg -> inf`` the independent coupling.
+
+    Measuring the cost in units of its mean makes ``reg`` free of the dimension and of the data's
+    scale, and keeps ``C / (c reg)`` in a range where the iterations neither underflow nor stall. The
+    Schrödinger-bridge recipe of Tong et al. (TMLR 2024, section 3.4), an absolute regularisation
+    ``2 sigma^2``, corresponds to ``reg = 2 sigma^2 / c``.
+
+    Parameters
+    ----------
+    reg : float
+        Entropic regularisation relative to the minibatch's mean squared distance.
+    """
+
+    def __init__(self, reg: float) -> None:
+        self.reg = float(reg)
+
+    def plan(self, x0: torch.Tensor, x1: torch.Tensor) -> np.ndarray:
+        """Entropic transport plan between the two uniform minibatches, shape (n, n)."""
+        n = x0.shape[0]
+        weights = np.full(n, 1.0 / n)
+        cost = _squared_distances(x0, x1)
+        return ot.sinkhorn(
+            weights,
+            weights,
+            cost / max(cost.mean(), np.finfo(np.float64).tiny),
+            self.reg,
+            method="sinkhorn_stabilized",
+            numItermax=1000,
+            stopThr=1e-6,
+        )
+
+    def pair(
+        self, x0: torch.Tensor, x1: torch.Tensor, rng: np.random.Generator
+    ) -> torch.Tensor:
+        plan = np.clip(self.plan(x0, x1), 0.0, None)
+        cumulative = np.cumsum(plan, axis=0)
+        # inverse-CDF draw of one source row per column, all columns at once
+        u = rng.random(plan.shape[1]) * cumulative[-1]
+        source = np.minimum((cumulative < u).sum(axis=0), plan.shape[0] - 1)
+        return x0[torch.as_tensor(source, device=x0.device)]
+
+
+COUPLINGS: dict[str, type[Coupling]] = {
+    "independent": IndependentCoupling,
+    "ot": ExactOTCoupling,
+    "sinkhorn": SinkhornCoupling,
+}
+"""Registry of couplings by the name that the estimators' ``coupling`` hyperparameter takes."""
+
+
+def make_coupling(name: str, reg: float) -> Coupling:
+    """Build the coupling called ``name``; ``reg`` is passed to the entropic one only."""
+    if name == "sinkhorn":
+        return SinkhornCoupling(reg)
+    return COUPLINGS[name]()

@@ -1,0 +1,101 @@
+"""ODE integrators for ``dy/dt = f(t, y)`` between two times, fixed-step and adaptive.
+
+Fixed-step solvers take ``n_steps`` equal steps; each row of ``y`` is integrated independently of the
+others, so a row's result does not depend on the batch it is in (which keeps scikit-learn's invariance
+checks and cross-validation reproducible). The adaptive Dormand–Prince solver comes from
+`torchdiffeq <https://github.com/rtqichen/torchdiffeq>`_; its step size is chosen from the error of the
+whole batch, so a row's result depends, within the tolerances, on its batch-mates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+__all__ = ["ADAPTIVE_SOLVERS", "FIXED_STEP_SOLVERS", "SOLVERS", "integrate"]
+
+VectorField = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def _euler_step(f: VectorField, t: torch.Tensor, y: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+    return y + h * f(t, y)
+
+
+def _midpoint_step(
+    f: VectorField, t: torch.Tensor, y: torch.Tensor, h: torch.Tensor
+) -> torch.Tensor:
+    return y + h * f(t + 0.5 * h, y + 0.5 * h * f(t, y))
+
+
+def _rk4_step(f: VectorField, t: torch.Tensor, y: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+    k1 = f(t, y)
+    k2 = f(t + 0.5 * h, y + 0.5 * h * k1)
+    k3 = f(t + 0.5 * h, y + 0.5 * h * k2)
+    k4 = f(t + h, y + h * k3)
+    return y + (h / 6.0) * (k1 + 2.0 * k2 + 2.0 * k3 + k4)
+
+
+FIXED_STEP_SOLVERS = {"euler": _euler_step, "midpoint": _midpoint_step, "rk4": _rk4_step}
+"""Explicit one-step methods of order 1, 2 and 4, by name."""
+
+ADAPTIVE_SOLVERS = frozenset({"dopri5"})
+"""Adaptive solvers, delegated to torchdiffeq."""
+
+SOLVERS = frozenset(FIXED_STEP_SOLVERS) | ADAPTIVE_SOLVERS
+"""Every name the ``solver`` hyperparameter takes."""
+
+
+def integrate(
+    f: VectorField,
+    y0: torch.Tensor,
+    t0: float,
+    t1: float,
+    *,
+    method: str = "rk4",
+    n_steps: int = 20,
+    atol: float = 1e-5,
+    rtol: float = 1e-5,
+    return_path: bool = False,
+) -> torch.Tensor:
+    """Integrate ``dy/dt = f(t, y)`` from ``t0`` to ``t1`` (``t1 < t0`` integrates backwards).
+
+    Parameters
+    ----------
+    f : callable
+        Vector field ``f(t, y)`` with ``t`` a 0-dimensional tensor and ``y`` of the shape of ``y0``.
+    y0 : torch.Tensor
+        State at ``t0``.
+    t0, t1 : float
+        Start and end times.
+    method : {"euler", "midpoint", "rk4", "dopri5"}, default="rk4"
+        Integrator.
+    n_steps : int, default=20
+        Number of equal steps of a fixed-step method; ignored by ``"dopri5"``.
+    atol, rtol : float, default=1e-5
+        Absolute and relative tolerances of ``"dopri5"``; ignored by fixed-step methods.
+    return_path : bool, default=False
+        If True, return the states at every step (fixed-step methods) stacked on a new first axis,
+        ``y0`` included.
+
+    Returns
+    -------
+    torch.Tensor
+        The state at ``t1``, or the path of shape ``(n_steps + 1, *y0.shape)``.
+    """
+    if method in ADAPTIVE_SOLVERS:
+        if return_path:
+            raise ValueError("return_path needs a fixed-step solver, not an adaptive one.")
+        from torchdiffeq import odeint
+
+        times = torch.tensor([t0, t1], dtype=y0.dtype, device=y0.device)
+        return odeint(f, y0, times, method=method, atol=atol, rtol=rtol)[-1]
+    step = FIXED_STEP_SOLVERS[method]
+    h = torch.tensor((t1 - t0) / n_steps, dtype=y0.dtype, device=y0.device)
+    y = y0
+    path = [y0]
+    for k in range(n_steps):
+        y = step(f, t0 + k * h, y, h)
+        if return_path:
+            path.append(y)
+    return torch.stack(path) if return_path else y
