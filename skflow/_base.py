@@ -153,7 +153,8 @@ class BaseFlow(BaseEstimator):
         rng = check_random_state(self.random_state)
         device = resolve_device(self.device)
         if self.warm_start and hasattr(self, "model_"):
-            model = self.model_
+            # train a copy, so that the fitted model stays intact if training is cut short
+            model = copy.deepcopy(self.model_).requires_grad_(True)
         else:
             # initialise under a forked RNG: the user's global torch RNG is left as it was
             with torch.random.fork_rng(devices=[]):

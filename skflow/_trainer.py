@@ -114,13 +114,15 @@ class FlowMatchingTrainer:
         repeats = max(1, math.ceil(2048 / x_val.shape[0]))
         rows = x_val.repeat(repeats, 1)
         weights = w_val.repeat(repeats)
-        batches = []
-        for start in range(0, rows.shape[0], self.config.batch_size):
-            x1 = rows[start : start + self.config.batch_size]
-            batches.append(
-                (*self._regression_pairs(x1, generator), weights[start : start + len(x1)])
-            )
-        return batches
+        return [
+            (*self._regression_pairs(rows[index], generator), weights[index])
+            for index in self._batches(torch.arange(rows.shape[0], device=rows.device))
+        ]
+
+    def _batches(self, order: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Split row indices into near-equal batches of at most ``batch_size``: no tiny remainder
+        batch, whose minibatch coupling would be meaningless and whose gradient would be noisy."""
+        return torch.tensor_split(order, math.ceil(order.numel() / self.config.batch_size))
 
     @staticmethod
     @torch.no_grad()
@@ -169,15 +171,13 @@ class FlowMatchingTrainer:
         )
         best_state = copy.deepcopy(ema.state_dict())
         n_train = x_train.shape[0]
-        batch_size = min(cfg.batch_size, n_train)
         epochs_without_improvement = 0
         start_time = time.perf_counter()
         try:
             for epoch in range(cfg.max_iter):
                 order = torch.randperm(n_train, generator=generator, device=x_train.device)
                 epoch_loss, epoch_weight = 0.0, 0.0
-                for start in range(0, n_train, batch_size):
-                    index = order[start : start + batch_size]
+                for index in self._batches(order):
                     t, xt, ut = self._regression_pairs(x_train[index], generator)
                     loss = _weighted_mse(model(t, xt), ut, w_train[index])
                     if not torch.isfinite(loss):

@@ -54,8 +54,8 @@ def integrate(
     *,
     method: str = "rk4",
     n_steps: int = 20,
-    atol: float = 1e-5,
-    rtol: float = 1e-5,
+    atol: float = 1e-7,
+    rtol: float = 1e-7,
     return_path: bool = False,
 ) -> torch.Tensor:
     """Integrate ``dy/dt = f(t, y)`` from ``t0`` to ``t1`` (``t1 < t0`` integrates backwards).
@@ -72,7 +72,7 @@ def integrate(
         Integrator.
     n_steps : int, default=20
         Number of equal steps of a fixed-step method; ignored by ``"dopri5"``.
-    atol, rtol : float, default=1e-5
+    atol, rtol : float, default=1e-7
         Absolute and relative tolerances of ``"dopri5"``; ignored by fixed-step methods.
     return_path : bool, default=False
         If True, return the states at every step (fixed-step methods) stacked on a new first axis,

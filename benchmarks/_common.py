@@ -1,0 +1,116 @@
+"""Helpers shared by the benchmark scripts: one-thread setup, timing, the machine line and markdown.
+
+Importing this module sets ``OMP_NUM_THREADS=1`` (unless already set) before torch is imported and
+pins torch to one thread, so that every benchmark runs on one core of the shared machine and numbers
+from different runs are comparable. Import it before anything that imports torch. When skflow is not
+installed, the repository root is put on ``sys.path`` so the scripts also run from a plain checkout.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import importlib.util  # noqa: E402
+import platform  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from contextlib import contextmanager  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+torch.set_num_threads(1)
+
+# run straight from a checkout too: put the repository root on the path when skflow is not installed
+if importlib.util.find_spec("skflow") is None:
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+
+
+def machine_description() -> str:
+    """One line saying where and with what the numbers were taken."""
+    import sklearn
+
+    import skflow
+
+    return (
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores visible, "
+        f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}, "
+        f"torch threads={torch.get_num_threads()}; Python {platform.python_version()}, "
+        f"torch {torch.__version__}, scikit-learn {sklearn.__version__}, skflow {skflow.__version__}"
+    )
+
+
+def timed(function, *args, **kwargs):
+    """Call ``function(*args, **kwargs)``; return ``(result, cpu_seconds, wall_seconds)``.
+
+    The CPU time of the process is the benchmarks' main clock: with one torch thread it is the
+    compute the call needed, and unlike the wall time it does not grow when other jobs on the
+    shared machine take the core away.
+    """
+    cpu, wall = time.process_time(), time.perf_counter()
+    result = function(*args, **kwargs)
+    return result, time.process_time() - cpu, time.perf_counter() - wall
+
+
+def load_average() -> str:
+    """The machine's 1-minute load average, to judge how busy it was during a run."""
+    try:
+        return f"{os.getloadavg()[0]:.1f}"
+    except OSError:  # not available on every platform
+        return "n/a"
+
+
+@contextmanager
+def time_method(cls: type, name: str):
+    """Accumulate the CPU time and the number of calls of ``cls.name`` while the block runs.
+
+    Yields a dict with ``seconds`` and ``calls``; the method is restored on exit.
+    """
+    original = getattr(cls, name)
+    record = {"seconds": 0.0, "calls": 0}
+
+    def wrapper(self, *args, **kwargs):
+        start = time.process_time()
+        try:
+            return original(self, *args, **kwargs)
+        finally:
+            record["seconds"] += time.process_time() - start
+            record["calls"] += 1
+
+    setattr(cls, name, wrapper)
+    try:
+        yield record
+    finally:
+        setattr(cls, name, original)
+
+
+def mean_and_se(values) -> tuple[float, float]:
+    """Mean of ``values`` and its standard error ``std / sqrt(n)``."""
+    values = np.asarray(values, dtype=np.float64)
+    return float(values.mean()), float(values.std(ddof=1) / np.sqrt(values.size))
+
+
+def markdown_table(rows: list[dict], columns: list[str]) -> str:
+    """A GitHub markdown table of ``rows`` (dicts), one column per key in ``columns``."""
+    lines = [
+        "| " + " | ".join(columns) + " |",
+        "| " + " | ".join("---" for _ in columns) + " |",
+    ]
+    for row in rows:
+        lines.append("| " + " | ".join(str(row.get(c, "")) for c in columns) + " |")
+    return "\n".join(lines)
+
+
+def write_result(filename: str, text: str) -> Path:
+    """Write ``text`` to ``benchmarks/results/<filename>`` (or to ``filename`` if it is a path)."""
+    path = Path(filename)
+    if not path.is_absolute() and path.parent == Path("."):
+        path = RESULTS_DIR / path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path

@@ -1,0 +1,145 @@
+"""Sphinx configuration of the skflow documentation.
+
+Build from the repository root with::
+
+    python -m sphinx -W --keep-going -b html doc doc/_build/html
+
+Links to the Python, NumPy, scikit-learn, PyTorch and POT documentation (intersphinx) need the
+network, so they are off by default; set ``SKFLOW_DOC_INTERSPHINX=1`` to turn them on.
+"""
+
+import os
+import re
+import sys
+from pathlib import Path
+
+# Document the checkout this file lives in, whether or not skflow is installed.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import skflow  # noqa: E402
+import torch  # noqa: E402
+
+# -- Project information -------------------------------------------------------------------------
+
+project = "skflow"
+author = "skflow developers"
+copyright = "skflow developers"
+version = skflow.__version__
+release = skflow.__version__
+
+# -- General configuration -----------------------------------------------------------------------
+
+extensions = [
+    "sphinx.ext.autodoc",
+    "sphinx.ext.autosummary",
+    "sphinx.ext.intersphinx",
+    "sphinx.ext.mathjax",
+    "numpydoc",
+]
+
+templates_path = ["_templates"]
+exclude_patterns = ["_build", "Thumbs.db", ".DS_Store"]
+root_doc = "index"
+default_role = "literal"
+# "On this page" lists methods as ``fit()``, not ``FlowMatchingDensity.fit()``
+toc_object_entries_show_parents = "hide"
+
+# -- autodoc / autosummary -----------------------------------------------------------------------
+
+autosummary_generate = True
+# Members are switched on in _templates/autosummary/class.rst, not here, so that the
+# ``automodule:: ... :no-members:`` directives of api.rst show only the module docstrings.
+autodoc_default_options = {}
+# the class template leaves torch.nn.Module's own methods out of the networks' method tables
+autosummary_context = {"torch_module_members": sorted(dir(torch.nn.Module))}
+# the numpydoc "Parameters" sections carry the types; keep the signatures short
+autodoc_typehints = "none"
+autodoc_member_order = "groupwise"
+
+# -- numpydoc ------------------------------------------------------------------------------------
+
+# autosummary already lists the members; numpydoc's own member tables would duplicate them
+numpydoc_show_class_members = False
+numpydoc_class_members_toctree = False
+
+# -- intersphinx (opt-in: needs the network) -----------------------------------------------------
+
+if os.environ.get("SKFLOW_DOC_INTERSPHINX", "0") == "1":
+    intersphinx_mapping = {
+        "python": ("https://docs.python.org/3", None),
+        "numpy": ("https://numpy.org/doc/stable/", None),
+        "sklearn": ("https://scikit-learn.org/stable/", None),
+        "torch": ("https://docs.pytorch.org/docs/stable/", None),
+        "ot": ("https://pythonot.github.io/", None),
+    }
+else:
+    intersphinx_mapping = {}
+intersphinx_timeout = 10
+
+# -- MathJax -------------------------------------------------------------------------------------
+
+# MathJax is loaded from its CDN when the pages are viewed. To read the pages offline, point
+# SKFLOW_DOC_MATHJAX_PATH at a local copy of MathJax 3's ``tex-mml-chtml.js`` (e.g. from the npm
+# package ``mathjax@3``) when building.
+if os.environ.get("SKFLOW_DOC_MATHJAX_PATH"):
+    mathjax_path = os.environ["SKFLOW_DOC_MATHJAX_PATH"]
+
+# -- HTML output ---------------------------------------------------------------------------------
+
+html_theme = "pydata_sphinx_theme"
+html_title = f"skflow {release}"
+html_theme_options = {
+    "navigation_with_keys": False,
+    "show_toc_level": 2,
+}
+html_show_sourcelink = False
+# pages without sub-pages get no (empty) left sidebar
+html_sidebars = {"index": [], "install": [], "user_guide": []}
+
+
+# -- Docstring fixes ----------------------------------------------------------------------------
+
+_TRAILING_UNDERSCORE = re.compile(r"(?<![`\w\\])([A-Za-z]\w*)_(?=[,)])")
+_SKLEARN_REF = re.compile(r":(?:ref|term):`(?:([^`<]*?)\s*<[^`>]*>|([^`<]*))`")
+
+
+def _fix_docstring(app, what, name, obj, options, lines):
+    """Keep docstrings that are fine under numpydoc and pytest from breaking a ``-W`` build.
+
+    - In skflow's own docstrings, a fitted attribute inside a shape such as
+      ``ndarray of shape (n_features_in_,)`` is an unknown hyperlink target in reStructuredText
+      (``name_`` is link syntax); it is escaped so that it prints as written.
+    - Methods that estimators inherit from scikit-learn (``set_output``, ``set_fit_request``, ...)
+      cite labels and glossary terms of scikit-learn's own documentation. Without intersphinx they
+      cannot resolve, so they are reduced to their text; with intersphinx they are left to resolve.
+    """
+    module = getattr(obj, "__module__", None) or ""
+    if module.startswith("skflow"):
+        lines[:] = [_escape_shapes(line) if "shape (" in line else line for line in lines]
+    elif module.startswith("sklearn") and not intersphinx_mapping:
+        lines[:] = [_SKLEARN_REF.sub(_plain_reference, line) for line in lines]
+
+
+def _escape_shapes(line):
+    """Escape ``name_`` inside parentheses, outside inline literals and roles."""
+    pieces = re.split(r"(``.*?``|`[^`]*`)", line)
+    for i in range(0, len(pieces), 2):  # even pieces are outside backquotes
+        pieces[i] = re.sub(
+            r"\([^()]*\)", lambda m: _TRAILING_UNDERSCORE.sub(r"\1\\_", m.group(0)), pieces[i]
+        )
+    return "".join(pieces)
+
+
+def _plain_reference(match):
+    """Text of a scikit-learn ``:ref:`` or ``:term:`` that cannot resolve offline."""
+    if match.group(1):  # :ref:`title <label>`
+        return f"*{match.group(1).strip()}*"
+    label = match.group(2).strip()
+    example = re.search(r"_(plot_\w+\.py)$", label)
+    if label.startswith("sphx_glr_") and example:  # a gallery example cited by its label
+        return f"scikit-learn's example ``{example.group(1)}``"
+    return f"*{label}*"
+
+
+def setup(app):
+    app.connect("autodoc-process-docstring", _fix_docstring)

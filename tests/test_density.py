@@ -1,0 +1,327 @@
+"""FlowMatchingDensity end to end, checked against independent references.
+
+- Gaussian data: the held-out mean log-likelihood is compared with the exact one (scipy).
+- The density of a 2-D model is integrated over a grid (it must be ~1).
+- ``inverse_transform(transform(X))`` is compared with ``X``; samples' moments with the data's.
+- Reproducibility, persistence, model selection in a Pipeline, input handling and errors.
+"""
+
+import io
+import pickle
+
+import joblib
+import numpy as np
+import pytest
+import torch
+from scipy.stats import multivariate_normal
+from sklearn.exceptions import NotFittedError
+from sklearn.model_selection import GridSearchCV
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+
+from skflow import FlowMatchingDensity
+
+SMALL = dict(hidden_layer_sizes=(64, 64), max_iter=40, batch_size=128, n_steps=10)
+MEAN = np.array([3.0, -1.0])
+FACTOR = np.array([[1.0, 0.0], [0.6, 0.5]])
+COVARIANCE = FACTOR @ FACTOR.T
+
+
+def gaussian(n, seed):
+    """Rows of N(MEAN, COVARIANCE) in units far from standard, to exercise the standardisation."""
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((n, 2)) @ FACTOR.T + MEAN
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    return FlowMatchingDensity(random_state=0, **SMALL).fit(gaussian(2000, 0))
+
+
+def test_gaussian_log_likelihood_matches_the_truth(fitted):
+    X_test = gaussian(1000, 1)
+    truth = multivariate_normal(MEAN, COVARIANCE).logpdf(X_test)
+    assert abs(fitted.score(X_test) - truth.mean()) < 0.05
+    # row by row too, in the bulk of the distribution where the model has seen data
+    bulk = truth > np.quantile(truth, 0.1)
+    assert np.median(np.abs(fitted.score_samples(X_test)[bulk] - truth[bulk])) < 0.1
+
+
+def test_score_is_mean_of_score_samples(fitted):
+    X_test = gaussian(50, 2)
+    assert fitted.score(X_test) == pytest.approx(fitted.score_samples(X_test).mean())
+
+
+def test_density_is_in_the_units_of_X(fitted):
+    """Rescaling X by c shifts the log-density by -d log c (the Jacobian of the standardisation)."""
+    X, X_test = gaussian(2000, 0), gaussian(20, 3)
+    scaled = FlowMatchingDensity(random_state=0, **SMALL).fit(10.0 * X)
+    np.testing.assert_allclose(
+        scaled.score_samples(10.0 * X_test),
+        fitted.score_samples(X_test) - 2 * np.log(10.0),
+        rtol=1e-4,
+    )
+
+
+def test_density_integrates_to_one(fitted):
+    step = 0.1
+    u = np.arange(-6.0, 6.0, step) + step / 2
+    grid = np.stack(np.meshgrid(u, u), -1).reshape(-1, 2) * fitted.scale_ + fitted.mean_
+    mass = np.exp(fitted.score_samples(grid)).sum() * step**2 * np.prod(fitted.scale_)
+    assert mass == pytest.approx(1.0, abs=0.02)
+
+
+def test_transform_round_trip(fitted):
+    """The round-trip error is the solver's: it shrinks at RK4's fourth order in the step."""
+    X_test = gaussian(200, 4)
+    errors = []
+    for n_steps in (10, 40):
+        flow = pickle.loads(pickle.dumps(fitted)).set_params(n_steps=n_steps)
+        errors.append(np.abs(flow.inverse_transform(flow.transform(X_test)) - X_test).max())
+    assert errors[0] < 5e-3
+    assert errors[1] < errors[0] / 30 and errors[1] < 1e-4
+    # the latent of data from the model's distribution is close to N(0, I)
+    Z = fitted.transform(gaussian(2000, 5))
+    np.testing.assert_allclose(Z.mean(axis=0), 0.0, atol=0.1)
+    np.testing.assert_allclose(np.cov(Z.T), np.eye(2), atol=0.15)
+
+
+def test_samples_match_the_data_moments(fitted):
+    S = fitted.sample(4000, random_state=1)
+    assert S.shape == (4000, 2)
+    np.testing.assert_allclose(S.mean(axis=0), MEAN, atol=0.1)
+    np.testing.assert_allclose(np.cov(S.T), COVARIANCE, atol=0.15)
+
+
+@pytest.mark.parametrize("path", ["linear", "trig", "vp"])
+@pytest.mark.parametrize("coupling", ["independent", "ot", "sinkhorn"])
+def test_every_path_and_coupling_learns_the_gaussian(path, coupling):
+    flow = FlowMatchingDensity(
+        path=path, coupling=coupling, random_state=0, **{**SMALL, "max_iter": 15}
+    ).fit(gaussian(1000, 0))
+    X_test = gaussian(300, 1)
+    truth = multivariate_normal(MEAN, COVARIANCE).logpdf(X_test).mean()
+    assert abs(flow.score(X_test) - truth) < 0.25
+
+
+def test_same_random_state_same_outputs():
+    X, X_test = gaussian(300, 0), gaussian(20, 1)
+    params = dict(random_state=3, coupling="sinkhorn", **{**SMALL, "max_iter": 3})
+    a = FlowMatchingDensity(**params).fit(X)
+    b = FlowMatchingDensity(**params).fit(X)
+    np.testing.assert_array_equal(a.score_samples(X_test), b.score_samples(X_test))
+    np.testing.assert_array_equal(a.sample(5, random_state=0), b.sample(5, random_state=0))
+    assert a.loss_curve_ == b.loss_curve_
+    c = FlowMatchingDensity(**{**params, "random_state": 4}).fit(X)
+    assert not np.array_equal(a.score_samples(X_test), c.score_samples(X_test))
+
+
+def test_global_random_generators_are_untouched():
+    torch_state, numpy_state = torch.random.get_rng_state(), np.random.get_state()
+    FlowMatchingDensity(random_state=0, **{**SMALL, "max_iter": 2}).fit(gaussian(200, 0)).sample(
+        3, random_state=0
+    )
+    assert torch.equal(torch.random.get_rng_state(), torch_state)
+    assert all(np.array_equal(a, b) for a, b in zip(np.random.get_state(), numpy_state))
+
+
+@pytest.mark.parametrize("dump", ["pickle", "joblib"])
+def test_persistence_round_trip(fitted, dump):
+    buffer = io.BytesIO()
+    if dump == "pickle":
+        pickle.dump(fitted, buffer)
+        buffer.seek(0)
+        loaded = pickle.load(buffer)
+    else:
+        joblib.dump(fitted, buffer)
+        buffer.seek(0)
+        loaded = joblib.load(buffer)
+    X_test = gaussian(20, 6)
+    np.testing.assert_array_equal(loaded.score_samples(X_test), fitted.score_samples(X_test))
+    np.testing.assert_array_equal(loaded.transform(X_test), fitted.transform(X_test))
+    np.testing.assert_array_equal(loaded.sample(5, random_state=0), fitted.sample(5, random_state=0))
+
+
+def test_grid_search_in_a_pipeline_picks_by_mean_log_likelihood():
+    pipe = Pipeline(
+        [("scale", StandardScaler()), ("flow", FlowMatchingDensity(random_state=0, **SMALL))]
+    )
+    grid = {"flow__path": ["linear", "trig"], "flow__coupling": ["independent", "ot"]}
+    search = GridSearchCV(pipe, grid, cv=2, n_jobs=2).fit(gaussian(600, 0))
+    scores = search.cv_results_["mean_test_score"]
+    assert np.all(np.isfinite(scores))
+    assert search.best_index_ == int(np.argmax(scores))
+    # the pipeline's score is the flow's mean log-likelihood of the scaled data
+    X_test = gaussian(40, 1)
+    best = search.best_estimator_
+    expected = best["flow"].score_samples(best["scale"].transform(X_test)).mean()
+    assert search.score(X_test) == pytest.approx(expected)
+
+
+def test_dataframe_input_and_feature_names():
+    pd = pytest.importorskip("pandas")
+    X = pd.DataFrame(gaussian(200, 0), columns=["height", "weight"])
+    flow = FlowMatchingDensity(random_state=0, **{**SMALL, "max_iter": 2}).fit(X)
+    assert list(flow.feature_names_in_) == ["height", "weight"]
+    assert list(flow.get_feature_names_out()) == [
+        "flowmatchingdensity0",
+        "flowmatchingdensity1",
+    ]
+    Z = flow.set_output(transform="pandas").transform(X)
+    assert list(Z.columns) == ["flowmatchingdensity0", "flowmatchingdensity1"]
+    with pytest.warns(UserWarning, match="feature names"):
+        np.testing.assert_allclose(flow.score_samples(X), flow.score_samples(X.to_numpy()))
+
+
+def test_inputs_are_not_mutated(fitted):
+    X = gaussian(100, 0)
+    weight = np.linspace(0.5, 1.5, 100)
+    X_copy, weight_copy = X.copy(), weight.copy()
+    flow = FlowMatchingDensity(random_state=0, **{**SMALL, "max_iter": 2})
+    flow.fit(X, sample_weight=weight)
+    flow.score_samples(X)
+    flow.transform(X)
+    flow.inverse_transform(X)
+    np.testing.assert_array_equal(X, X_copy)
+    np.testing.assert_array_equal(weight, weight_copy)
+
+
+def test_sample_weight_zero_removes_a_cluster():
+    """Rows with zero weight do not shape the density: a cluster weighted out gets little mass."""
+    rng = np.random.default_rng(0)
+    left = rng.normal(-4.0, 0.5, size=(400, 1))
+    right = rng.normal(4.0, 0.5, size=(400, 1))
+    X = np.vstack([left, right])
+    weight = np.r_[np.ones(400), np.zeros(400)]
+    flow = FlowMatchingDensity(random_state=0, **SMALL).fit(X, sample_weight=weight)
+    assert flow.mean_[0] == pytest.approx(left.mean())
+    assert flow.score_samples([[-4.0]])[0] > flow.score_samples([[4.0]])[0] + 5
+
+
+def test_hutchinson_divergence_is_seeded_and_unbiased(fitted):
+    X_test = gaussian(1000, 7)
+    hutchinson = pickle.loads(pickle.dumps(fitted)).set_params(divergence="hutchinson")
+    first, second = hutchinson.score_samples(X_test), hutchinson.score_samples(X_test)
+    np.testing.assert_array_equal(first, second)
+    error = first - fitted.score_samples(X_test)
+    assert np.std(error) > 0  # it is an estimate, not the exact value
+    assert abs(error.mean()) < 4 * error.std() / np.sqrt(len(error))
+
+
+@pytest.mark.parametrize(
+    "solver, n_steps, tolerance",
+    [("euler", 100, 0.05), ("midpoint", 20, 0.01), ("rk4", 20, 1e-3), ("dopri5", 1, 1e-4)],
+)
+def test_solvers_converge_to_the_same_likelihood(fitted, solver, n_steps, tolerance):
+    X_test = gaussian(100, 8)
+    reference = pickle.loads(pickle.dumps(fitted)).set_params(n_steps=200).score_samples(X_test)
+    other = pickle.loads(pickle.dumps(fitted)).set_params(solver=solver, n_steps=n_steps)
+    np.testing.assert_allclose(other.score_samples(X_test), reference, atol=tolerance)
+
+
+def test_warm_start_continues_training():
+    X = gaussian(300, 0)
+    flow = FlowMatchingDensity(warm_start=True, random_state=0, **{**SMALL, "max_iter": 2}).fit(X)
+    mean, steps, before = flow.mean_.copy(), flow.t_, flow.score_samples(X[:5])
+    flow.fit(X + 1.0)  # warm start keeps the first standardisation
+    np.testing.assert_array_equal(flow.mean_, mean)
+    assert flow.t_ > 0 and not np.array_equal(flow.score_samples(X[:5]), before)
+    cold = FlowMatchingDensity(random_state=0, **{**SMALL, "max_iter": 2}).fit(X)
+    assert cold.t_ == steps
+
+
+def test_early_stopping_records_validation_and_stops():
+    flow = FlowMatchingDensity(
+        random_state=0, n_iter_no_change=2, tol=10.0, **{**SMALL, "max_iter": 50}
+    ).fit(gaussian(300, 0))
+    # with a huge tol no epoch counts as an improvement: stop after the first n_iter_no_change + 1
+    assert flow.n_iter_ == 3
+    assert len(flow.validation_loss_curve_) == len(flow.loss_curve_) == 3
+    assert flow.best_loss_ == min(flow.validation_loss_curve_)
+    no_es = FlowMatchingDensity(random_state=0, early_stopping=False, **{**SMALL, "max_iter": 4})
+    assert no_es.fit(gaussian(300, 0)).validation_loss_curve_ == []
+
+
+def test_verbose_prints_progress(capsys):
+    FlowMatchingDensity(verbose=1, random_state=0, **{**SMALL, "max_iter": 2}).fit(gaussian(100, 0))
+    out = capsys.readouterr().out
+    assert "Epoch 1" in out and "validation loss" in out
+
+
+def test_divergence_in_the_first_epoch_is_a_clear_error():
+    flow = FlowMatchingDensity(learning_rate_init=1e12, random_state=0, **{**SMALL, "max_iter": 5})
+    with pytest.raises(ValueError, match="learning_rate_init"):
+        flow.fit(gaussian(500, 0))
+
+
+def test_later_divergence_keeps_the_last_good_weights(monkeypatch):
+    """Fault injection: the loss turns NaN after a few steps; the model must stay finite."""
+    import skflow._trainer as trainer
+
+    calls = {"n": 0}
+    mse = trainer._weighted_mse
+
+    def failing_mse(*args):
+        calls["n"] += 1
+        loss = mse(*args)
+        return loss * float("nan") if calls["n"] > 12 else loss
+
+    monkeypatch.setattr(trainer, "_weighted_mse", failing_mse)
+    X = gaussian(500, 0)
+    flow = FlowMatchingDensity(early_stopping=False, random_state=0, **{**SMALL, "max_iter": 5})
+    with pytest.warns(RuntimeWarning, match="diverged"):
+        flow.fit(X)
+    assert flow.n_iter_ == 3  # four batches an epoch: epochs 1 to 3 completed, epoch 4 diverged
+    assert np.all(np.isfinite(flow.score_samples(X[:10])))
+
+
+@pytest.mark.parametrize(
+    "params, match",
+    [
+        ({"path": "straight"}, "path"),
+        ({"coupling": "nearest"}, "coupling"),
+        ({"solver": "rk45"}, "solver"),
+        ({"sigma": 1.0}, "sigma"),
+        ({"n_steps": 0}, "n_steps"),
+        ({"learning_rate_init": -1.0}, "learning_rate_init"),
+        ({"device": "tpu"}, "device"),
+        ({"hidden_layer_sizes": (16, 0)}, "hidden_layer_sizes"),
+        ({"hidden_layer_sizes": (16.5,)}, "hidden_layer_sizes"),
+    ],
+)
+def test_bad_hyperparameters_name_themselves(params, match):
+    with pytest.raises(ValueError, match=match):
+        FlowMatchingDensity(**params).fit(gaussian(20, 0))
+
+
+def test_cuda_without_a_device_is_a_clear_error():
+    if torch.cuda.is_available():
+        pytest.skip("CUDA is available here")
+    with pytest.raises(ValueError, match="cuda"):
+        FlowMatchingDensity(device="cuda").fit(gaussian(20, 0))
+
+
+def test_use_before_fit_and_wrong_feature_count(fitted):
+    with pytest.raises(NotFittedError):
+        FlowMatchingDensity().score_samples(gaussian(3, 0))
+    with pytest.raises(NotFittedError):
+        FlowMatchingDensity().sample(3)
+    with pytest.raises(ValueError, match="features"):
+        fitted.score_samples(np.ones((3, 3)))
+    with pytest.raises(ValueError, match="features"):
+        fitted.inverse_transform(np.ones((3, 3)))
+    with pytest.raises(ValueError, match="n_samples"):
+        fitted.sample(0)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_end_to_end_and_loads_on_cpu():
+    X, X_test = gaussian(2000, 0), gaussian(500, 1)
+    flow = FlowMatchingDensity(device="cuda", random_state=0, **SMALL).fit(X)
+    truth = multivariate_normal(MEAN, COVARIANCE).logpdf(X_test).mean()
+    assert abs(flow.score(X_test) - truth) < 0.05
+    assert all(p.device.type == "cpu" for p in flow.model_.parameters())
+    np.testing.assert_allclose(flow.inverse_transform(flow.transform(X_test)), X_test, atol=1e-3)
+    on_cpu = pickle.loads(pickle.dumps(flow)).set_params(device="cpu")
+    np.testing.assert_allclose(on_cpu.score_samples(X_test), flow.score_samples(X_test), atol=1e-8)

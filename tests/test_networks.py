@@ -1,0 +1,130 @@
+"""Tests of :mod:`skflow.networks`, the neural velocity fields.
+
+What is tested against what
+---------------------------
+* :class:`~skflow.networks.TimeEmbedding`: its width ``2 K + 1`` against ``n_features`` and the output
+  shape, its values against ``[t, sin(2 pi k t), cos(2 pi k t)]`` computed in NumPy, for several ``K``.
+* :class:`~skflow.networks.VelocityMLP`: output shape ``(n, d)`` for several widths and depths
+  (no hidden layer included); the layer widths against ``d + 2 K + 1`` inputs; that the output depends
+  on ``t`` and on ``x``, row by row; that gradients reach every parameter.
+* Every activation in :data:`~skflow.networks.ACTIVATIONS` builds, appears in the network and gives
+  finite outputs.
+* Float64: after ``.double()`` the parameters, the embedding's buffer and the output are float64, and
+  the output agrees with the float32 network to float32 precision.
+"""
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from skflow.networks import ACTIVATIONS, TimeEmbedding, VelocityMLP
+
+TIMES = np.array([0.0, 0.125, 0.3, 0.5, 0.77, 1.0])
+
+
+def _reference_embedding(t, n_frequencies):
+    k = np.arange(1, n_frequencies + 1)
+    angles = 2 * np.pi * t[:, None] * k[None, :]
+    return np.concatenate([t[:, None], np.sin(angles), np.cos(angles)], axis=1)
+
+
+def _inputs(n=5, d=3, seed=0, dtype=torch.float32):
+    generator = torch.Generator().manual_seed(seed)
+    return torch.rand(n, generator=generator).to(dtype), torch.randn(n, d, generator=generator).to(dtype)
+
+
+@pytest.mark.parametrize("n_frequencies", [1, 4, 8])
+def test_time_embedding_width_and_values(n_frequencies):
+    embedding = TimeEmbedding(n_frequencies)
+    assert embedding.n_features == 2 * n_frequencies + 1
+    out = embedding(torch.tensor(TIMES, dtype=torch.float32))
+    assert out.shape == (len(TIMES), 2 * n_frequencies + 1)
+    assert out.dtype == torch.float32
+    np.testing.assert_allclose(out.numpy(), _reference_embedding(TIMES, n_frequencies), atol=1e-5)
+    # the frequencies are a buffer: moved by .to() / .double(), not trained
+    assert not list(embedding.parameters())
+    assert "frequencies" in dict(embedding.named_buffers())
+
+
+def test_time_embedding_default_and_float64():
+    embedding = TimeEmbedding()
+    float32_out = embedding(torch.tensor(TIMES, dtype=torch.float32))
+    embedding = embedding.double()
+    assert embedding.n_features == 17
+    out = embedding(torch.tensor(TIMES))
+    assert out.dtype == torch.float64
+    # the frequencies are rounded to float32 when built, so even in float64 the features match
+    # sin / cos(2 pi k t) to float32 precision only (and match the float32 embedding the network
+    # was trained with)
+    np.testing.assert_allclose(out.numpy(), _reference_embedding(TIMES, 8), atol=1e-5)
+    np.testing.assert_allclose(out.numpy(), float32_out.double().numpy(), atol=1e-5)
+
+
+@pytest.mark.parametrize("hidden", [(), (7,), (16, 8), (4, 4, 4)])
+@pytest.mark.parametrize(("n", "d"), [(1, 1), (5, 3), (2, 10)])
+def test_velocity_mlp_shapes(hidden, n, d):
+    torch.manual_seed(0)
+    model = VelocityMLP(d, hidden, "silu")
+    t, x = _inputs(n, d)
+    out = model(t, x)
+    assert out.shape == (n, d)
+    assert out.dtype == torch.float32
+    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    assert len(linears) == len(hidden) + 1
+    widths = [d + model.time_embedding.n_features, *hidden, d]
+    assert [(m.in_features, m.out_features) for m in linears] == list(zip(widths[:-1], widths[1:]))
+
+
+def test_velocity_mlp_depends_on_time_and_state_row_by_row():
+    torch.manual_seed(1)
+    model = VelocityMLP(3, (16, 16), "tanh")
+    t, x = _inputs(6, 3)
+    out = model(t, x)
+    assert not torch.allclose(model(t + 0.1, x), out)
+    assert not torch.allclose(model(t, x + 0.1), out)
+    # each row depends on its own (t, x) only
+    for i in (0, 5):
+        torch.testing.assert_close(model(t[i : i + 1], x[i : i + 1]), out[i : i + 1])
+    # gradients reach every parameter
+    model(t, x).pow(2).sum().backward()
+    for name, parameter in model.named_parameters():
+        assert parameter.grad is not None and parameter.grad.abs().sum() > 0, name
+
+
+@pytest.mark.parametrize("activation", list(ACTIVATIONS))
+def test_every_activation_builds(activation):
+    torch.manual_seed(2)
+    model = VelocityMLP(2, (8, 8), activation)
+    activations = [m for m in model.modules() if isinstance(m, ACTIVATIONS[activation])]
+    assert len(activations) == 2
+    t, x = _inputs(4, 2)
+    out = model(t, x)
+    assert out.shape == (4, 2)
+    assert torch.isfinite(out).all()
+
+
+def test_activation_registry():
+    assert ACTIVATIONS == {
+        "silu": nn.SiLU,
+        "tanh": nn.Tanh,
+        "gelu": nn.GELU,
+        "softplus": nn.Softplus,
+        "relu": nn.ReLU,
+    }
+    with pytest.raises(KeyError):
+        VelocityMLP(2, (4,), "no-such-activation")
+
+
+@pytest.mark.parametrize("activation", list(ACTIVATIONS))
+def test_float64_conversion(activation):
+    torch.manual_seed(3)
+    model32 = VelocityMLP(3, (12, 12), activation)
+    t, x = _inputs(5, 3)
+    out32 = model32(t, x)
+    model64 = model32.double()
+    assert all(p.dtype == torch.float64 for p in model64.parameters())
+    assert model64.time_embedding.frequencies.dtype == torch.float64
+    out64 = model64(t.double(), x.double())
+    assert out64.dtype == torch.float64
+    torch.testing.assert_close(out64, out32.double(), rtol=1e-5, atol=1e-5)

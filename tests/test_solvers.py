@@ -1,0 +1,177 @@
+"""Tests of :func:`skflow.solvers.integrate`, the ODE integrators.
+
+What is tested against what
+---------------------------
+* Convergence order of each fixed-step method (euler 1, midpoint 2, rk4 4) against the exact solution
+  of three problems with known closed forms: ``dy/dt = a y`` (``y0 exp(a (t1 - t0))``), a 2-D rotation
+  (a rotation matrix), and the time-dependent ``dy/dt = cos(t) y`` (``y0 exp(sin t1 - sin t0)``), which
+  checks that the stages are evaluated at the right times. The observed order ``log2(e_n / e_2n)``
+  must be within 0.25 of the theoretical order.
+* ``dopri5`` reaches the requested tolerance on the same problems.
+* Integrating backwards (``t1 < t0``) against the exact backward solution, and as the inverse of the
+  forward integration.
+* ``return_path``: shape ``(n_steps + 1, *y0.shape)``, first state ``y0``, last state the plain result,
+  intermediate states those of shorter integrations; rejected by ``dopri5``.
+* Batch independence of the fixed-step methods: a row integrated alone equals the same row integrated
+  in a batch (float64, to 1e-12).
+"""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from skflow.solvers import ADAPTIVE_SOLVERS, FIXED_STEP_SOLVERS, SOLVERS, integrate
+
+ORDERS = {"euler": 1, "midpoint": 2, "rk4": 4}
+ROTATION = torch.tensor([[0.0, -2.0], [2.0, 0.0]], dtype=torch.float64)
+
+
+def _exponential(t0, t1, y0):
+    return y0 * math.exp(-1.5 * (t1 - t0))
+
+
+def _rotation(t0, t1, y0):
+    angle = 2.0 * (t1 - t0)
+    c, s = math.cos(angle), math.sin(angle)
+    matrix = torch.tensor([[c, -s], [s, c]], dtype=torch.float64)
+    return y0 @ matrix.T
+
+
+def _time_dependent(t0, t1, y0):
+    return y0 * math.exp(math.sin(t1) - math.sin(t0))
+
+
+# name: (vector field, exact solution, y0 with a batch axis, t0, t1)
+PROBLEMS = {
+    "exponential": (
+        lambda t, y: -1.5 * y,
+        _exponential,
+        torch.tensor([[1.0], [-0.5], [2.0]], dtype=torch.float64),
+        0.0,
+        1.0,
+    ),
+    "rotation": (
+        lambda t, y: y @ ROTATION.T,
+        _rotation,
+        torch.tensor([[1.0, 0.0], [0.3, -0.7]], dtype=torch.float64),
+        0.0,
+        1.0,
+    ),
+    "time_dependent": (
+        lambda t, y: torch.cos(t) * y,
+        _time_dependent,
+        torch.tensor([[1.0, -2.0]], dtype=torch.float64),
+        0.5,
+        1.5,
+    ),
+}
+
+
+def test_solver_registries():
+    assert set(FIXED_STEP_SOLVERS) == set(ORDERS)
+    assert ADAPTIVE_SOLVERS == {"dopri5"}
+    assert SOLVERS == set(ORDERS) | {"dopri5"}
+
+
+@pytest.mark.parametrize("problem", list(PROBLEMS))
+@pytest.mark.parametrize("method", list(ORDERS))
+def test_fixed_step_convergence_order(method, problem):
+    f, exact, y0, t0, t1 = PROBLEMS[problem]
+    reference = exact(t0, t1, y0)
+    steps = [8, 16, 32]
+    errors = [
+        (integrate(f, y0, t0, t1, method=method, n_steps=n) - reference).abs().max().item()
+        for n in steps
+    ]
+    observed = np.log2(np.array(errors[:-1]) / np.array(errors[1:]))
+    assert np.all(np.abs(observed - ORDERS[method]) < 0.25), (errors, observed)
+
+
+@pytest.mark.parametrize("problem", list(PROBLEMS))
+@pytest.mark.parametrize("tol", [1e-6, 1e-9])
+def test_dopri5_reaches_tolerance(problem, tol):
+    f, exact, y0, t0, t1 = PROBLEMS[problem]
+    result = integrate(f, y0, t0, t1, method="dopri5", atol=tol, rtol=tol)
+    assert result.shape == y0.shape and result.dtype == y0.dtype
+    error = (result - exact(t0, t1, y0)).abs().max().item()
+    assert error < 50 * tol
+
+
+# tolerance on the error of a 64-step / adaptive integration, per method
+ACCURACY = {"euler": 1e-1, "midpoint": 2e-3, "rk4": 1e-6, "dopri5": 1e-6}
+
+
+@pytest.mark.parametrize("problem", list(PROBLEMS))
+@pytest.mark.parametrize("method", sorted(SOLVERS))
+def test_backward_integration(method, problem):
+    f, exact, y0, t0, t1 = PROBLEMS[problem]
+    options = {"method": method, "n_steps": 64, "atol": 1e-9, "rtol": 1e-9}
+    y1 = exact(t0, t1, y0)
+    # backwards from t1 to t0 against the exact backward solution ...
+    backward = integrate(f, y1, t1, t0, **options)
+    assert (backward - y0).abs().max().item() < ACCURACY[method]
+    # ... and as the inverse of the forward integration
+    there_and_back = integrate(f, integrate(f, y0, t0, t1, **options), t1, t0, **options)
+    assert (there_and_back - y0).abs().max().item() < ACCURACY[method]
+
+
+@pytest.mark.parametrize("method", list(ORDERS))
+def test_return_path(method):
+    f, _, y0, t0, t1 = PROBLEMS["time_dependent"]
+    n_steps = 6
+    path = integrate(f, y0, t0, t1, method=method, n_steps=n_steps, return_path=True)
+    assert path.shape == (n_steps + 1, *y0.shape)
+    torch.testing.assert_close(path[0], y0, rtol=0, atol=0)
+    end = integrate(f, y0, t0, t1, method=method, n_steps=n_steps)
+    torch.testing.assert_close(path[-1], end, rtol=0, atol=1e-15)
+    # state k is that of k steps of the same size
+    h = (t1 - t0) / n_steps
+    for k in (1, 3):
+        partial = integrate(f, y0, t0, t0 + k * h, method=method, n_steps=k)
+        torch.testing.assert_close(path[k], partial, rtol=1e-13, atol=1e-13)
+
+
+def test_return_path_rejected_by_adaptive_solver():
+    f, _, y0, t0, t1 = PROBLEMS["exponential"]
+    with pytest.raises(ValueError, match="return_path"):
+        integrate(f, y0, t0, t1, method="dopri5", return_path=True)
+
+
+def test_unknown_method_raises():
+    f, _, y0, t0, t1 = PROBLEMS["exponential"]
+    with pytest.raises(KeyError):
+        integrate(f, y0, t0, t1, method="no-such-method")
+
+
+@pytest.mark.parametrize("method", list(ORDERS))
+def test_rows_do_not_depend_on_batch_mates(method):
+    generator = torch.Generator().manual_seed(0)
+    weight = torch.randn(3, 3, generator=generator, dtype=torch.float64)
+
+    def f(t, y):
+        return torch.tanh(y @ weight.T + t) - 0.5 * y
+
+    batch = torch.randn(9, 3, generator=generator, dtype=torch.float64)
+    together = integrate(f, batch, 0.0, 1.0, method=method, n_steps=10)
+    for i in (0, 4, 8):
+        alone = integrate(f, batch[i : i + 1], 0.0, 1.0, method=method, n_steps=10)
+        torch.testing.assert_close(together[i : i + 1], alone, rtol=0, atol=1e-12)
+    # and a row's result changes when only that row's start changes
+    moved = batch.clone()
+    moved[4] += 0.1
+    other = integrate(f, moved, 0.0, 1.0, method=method, n_steps=10)
+    unchanged = [0, 1, 2, 3, 5, 6, 7, 8]
+    torch.testing.assert_close(other[unchanged], together[unchanged], rtol=0, atol=1e-12)
+    assert not torch.allclose(other[4], together[4])
+
+
+@pytest.mark.parametrize("method", list(ORDERS))
+def test_float32_state_keeps_dtype(method):
+    _, _, y0, t0, t1 = PROBLEMS["rotation"]
+    rotation32 = ROTATION.float()
+    result = integrate(lambda t, y: y @ rotation32.T, y0.float(), t0, t1, method=method, n_steps=32)
+    reference = integrate(lambda t, y: y @ ROTATION.T, y0, t0, t1, method=method, n_steps=32)
+    assert result.dtype == torch.float32
+    torch.testing.assert_close(result.double(), reference, rtol=1e-5, atol=1e-5)
