@@ -268,11 +268,10 @@ def main(argv=None) -> None:
     print(sections[-1] + "\n", flush=True)
 
     print("(b) exact-divergence score_samples ...", flush=True)
-    repeats = max(1, args.repeats // 2)
-    likelihood = [bench_likelihood(32, n_rows=n, repeats=repeats) for n in (256, 16)]
+    likelihood = [bench_likelihood(32, n_rows=n, repeats=args.repeats) for n in (256, 16)]
     sections.append(
         "### (b) score_samples (exact divergence, RK4) vs one autograd.grad per dimension\n\n"
-        f"Same float64 network, same RK4 steps; fastest of {repeats} alternating runs, CPU seconds. "
+        f"Same float64 network, same RK4 steps; fastest of {args.repeats} alternating runs, CPU seconds. "
         "`matmul-bound s` is the time the arithmetic alone takes at this machine's measured "
         "float64 matmul rate (forward pass plus d vector-Jacobian products per evaluation).\n\n"
         + _common.markdown_table(likelihood, list(likelihood[0]))

@@ -99,35 +99,19 @@ html_sidebars = {"index": [], "install": [], "user_guide": []}
 
 # -- Docstring fixes ----------------------------------------------------------------------------
 
-_TRAILING_UNDERSCORE = re.compile(r"(?<![`\w\\])([A-Za-z]\w*)_(?=[,)])")
 _SKLEARN_REF = re.compile(r":(?:ref|term):`(?:([^`<]*?)\s*<[^`>]*>|([^`<]*))`")
 
 
 def _fix_docstring(app, what, name, obj, options, lines):
-    """Keep docstrings that are fine under numpydoc and pytest from breaking a ``-W`` build.
+    """Keep inherited scikit-learn docstrings from breaking a ``-W`` build.
 
-    - In skflow's own docstrings, a fitted attribute inside a shape such as
-      ``ndarray of shape (n_features_in_,)`` is an unknown hyperlink target in reStructuredText
-      (``name_`` is link syntax); it is escaped so that it prints as written.
-    - Methods that estimators inherit from scikit-learn (``set_output``, ``set_fit_request``, ...)
-      cite labels and glossary terms of scikit-learn's own documentation. Without intersphinx they
-      cannot resolve, so they are reduced to their text; with intersphinx they are left to resolve.
+    Methods that estimators inherit from scikit-learn (``set_output``, ``set_fit_request``, ...) cite
+    labels and glossary terms of scikit-learn's own documentation. Without intersphinx they cannot
+    resolve, so they are reduced to their text; with intersphinx they are left to resolve.
     """
     module = getattr(obj, "__module__", None) or ""
-    if module.startswith("skflow"):
-        lines[:] = [_escape_shapes(line) if "shape (" in line else line for line in lines]
-    elif module.startswith("sklearn") and not intersphinx_mapping:
+    if module.startswith("sklearn") and not intersphinx_mapping:
         lines[:] = [_SKLEARN_REF.sub(_plain_reference, line) for line in lines]
-
-
-def _escape_shapes(line):
-    """Escape ``name_`` inside parentheses, outside inline literals and roles."""
-    pieces = re.split(r"(``.*?``|`[^`]*`)", line)
-    for i in range(0, len(pieces), 2):  # even pieces are outside backquotes
-        pieces[i] = re.sub(
-            r"\([^()]*\)", lambda m: _TRAILING_UNDERSCORE.sub(r"\1\\_", m.group(0)), pieces[i]
-        )
-    return "".join(pieces)
 
 
 def _plain_reference(match):

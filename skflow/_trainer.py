@@ -192,31 +192,27 @@ class FlowMatchingTrainer:
                     epoch_weight += batch_weight
                 history.loss_curve.append(epoch_loss / epoch_weight)
                 history.n_iter = epoch + 1
-                if validation is not None:
-                    monitored = self._validation_loss(ema, validation)
-                    history.validation_loss_curve.append(monitored)
-                else:
-                    monitored = history.loss_curve[-1]
-                if cfg.verbose:
-                    valid = f", validation loss {monitored:.5f}" if validation is not None else ""
-                    print(
-                        f"Epoch {epoch + 1}: loss {history.loss_curve[-1]:.5f}{valid}, "
-                        f"{time.perf_counter() - start_time:.1f} s"
-                    )
+                if validation is None:
+                    # the training loss is dominated by the irreducible variance of the conditional
+                    # targets, too noisy to stop on: without validation, run the whole budget
+                    history.best_loss = min(history.best_loss, history.loss_curve[-1])
+                    best_state = copy.deepcopy(ema.state_dict())
+                    self._report(epoch, history, start_time)
+                    continue
+                monitored = self._validation_loss(ema, validation)
+                history.validation_loss_curve.append(monitored)
+                self._report(epoch, history, start_time)
                 if monitored < history.best_loss - cfg.tol:
                     epochs_without_improvement = 0
                 else:
                     epochs_without_improvement += 1
                 if monitored < history.best_loss:
                     history.best_loss = monitored
-                    if validation is not None:
-                        best_state = copy.deepcopy(ema.state_dict())
-                if validation is None:
                     best_state = copy.deepcopy(ema.state_dict())
                 if epochs_without_improvement >= cfg.n_iter_no_change:
                     if cfg.verbose:
                         print(
-                            f"Monitored loss did not improve by more than tol={cfg.tol} for "
+                            f"Validation loss did not improve by more than tol={cfg.tol} for "
                             f"{cfg.n_iter_no_change} consecutive epochs. Stopping."
                         )
                     break
@@ -241,6 +237,16 @@ class FlowMatchingTrainer:
             )
         ema.load_state_dict(best_state)
         return ema, history
+
+    def _report(self, epoch: int, history: TrainingHistory, start_time: float) -> None:
+        if not self.config.verbose:
+            return
+        valid = history.validation_loss_curve
+        valid = f", validation loss {valid[-1]:.5f}" if valid else ""
+        print(
+            f"Epoch {epoch + 1}: loss {history.loss_curve[-1]:.5f}{valid}, "
+            f"{time.perf_counter() - start_time:.1f} s"
+        )
 
     def _update_ema(self, ema: nn.Module, model: nn.Module, step: int) -> None:
         # warm-up of the decay so that short runs are not dominated by the initial weights

@@ -73,13 +73,15 @@ class FlowMatchingDensity(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Den
     early_stopping : bool, default=True
         Hold out ``validation_fraction`` of the rows and stop when the flow-matching loss of the
         averaged model on fixed validation pairs stops improving; the best epoch's model is kept.
-        Otherwise the training loss is monitored and the last epoch's model kept.
+        Otherwise all ``max_iter`` epochs run and the last epoch's model is kept: the training loss
+        is dominated by the irreducible variance of the conditional targets, too noisy to stop on.
     validation_fraction : float, default=0.1
         Share of rows held out for early stopping.
     n_iter_no_change : int, default=20
-        Epochs without an improvement of more than ``tol`` before training stops.
+        Epochs without an improvement of the validation loss of more than ``tol`` before training
+        stops (with ``early_stopping=True``).
     tol : float, default=1e-4
-        Smallest decrease of the monitored loss that counts as an improvement.
+        Smallest decrease of the validation loss that counts as an improvement.
     solver : {"euler", "midpoint", "rk4", "dopri5"}, default="rk4"
         ODE solver of :meth:`score_samples`, :meth:`sample`, :meth:`transform` and
         :meth:`inverse_transform`. Fixed-step solvers give each row a result independent of the other
@@ -108,21 +110,21 @@ class FlowMatchingDensity(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Den
     ----------
     model_ : torch.nn.Module
         The fitted velocity network (an EMA of the trained weights), on the CPU.
-    mean_, scale_ : ndarray of shape (n_features_in_,)
+    mean_, scale_ : ndarray of shape (`n_features_in_`,)
         Standardisation applied before the flow.
     loss_curve_ : list of float
         Training loss of every epoch.
     validation_loss_curve_ : list of float
         Validation loss of the averaged model at every epoch (empty without early stopping).
     best_loss_ : float
-        Best monitored loss.
+        Best validation loss (with early stopping) or best training loss (without).
     n_iter_ : int
         Epochs run.
     t_ : int
         Optimiser steps taken.
     n_features_in_ : int
         Number of features seen in :meth:`fit`.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Column names seen in :meth:`fit`, when ``X`` had string column names.
 
     See Also
@@ -276,7 +278,7 @@ class FlowMatchingDensity(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Den
 
         Returns
         -------
-        X : ndarray of shape (n_samples, n_features_in_)
+        X : ndarray of shape (n_samples, `n_features_in_`)
         """
         check_is_fitted(self, "model_")
         rng = check_random_state(random_state)

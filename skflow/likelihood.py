@@ -72,7 +72,8 @@ def divergence_hutchinson(
     """Velocity and Hutchinson's unbiased estimate ``eps^T (dv/dx) eps`` of its divergence.
 
     One reverse pass per call whatever the dimension; the estimate's variance is
-    ``2 sum_{i != j} J_ij^2`` per row for Rademacher probes (Hutchinson, 1990).
+    ``(1/2) sum_{i != j} (J_ij + J_ji)^2`` per row for Rademacher probes (Hutchinson, 1990), which is
+    ``2 sum_{i != j} J_ij^2`` for a symmetric Jacobian.
 
     Parameters
     ----------
@@ -93,7 +94,11 @@ def divergence_hutchinson(
     with torch.enable_grad():
         x = x.detach().requires_grad_(True)
         v = velocity(t, x)
-        (vjp,) = torch.autograd.grad(v, x, probe)
+        if not v.requires_grad:  # a field that does not depend on x has zero divergence
+            return v, x.new_zeros(x.shape[0])
+        (vjp,) = torch.autograd.grad(v, x, probe, allow_unused=True)
+    if vjp is None:
+        return v.detach(), x.new_zeros(x.shape[0])
     return v.detach(), (vjp * probe).sum(dim=1)
 
 
@@ -141,6 +146,8 @@ def flow_log_likelihood(
     delta_log_density : torch.Tensor of shape (n,)
         ``log p_t1(x) - log p_t0(z) = -int_t0^t1 div v dt``; add the base log-density at ``z``.
     """
+    if divergence not in DIVERGENCES:
+        raise ValueError(f"divergence must be one of {sorted(DIVERGENCES)}, got {divergence!r}.")
     n, d = x.shape
     if divergence == "exact":
         field = divergence_exact

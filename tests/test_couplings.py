@@ -2,16 +2,18 @@
 
 What is tested against what
 ---------------------------
-* :class:`~skflow.couplings.ExactOTCoupling` against a brute-force search over every permutation
-  (:func:`itertools.permutations`) of small batches (``n <= 7``): its pairing attains the minimum total
-  squared distance and uses every base row exactly once, also when the cost has ties.
+* :class:`~skflow.couplings.ExactOTCoupling` against a brute-force search over every
+  permutation (:func:`itertools.permutations`) of small batches (``n <= 7``): its pairing attains
+  the minimum total squared distance and uses every base row exactly once, also when the cost has
+  ties.
 * :class:`~skflow.couplings.IndependentCoupling` returns ``x0`` unchanged.
-* :class:`~skflow.couplings.SinkhornCoupling`: the plan's marginals are uniform; its transport cost
-  lies between the exact OT cost and ``OT + reg * log(n)`` (in units of the mean cost; the standard
-  entropic bound ``<P_reg, C> - <P*, C> <= reg (H(P_reg) - H(P*)) <= reg log n``), so it approaches the
-  exact cost as ``reg`` shrinks, and it approaches the independent cost ``mean(C)`` as ``reg`` grows;
-  the pairs drawn follow the plan's columns (checked by frequencies against a plan fixed by the test);
-  the draw is reproducible for a fixed seed.
+* :class:`~skflow.couplings.SinkhornCoupling`: the plan's marginals are uniform; its transport
+  cost lies between the exact OT cost and ``OT + reg * log(n)`` (in units of the mean cost; the
+  standard entropic bound ``<P_reg, C> - <P*, C> <= reg (H(P_reg) - H(P*)) <= reg log n``), so it
+  approaches the exact cost as ``reg`` shrinks, and it approaches the independent cost ``mean(C)``
+  as ``reg`` grows; the cost of the pairs actually drawn follows both limits; the pairs drawn follow
+  the plan's columns (checked by frequencies against a plan fixed by the test); the draw is
+  reproducible for a fixed seed.
 * :func:`~skflow.couplings.make_coupling` builds the registered classes.
 """
 
@@ -63,7 +65,7 @@ def _pairing_cost(paired, x1):
     return ((paired.double() - x1.double()) ** 2).sum().item()
 
 
-# --- exact OT ----------------------------------------------------------------------------------------
+# --- exact OT ------------------------------------------------------------------------------------
 
 OT_CASES = [(n, d, seed) for n in (1, 2, 3, 5, 7) for d, seed in ((1, n), (2, 10 + n), (5, 20 + n))]
 
@@ -75,7 +77,8 @@ def test_exact_ot_is_optimal_permutation(n, d, seed):
     assert paired.shape == x0.shape and paired.dtype == x0.dtype
     source = _source_indices(x0, paired)
     np.testing.assert_array_equal(np.sort(source), np.arange(n))
-    assert _pairing_cost(paired, x1) == pytest.approx(_brute_force_ot(_cost_matrix(x0, x1)), rel=1e-12)
+    optimum = _brute_force_ot(_cost_matrix(x0, x1))
+    assert _pairing_cost(paired, x1) == pytest.approx(optimum, rel=1e-12)
 
 
 def test_exact_ot_with_ties_is_still_a_permutation():
@@ -89,7 +92,8 @@ def test_exact_ot_with_ties_is_still_a_permutation():
     np.testing.assert_array_equal(
         np.sort(paired.numpy().view("f8,f8").ravel()), np.sort(x0.numpy().view("f8,f8").ravel())
     )
-    assert _pairing_cost(paired, x1) == pytest.approx(_brute_force_ot(_cost_matrix(x0, x1)), rel=1e-12)
+    optimum = _brute_force_ot(_cost_matrix(x0, x1))
+    assert _pairing_cost(paired, x1) == pytest.approx(optimum, rel=1e-12)
 
 
 def test_exact_ot_float32_and_translation():
@@ -103,7 +107,7 @@ def test_exact_ot_float32_and_translation():
     torch.testing.assert_close(shifted - shift, paired)
 
 
-# --- independent --------------------------------------------------------------------------------------
+# --- independent ---------------------------------------------------------------------------------
 
 
 def test_independent_returns_x0_unchanged():
@@ -115,7 +119,7 @@ def test_independent_returns_x0_unchanged():
     assert rng.random() == np.random.default_rng(5).random()
 
 
-# --- Sinkhorn -----------------------------------------------------------------------------------------
+# --- Sinkhorn ------------------------------------------------------------------------------------
 
 SINKHORN_BATCHES = [(6, 2, 0), (7, 3, 1), (8, 1, 2), (5, 4, 3)]
 
@@ -136,7 +140,9 @@ def _normalised_gaps(n, d, seed, regs):
     x0, x1 = _batches(n, d, seed)
     cost = _cost_matrix(x0, x1)
     optimum = _brute_force_ot(cost) / n
-    gaps = [((SinkhornCoupling(reg).plan(x0, x1) * cost).sum() - optimum) / cost.mean() for reg in regs]
+    gaps = [
+        ((SinkhornCoupling(reg).plan(x0, x1) * cost).sum() - optimum) / cost.mean() for reg in regs
+    ]
     return np.array(gaps), (cost.mean() - optimum) / cost.mean()
 
 
@@ -193,7 +199,7 @@ class _FixedPlanCoupling(SinkhornCoupling):
 
 
 def test_sinkhorn_draws_follow_plan_columns():
-    # an unbalanced plan with zero entries: column j's draws must follow plan[:, j] / plan[:, j].sum()
+    # an unbalanced plan with zero entries: the draws for column j follow plan[:, j] / its sum
     plan = np.array(
         [
             [0.10, 0.00, 0.05, 0.00],
@@ -230,7 +236,7 @@ def test_sinkhorn_pairing_reproducible(reg):
     assert any(not torch.equal(first, other) for other in others)
 
 
-# --- factory ------------------------------------------------------------------------------------------
+# --- factory -------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("name", list(COUPLINGS))

@@ -5,14 +5,16 @@ What is tested against what
 * :func:`~skflow.likelihood.divergence_exact` against the trace of
   :func:`torch.autograd.functional.jacobian` computed row by row, for a small random time-dependent
   MLP in float64; its velocity output against a direct call.
-* :func:`~skflow.likelihood.divergence_hutchinson` against ``eps^T J eps`` built from that Jacobian
-  (probe by probe); its average over all ``2^d`` Rademacher probes equals the trace exactly, with the
-  variance ``sum_{i<j} (J_ij + J_ji)^2``; its mean over many random probes converges to the trace.
+* :func:`~skflow.likelihood.divergence_hutchinson` against ``eps^T J eps`` built from that
+  Jacobian (probe by probe); its average over all ``2^d`` Rademacher probes equals the trace
+  exactly, with the variance ``sum_{i<j} (J_ij + J_ji)^2``; its mean over many random probes
+  converges to the trace.
 * :func:`~skflow.likelihood.standard_normal_log_density` against :mod:`scipy.stats`.
-* :func:`~skflow.likelihood.flow_log_likelihood` on a linear field ``v(t, x) = A x`` against the closed
-  form ``z = expm(-A) x``, ``delta = -tr(A)`` (:func:`scipy.linalg.expm`), for rk4 and dopri5; with
-  Hutchinson's estimator, ``delta`` is ``-eps^T A eps`` for some Rademacher ``eps`` and averages to
-  ``-tr(A)``.
+* :func:`~skflow.likelihood.flow_log_likelihood` on a linear field ``v(t, x) = A x`` against the
+  closed form ``z = expm(-A) x``, ``delta = -tr(A)`` (:func:`scipy.linalg.expm`), for rk4 and
+  dopri5; with Hutchinson's estimator, ``delta`` is ``-eps^T A eps`` for some Rademacher ``eps`` and
+  averages to ``-tr(A)``.
+* A field constant in ``x`` (a translation) has zero divergence with either estimator.
 * A Gaussian-to-Gaussian flow: the exact marginal velocity of the linear path from ``N(0, I)`` to
   ``N(m, s^2 I)`` (mean ``t m``, standard deviation ``sigma(t) = sqrt((1 - t)^2 + t^2 s^2)``,
   ``v = m + sigma'(t) / sigma(t) (x - t m)``); ``log N(z; 0, I) + delta`` must equal
@@ -65,7 +67,9 @@ def _jacobians(velocity, t, x):
     """Per-row Jacobians ``dv_i / dx_i`` with :func:`torch.autograd.functional.jacobian`."""
     return torch.stack(
         [
-            torch.autograd.functional.jacobian(lambda row: velocity(t[i : i + 1], row[None])[0], x[i])
+            torch.autograd.functional.jacobian(
+                lambda row: velocity(t[i : i + 1], row[None])[0], x[i]
+            )
             for i in range(x.shape[0])
         ]
     )
@@ -84,7 +88,9 @@ def test_divergence_exact_is_trace_of_jacobian(seed):
 
 
 def test_divergence_exact_of_linear_field():
-    matrix = torch.tensor([[0.3, -1.0, 0.2], [0.5, -0.4, 0.0], [1.0, 2.0, 0.6]], dtype=torch.float64)
+    matrix = torch.tensor(
+        [[0.3, -1.0, 0.2], [0.5, -0.4, 0.0], [1.0, 2.0, 0.6]], dtype=torch.float64
+    )
     t, x = _points(n=4)
     _, div = divergence_exact(lambda t, x: x @ matrix.T, t, x)
     torch.testing.assert_close(div, torch.full((4,), 0.5, dtype=torch.float64))
@@ -123,7 +129,9 @@ def test_hutchinson_enumeration_mean_and_variance():
     torch.testing.assert_close(estimates.mean(dim=1), trace, rtol=1e-10, atol=1e-12)
     symmetric = jacobians + jacobians.transpose(1, 2)
     variance = torch.triu(symmetric**2, diagonal=1).sum(dim=(1, 2))
-    torch.testing.assert_close(estimates.var(dim=1, unbiased=False), variance, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(
+        estimates.var(dim=1, unbiased=False), variance, rtol=1e-10, atol=1e-12
+    )
 
 
 def test_hutchinson_random_probes_converge_to_exact():
@@ -143,6 +151,19 @@ def test_hutchinson_random_probes_converge_to_exact():
         )[1].reshape(3, n_probes)
         error = (estimates.mean(dim=1) - exact).abs()
         assert (error <= 5 * torch.sqrt(variance / n_probes)).all()
+
+
+@pytest.mark.parametrize("divergence", sorted(DIVERGENCES))
+def test_field_constant_in_x_has_zero_divergence(divergence):
+    # a translation v(t, x) = c is a valid field whose Jacobian is zero: z = x - c, delta = 0
+    shift = torch.tensor([0.5, -1.0, 2.0], dtype=torch.float64)
+    _, x = _points(n=4)
+    z, delta = flow_log_likelihood(
+        lambda t, y: shift.expand(t.shape[0], D), x, 0.0, 1.0, divergence=divergence,
+        generator=torch.Generator().manual_seed(0), method="rk4", n_steps=4,
+    )
+    torch.testing.assert_close(z, x - shift, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(delta, torch.zeros(4, dtype=torch.float64), rtol=0, atol=1e-12)
 
 
 def test_standard_normal_log_density_matches_scipy():
@@ -192,7 +213,9 @@ def test_flow_log_likelihood_hutchinson_on_linear_field():
 
     z, delta = run(0)
     # the state follows the same ODE whatever the divergence
-    z_exact, _ = flow_log_likelihood(lambda t, y: y @ matrix.T, x[:2], 0.0, 1.0, method="rk4", n_steps=8)
+    z_exact, _ = flow_log_likelihood(
+        lambda t, y: y @ matrix.T, x[:2], 0.0, 1.0, method="rk4", n_steps=8
+    )
     torch.testing.assert_close(z, z_exact[:1].expand(n, D), rtol=1e-12, atol=1e-12)
     # with a probe held fixed along the path, delta is -eps^T A eps for one of the 2^d probes
     probes = _all_probes(D).numpy()
@@ -229,13 +252,16 @@ def _gaussian_marginal_velocity(mean, scale):
 
 
 @pytest.mark.parametrize(
-    ("divergence", "options", "tol"), GAUSSIAN_RUNS, ids=[f"{r[0]}-{r[1]['method']}" for r in GAUSSIAN_RUNS]
+    ("divergence", "options", "tol"),
+    GAUSSIAN_RUNS,
+    ids=[f"{run[0]}-{run[1]['method']}" for run in GAUSSIAN_RUNS],
 )
 @pytest.mark.parametrize(("mean", "scale"), GAUSSIAN_CASES)
 def test_gaussian_to_gaussian_log_likelihood(mean, scale, divergence, options, tol):
     mean_t = torch.tensor(mean, dtype=torch.float64)
     d = len(mean)
-    x = mean_t + scale * torch.randn(7, d, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    generator = torch.Generator().manual_seed(3)
+    x = mean_t + scale * torch.randn(7, d, generator=generator, dtype=torch.float64)
     z, delta = flow_log_likelihood(
         _gaussian_marginal_velocity(mean_t, scale), x, 0.0, 1.0, divergence=divergence,
         generator=torch.Generator().manual_seed(0), **options,
@@ -250,3 +276,9 @@ def test_gaussian_to_gaussian_log_likelihood(mean, scale, divergence, options, t
 
 def test_gaussian_runs_cover_every_divergence():
     assert {run[0] for run in GAUSSIAN_RUNS} == set(DIVERGENCES)
+
+
+def test_unknown_divergence_is_an_error():
+    x = torch.zeros(2, 2, dtype=torch.float64)
+    with pytest.raises(ValueError, match="divergence"):
+        flow_log_likelihood(lambda t, y: y, x, 0.0, 1.0, divergence="Exact")

@@ -2,15 +2,16 @@
 
 What is tested against what
 ---------------------------
-* :class:`~skflow.networks.TimeEmbedding`: its width ``2 K + 1`` against ``n_features`` and the output
-  shape, its values against ``[t, sin(2 pi k t), cos(2 pi k t)]`` computed in NumPy, for several ``K``.
+* :class:`~skflow.networks.TimeEmbedding`: its width ``2 K + 1`` against ``n_features`` and the
+  output shape, its values against ``[t, sin(2 pi k t), cos(2 pi k t)]`` computed in NumPy, for
+  several ``K``.
 * :class:`~skflow.networks.VelocityMLP`: output shape ``(n, d)`` for several widths and depths
-  (no hidden layer included); the layer widths against ``d + 2 K + 1`` inputs; that the output depends
-  on ``t`` and on ``x``, row by row; that gradients reach every parameter.
+  (no hidden layer included); the layer widths against ``d + 2 K + 1`` inputs; that the output
+  depends on ``t`` and on ``x``, row by row; that gradients reach every parameter.
 * Every activation in :data:`~skflow.networks.ACTIVATIONS` builds, appears in the network and gives
   finite outputs.
-* Float64: after ``.double()`` the parameters, the embedding's buffer and the output are float64, and
-  the output agrees with the float32 network to float32 precision.
+* Float64: after ``.double()`` the parameters, the embedding's buffer and the output are float64,
+  and the output agrees with the float32 network to float32 precision.
 """
 
 import numpy as np
@@ -31,7 +32,8 @@ def _reference_embedding(t, n_frequencies):
 
 def _inputs(n=5, d=3, seed=0, dtype=torch.float32):
     generator = torch.Generator().manual_seed(seed)
-    return torch.rand(n, generator=generator).to(dtype), torch.randn(n, d, generator=generator).to(dtype)
+    t = torch.rand(n, generator=generator).to(dtype)
+    return t, torch.randn(n, d, generator=generator).to(dtype)
 
 
 @pytest.mark.parametrize("n_frequencies", [1, 4, 8])

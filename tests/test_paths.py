@@ -20,7 +20,13 @@ import numpy as np
 import pytest
 import torch
 
-from skflow.paths import PATHS, LinearPath, ProbabilityPath, TrigonometricPath, VPDiffusionPath
+from skflow.paths import (
+    PATHS,
+    LinearPath,
+    ProbabilityPath,
+    TrigonometricPath,
+    VPDiffusionPath,
+)
 
 LINEAR_SIGMAS = (0.0, 0.01, 0.1, 0.5)
 
@@ -43,7 +49,7 @@ def _pair(n: int = 41, d: int = 3, seed: int = 0) -> tuple[np.ndarray, np.ndarra
     return rng.normal(size=(n, d)), rng.normal(loc=2.0, size=(n, d))
 
 
-# --- closed forms, written independently of skflow -------------------------------------------------
+# --- closed forms, written independently of skflow -----------------------------------------------
 
 
 def _linear_reference(sigma):
@@ -131,7 +137,8 @@ def test_linear_path_explicit_formula(sigma):
     path = LinearPath(sigma)
     xt = path.interpolate(torch.from_numpy(x0), torch.from_numpy(x1), torch.from_numpy(t)).numpy()
     u = path.velocity(torch.from_numpy(x0), torch.from_numpy(x1), torch.from_numpy(t)).numpy()
-    np.testing.assert_allclose(xt, (1 - (1 - sigma) * t[:, None]) * x0 + t[:, None] * x1, atol=1e-14)
+    expected = (1 - (1 - sigma) * t[:, None]) * x0 + t[:, None] * x1
+    np.testing.assert_allclose(xt, expected, atol=1e-14)
     np.testing.assert_allclose(u, x1 - (1 - sigma) * x0, atol=1e-14)
 
 

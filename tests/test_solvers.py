@@ -2,18 +2,18 @@
 
 What is tested against what
 ---------------------------
-* Convergence order of each fixed-step method (euler 1, midpoint 2, rk4 4) against the exact solution
-  of three problems with known closed forms: ``dy/dt = a y`` (``y0 exp(a (t1 - t0))``), a 2-D rotation
-  (a rotation matrix), and the time-dependent ``dy/dt = cos(t) y`` (``y0 exp(sin t1 - sin t0)``), which
-  checks that the stages are evaluated at the right times. The observed order ``log2(e_n / e_2n)``
-  must be within 0.25 of the theoretical order.
+* Convergence order of each fixed-step method (euler 1, midpoint 2, rk4 4) against the exact
+  solution of three problems with known closed forms: ``dy/dt = a y`` (``y0 exp(a (t1 - t0))``), a
+  2-D rotation (a rotation matrix), and the time-dependent ``dy/dt = cos(t) y``
+  (``y0 exp(sin t1 - sin t0)``), which checks that the stages are evaluated at the right times. The
+  observed order ``log2(e_n / e_2n)`` must be within 0.25 of the theoretical order.
 * ``dopri5`` reaches the requested tolerance on the same problems.
 * Integrating backwards (``t1 < t0``) against the exact backward solution, and as the inverse of the
   forward integration.
-* ``return_path``: shape ``(n_steps + 1, *y0.shape)``, first state ``y0``, last state the plain result,
-  intermediate states those of shorter integrations; rejected by ``dopri5``.
-* Batch independence of the fixed-step methods: a row integrated alone equals the same row integrated
-  in a batch (float64, to 1e-12).
+* ``return_path``: shape ``(n_steps + 1, *y0.shape)``, first state ``y0``, last state the plain
+  result, intermediate states those of shorter integrations; rejected by ``dopri5``.
+* Batch independence of the fixed-step methods: a row integrated alone equals the same row
+  integrated in a batch (float64, to 1e-12).
 """
 
 import math

@@ -1,0 +1,300 @@
+"""Held-out log-likelihood of the default FlowMatchingDensity against tuned GaussianMixture and KernelDensity.
+
+What is measured: every data set is split once, 75 % train / 25 % test (``random_state=0``). Each model
+is fitted on the train rows and scored on the test rows; the table gives the mean log-density of the
+test rows (nats per row, in the units of ``X``) with its standard error over the test rows, and the CPU
+seconds of fitting and of scoring.
+
+Models:
+
+* ``flow``: ``FlowMatchingDensity(random_state=0)`` with its defaults (``--flow-param`` overrides
+  them, e.g. ``--flow-param max_iter=1000`` for a sensitivity run).
+* ``gmm``: ``GaussianMixture(covariance_type="full")``, ``n_components`` chosen by 5-fold
+  ``GridSearchCV`` (1..10 on the real data, 1..20 on the 2-D toys).
+* ``kde``: Gaussian ``KernelDensity``, ``bandwidth`` chosen by 5-fold ``GridSearchCV`` on a log grid
+  from 0.01 to 10.
+
+The baselines run on standardised features (a ``StandardScaler`` in the pipeline, whose
+log-Jacobian ``-sum(log scale_)`` is added back, so every number is in the units of ``X``): a single
+isotropic KDE bandwidth is meaningless across features of different scales. Their fit time includes
+the grid search. A choice at the top of its grid (or the bottom of the bandwidth grid) is marked
+"(edge)".
+
+Data sets:
+
+* 2-D toys with a known density, 4000 rows (3000 train, 1000 test): ``square`` (uniform on the unit
+  square, entropy 0), ``annulus`` (uniform on 1 <= r <= 2, entropy log(3 pi)), ``gaussians8`` (eight
+  Gaussians of standard deviation 0.2 on a circle of radius 3, entropy by Monte Carlo on 10^7 draws of
+  the exact log-density, its standard error stated) and ``correlated_gaussian`` (unit variances,
+  correlation 0.9, entropy ``log(2 pi e) + log(1 - 0.9^2) / 2``). No model can beat the floor
+  ``-H`` in expectation; ``gap`` is the paired estimate ``mean(log p_true - log p_model)`` over the
+  test rows, an estimate of ``KL(p_true || p_model) >= 0`` with a much smaller error than the
+  difference of the two means.
+* ``digits`` (sklearn's 8x8 digits, 64 features with integer values 0..16), dequantised as
+  ``X + U[0, 1)``: its log-density is in nats per image with pixel values in [0, 17), and is a lower
+  bound of the log-probability of the discrete image.
+* ``breast_cancer`` (30 features) and ``wine`` (13 features), as loaded.
+
+Reproduce (from the repository root)::
+
+    OMP_NUM_THREADS=1 python benchmarks/bench_quality.py            # everything (~15-25 min)
+    OMP_NUM_THREADS=1 python benchmarks/bench_quality.py --quick    # toys, short budget (~1 min)
+    OMP_NUM_THREADS=1 python benchmarks/bench_quality.py --datasets digits wine
+
+The table is printed and written to ``benchmarks/results/quality.md`` (``quality_quick.md`` with
+``--quick``; ``--output`` picks another file).
+"""
+
+from __future__ import annotations
+
+import _common  # noqa: I001  (first: sets one thread before torch is imported)
+
+import argparse
+import ast
+import datetime
+import math
+import shlex
+import sys
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+from scipy.special import logsumexp
+from scipy.stats import multivariate_normal
+from sklearn.datasets import load_breast_cancer, load_digits, load_wine
+from sklearn.mixture import GaussianMixture
+from sklearn.model_selection import GridSearchCV, train_test_split
+from sklearn.neighbors import KernelDensity
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+
+from skflow import FlowMatchingDensity
+
+N_TOY = 4000
+N_TOY_QUICK = 1000
+N_MONTE_CARLO = 10**7
+
+
+@dataclass
+class Dataset:
+    """Rows to split and, for a toy, its exact log-density and entropy (with the entropy's error)."""
+
+    name: str
+    X: np.ndarray
+    log_density: Callable[[np.ndarray], np.ndarray] | None = None
+    entropy: float | None = None
+    entropy_se: float = 0.0
+
+
+# --------------------------------------------------------------------------------------------------
+# data sets
+
+
+def square(n: int) -> Dataset:
+    X = np.random.default_rng(0).uniform(size=(n, 2))
+    return Dataset("square", X, lambda X: np.zeros(len(X)), entropy=0.0)
+
+
+def annulus(n: int) -> Dataset:
+    rng = np.random.default_rng(0)
+    radius = np.sqrt(rng.uniform(1.0, 4.0, size=n))  # uniform in area between r = 1 and r = 2
+    angle = rng.uniform(0.0, 2 * np.pi, size=n)
+    X = np.column_stack([radius * np.cos(angle), radius * np.sin(angle)])
+    log_area = math.log(3 * math.pi)
+    return Dataset("annulus", X, lambda X: np.full(len(X), -log_area), entropy=log_area)
+
+
+def gaussians8(n: int) -> Dataset:
+    angles = 2 * np.pi * np.arange(8) / 8
+    centres = 3.0 * np.column_stack([np.cos(angles), np.sin(angles)])
+    std = 0.2
+
+    def draw(m: int, rng: np.random.Generator) -> np.ndarray:
+        return centres[rng.integers(8, size=m)] + std * rng.standard_normal((m, 2))
+
+    def log_density(X: np.ndarray) -> np.ndarray:
+        squared = ((X[:, None, :] - centres[None]) ** 2).sum(axis=2)
+        return logsumexp(-0.5 * squared / std**2, axis=1) - math.log(8 * 2 * math.pi * std**2)
+
+    # entropy = -E[log p], by Monte Carlo on draws independent of the data, in chunks
+    rng = np.random.default_rng(12345)
+    values = np.concatenate([log_density(draw(10**6, rng)) for _ in range(N_MONTE_CARLO // 10**6)])
+    entropy, entropy_se = _common.mean_and_se(-values)
+    return Dataset("gaussians8", draw(n, np.random.default_rng(0)), log_density, entropy, entropy_se)
+
+
+def correlated_gaussian(n: int) -> Dataset:
+    covariance = np.array([[1.0, 0.9], [0.9, 1.0]])
+    X = np.random.default_rng(0).multivariate_normal(np.zeros(2), covariance, size=n)
+    entropy = 0.5 * math.log(np.linalg.det(2 * math.pi * math.e * covariance))
+    return Dataset(
+        "correlated_gaussian", X, multivariate_normal(np.zeros(2), covariance).logpdf, entropy
+    )
+
+
+def digits(n: int) -> Dataset:
+    X = load_digits().data
+    return Dataset("digits", X + np.random.default_rng(0).uniform(size=X.shape))
+
+
+def breast_cancer(n: int) -> Dataset:
+    return Dataset("breast_cancer", load_breast_cancer().data)
+
+
+def wine(n: int) -> Dataset:
+    return Dataset("wine", load_wine().data)
+
+
+TOYS = {f.__name__: f for f in (square, annulus, gaussians8, correlated_gaussian)}
+REAL = {f.__name__: f for f in (digits, breast_cancer, wine)}
+DATASETS = {**TOYS, **REAL}
+
+
+# --------------------------------------------------------------------------------------------------
+# models
+
+
+def standardised_search(estimator, parameter: str, grid) -> GridSearchCV:
+    """5-fold grid search of ``parameter`` of ``estimator`` fitted on standardised features."""
+    pipeline = Pipeline([("scale", StandardScaler()), ("density", estimator)])
+    return GridSearchCV(pipeline, {f"density__{parameter}": list(grid)}, cv=5)
+
+
+def held_out_log_density(model, X: np.ndarray) -> np.ndarray:
+    """Log-density of each row in the units of ``X`` (undoing the baselines' standardisation)."""
+    if isinstance(model, GridSearchCV):
+        pipeline = model.best_estimator_
+        return pipeline.score_samples(X) - np.log(pipeline["scale"].scale_).sum()
+    return model.score_samples(X)
+
+
+def describe_choice(search: GridSearchCV) -> str:
+    (name, grid), = search.param_grid.items()
+    value = search.best_params_[name]
+    # the top of a grid, or the bottom of the bandwidth grid, may have cut the choice short
+    at_edge = value == grid[-1] or (isinstance(value, float) and value == grid[0])
+    edge = " (edge)" if at_edge else ""
+    label = name.removeprefix("density__")
+    return f"{label}={value:.3g}{edge}" if isinstance(value, float) else f"{label}={value}{edge}"
+
+
+def make_models(dataset: Dataset, quick: bool, flow_params: dict) -> dict:
+    toy = dataset.log_density is not None
+    max_components = 5 if quick else (20 if toy else 10)
+    bandwidths = np.logspace(-2, 1, 10 if quick else 31)
+    return {
+        "flow": FlowMatchingDensity(random_state=0).set_params(**flow_params),
+        "gmm": standardised_search(
+            GaussianMixture(covariance_type="full", random_state=0),
+            "n_components",
+            range(1, max_components + 1),
+        ),
+        "kde": standardised_search(KernelDensity(), "bandwidth", bandwidths),
+    }
+
+
+# --------------------------------------------------------------------------------------------------
+
+
+def evaluate(dataset: Dataset, quick: bool, flow_params: dict) -> list[dict]:
+    X_train, X_test = train_test_split(dataset.X, test_size=0.25, random_state=0)
+    floor = "" if dataset.entropy is None else f"{0.0 - dataset.entropy:.3f}"
+    if dataset.entropy_se:
+        floor += f" ± {dataset.entropy_se:.4f}"
+    rows = []
+    for name, model in make_models(dataset, quick, flow_params).items():
+        _, fit_seconds, _ = _common.timed(model.fit, X_train)
+        log_density, score_seconds, _ = _common.timed(held_out_log_density, model, X_test)
+        mean, se = _common.mean_and_se(log_density)
+        if isinstance(model, GridSearchCV):
+            note = describe_choice(model)
+        else:
+            note = f"{model.n_iter_} epochs, {model.t_} steps"
+        row = {
+            "dataset": dataset.name,
+            "n train/test": f"{len(X_train)}/{len(X_test)}",
+            "d": dataset.X.shape[1],
+            "model": name,
+            "test LL ± SE": f"{mean:.3f} ± {se:.3f}",
+            "floor -H": floor,
+            "gap (KL est.) ± SE": "",
+            "fit s": f"{fit_seconds:.1f}",
+            "score s": f"{score_seconds:.1f}",
+            "selected / trained": note,
+        }
+        if dataset.log_density is not None:
+            gap, gap_se = _common.mean_and_se(dataset.log_density(X_test) - log_density)
+            row["gap (KL est.) ± SE"] = f"{gap:.3f} ± {gap_se:.3f}"
+        print(_common.markdown_table([row], list(row)).splitlines()[-1], flush=True)
+        rows.append(row)
+    return rows
+
+
+def parse_flow_params(items: list[str]) -> dict:
+    """``["max_iter=1000", "hidden_layer_sizes=(64, 64)"]`` -> keyword arguments."""
+    params = {}
+    for item in items:
+        key, _, value = item.partition("=")
+        params[key.strip()] = ast.literal_eval(value.strip())
+    return params
+
+
+NOTES = """\
+Test LL: mean log-density of the test rows (nats per row, units of X), ± its standard error over the
+test rows. Floor -H: minus the entropy of a toy's true density, the best expected test LL (for
+`gaussians8` by Monte Carlo over 10^7 draws, ± its standard error). Gap: mean over the test rows of
+log p_true - log p_model, an estimate of KL(p_true || p_model) (0 is perfect). Fit s / score s: CPU
+seconds (one thread; the baselines' fit includes the 5-fold grid search). Baselines run on
+standardised features with the Jacobian added back. digits: X + U[0, 1), nats per 8x8 image with
+pixel values in [0, 17) (bits per pixel = -LL / (64 ln 2)).
+"""
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--quick", action="store_true", help="toys only, 1000 rows, flow max_iter=20, small grids"
+    )
+    parser.add_argument(
+        "--datasets", nargs="+", choices=sorted(DATASETS), help="data sets to run (default: all)"
+    )
+    parser.add_argument(
+        "--flow-param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="override a FlowMatchingDensity default, e.g. max_iter=1000 (repeatable)",
+    )
+    parser.add_argument("--output", help="result file (default quality.md, quality_quick.md)")
+    args = parser.parse_args(argv)
+
+    flow_params = parse_flow_params(args.flow_param)
+    if args.quick:
+        flow_params = {"max_iter": 20, **flow_params}
+    names = args.datasets or list(TOYS if args.quick else DATASETS)
+    n_toy = N_TOY_QUICK if args.quick else N_TOY
+    load_at_start = _common.load_average()
+
+    rows = []
+    for name in names:
+        dataset = DATASETS[name](n_toy)
+        rows += evaluate(dataset, args.quick, flow_params)
+    table = _common.markdown_table(rows, list(rows[0]))
+
+    arguments = sys.argv[1:] if argv is None else argv
+    command = " ".join(["OMP_NUM_THREADS=1 python benchmarks/bench_quality.py", *map(shlex.quote, arguments)])
+    flow_setting = ", ".join(f"{k}={v!r}" for k, v in flow_params.items()) or "defaults"
+    text = (
+        "## Quality benchmark: held-out log-likelihood\n\n"
+        f"`{command}`, {datetime.date.today()}; {_common.machine_description()}. "
+        f"1-minute load average {load_at_start} at the start, {_common.load_average()} at the end. "
+        f"FlowMatchingDensity: {flow_setting}.\n\n"
+        f"{table}\n\n{NOTES}"
+    )
+    print("\n" + text)
+    output = args.output or ("quality_quick.md" if args.quick else "quality.md")
+    print(f"written to {_common.write_result(output, text)}")
+
+
+if __name__ == "__main__":
+    main()
