@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 from torch import nn
+from torch.optim.swa_utils import get_ema_multi_avg_fn
 
 from .couplings import Coupling
 from .paths import ProbabilityPath
@@ -176,21 +177,21 @@ class FlowMatchingTrainer:
         try:
             for epoch in range(cfg.max_iter):
                 order = torch.randperm(n_train, generator=generator, device=x_train.device)
-                epoch_loss, epoch_weight = 0.0, 0.0
+                # the epoch's loss stays on the device: no host synchronisation inside the epoch
+                epoch_loss = torch.zeros((), device=x_train.device)
                 for index in self._batches(order):
                     t, xt, ut = self._regression_pairs(x_train[index], generator)
                     loss = _weighted_mse(model(t, xt), ut, w_train[index])
-                    if not torch.isfinite(loss):
-                        raise FloatingPointError
                     optimizer.zero_grad(set_to_none=True)
                     loss.backward()
                     optimizer.step()
                     history.n_steps += 1
                     self._update_ema(ema, model, history.n_steps)
-                    batch_weight = float(w_train[index].sum())
-                    epoch_loss += loss.item() * batch_weight
-                    epoch_weight += batch_weight
-                history.loss_curve.append(epoch_loss / epoch_weight)
+                    epoch_loss += loss.detach() * w_train[index].sum()
+                epoch_loss = epoch_loss.item() / float(w_train.sum())
+                if not math.isfinite(epoch_loss):
+                    raise FloatingPointError
+                history.loss_curve.append(epoch_loss)
                 history.n_iter = epoch + 1
                 if validation is None:
                     # the training loss is dominated by the irreducible variance of the conditional
@@ -251,6 +252,4 @@ class FlowMatchingTrainer:
     def _update_ema(self, ema: nn.Module, model: nn.Module, step: int) -> None:
         # warm-up of the decay so that short runs are not dominated by the initial weights
         decay = min(self.config.ema_decay, (1.0 + step) / (10.0 + step))
-        with torch.no_grad():
-            for averaged, current in zip(ema.parameters(), model.parameters()):
-                averaged.lerp_(current, 1.0 - decay)
+        get_ema_multi_avg_fn(decay)(list(ema.parameters()), list(model.parameters()), None)

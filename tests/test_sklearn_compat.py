@@ -1,5 +1,6 @@
 """scikit-learn's own estimator checks, run on small, fast instances."""
 
+import torch
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from skflow import FlowMatchingDensity
@@ -23,7 +24,9 @@ def _expected_failures(estimator):
         FlowMatchingDensity(**FAST),
         FlowMatchingDensity(path="trig", coupling="ot", early_stopping=False, **FAST),
         FlowMatchingDensity(path="vp", coupling="sinkhorn", solver="midpoint", **FAST),
-    ],
+    ]
+    # on a machine with a GPU, the whole suite of checks runs on it too
+    + ([FlowMatchingDensity(device="cuda", coupling="ot", **FAST)] if torch.cuda.is_available() else []),
     expected_failed_checks=_expected_failures,
 )
 def test_sklearn_compatible(estimator, check):
