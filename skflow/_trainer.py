@@ -40,6 +40,7 @@ class TrainingConfig:
     max_iter: int
     batch_size: int
     learning_rate_init: float
+    learning_rate: str
     ema_decay: float
     early_stopping: bool
     n_iter_no_change: int
@@ -166,6 +167,7 @@ class FlowMatchingTrainer:
         cfg = self.config
         ema = copy.deepcopy(model).requires_grad_(False)
         optimizer = torch.optim.Adam(model.parameters(), lr=cfg.learning_rate_init)
+        scheduler = self._scheduler(optimizer, len(self._batches(torch.arange(x_train.shape[0]))))
         history = TrainingHistory()
         validation = (
             self._validation_batches(x_val, w_val, generator) if cfg.early_stopping else None
@@ -185,6 +187,7 @@ class FlowMatchingTrainer:
                     optimizer.zero_grad(set_to_none=True)
                     loss.backward()
                     optimizer.step()
+                    scheduler.step()
                     history.n_steps += 1
                     self._update_ema(ema, model, history.n_steps)
                     epoch_loss += loss.detach() * w_train[index].sum()
@@ -238,6 +241,18 @@ class FlowMatchingTrainer:
             )
         ema.load_state_dict(best_state)
         return ema, history
+
+    def _scheduler(
+        self, optimizer: torch.optim.Optimizer, batches_per_epoch: int
+    ) -> torch.optim.lr_scheduler.LRScheduler:
+        """Per-step learning-rate schedule: constant, or a cosine decay from ``learning_rate_init``
+        to zero over the ``max_iter`` epochs (Loshchilov & Hutter, *SGDR*, ICLR 2017)."""
+        if self.config.learning_rate == "constant":
+            return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+        total = self.config.max_iter * batches_per_epoch
+        return torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda step: 0.5 * (1.0 + math.cos(math.pi * min(step, total) / total))
+        )
 
     def _report(self, epoch: int, history: TrainingHistory, start_time: float) -> None:
         if not self.config.verbose:

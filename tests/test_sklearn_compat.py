@@ -21,8 +21,8 @@ def _expected_failures(estimator):
 
 @parametrize_with_checks(
     [
-        FlowMatchingDensity(**FAST),
-        FlowMatchingDensity(path="trig", coupling="ot", early_stopping=False, **FAST),
+        FlowMatchingDensity(early_stopping=True, **FAST),
+        FlowMatchingDensity(path="trig", coupling="ot", learning_rate="constant", **FAST),
         FlowMatchingDensity(path="vp", coupling="sinkhorn", solver="midpoint", **FAST),
     ]
     # on a machine with a GPU, the whole suite of checks runs on it too
