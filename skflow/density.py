@@ -63,16 +63,16 @@ class FlowMatchingDensity(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Den
         Activation of the hidden layers. Smooth activations give smooth flows.
     max_iter : int, default=500
         Number of epochs (passes over the training rows); the most, with early stopping. On 3000
-        rows of two moons, 200 epochs at a constant step of 1e-3 gave a held-out log-likelihood of
-        -1.14 and the defaults -0.78 (500 epochs, about 20 s on one core).
+        rows of two moons the defaults reach a held-out log-likelihood of -0.775 nats in 20 s of one
+        core, where 200 epochs at a constant step of 1e-3 reached -1.116
+        (``benchmarks/bench_defaults.py``).
     batch_size : int, default=256
         Rows per minibatch (capped at the number of training rows).
     learning_rate_init : float, default=5e-3
         Initial step size of Adam.
     learning_rate : {"constant", "cosine"}, default="cosine"
-        Step-size schedule: constant, or a cosine decay to zero over the ``max_iter`` epochs. The
-        decay lets a larger initial step train faster: on two moons, 600 epochs reached -0.772
-        nats with the cosine decay from 5e-3, as 1500 epochs at a constant 3e-3 did.
+        Step-size schedule: constant, or a cosine decay to zero over the ``max_iter`` epochs (on
+        two moons, -0.775 nats against -0.788 with a constant step at the default budget).
     ema_decay : float, default=0.999
         Decay of the exponential moving average of the weights; the average is the fitted model.
         The decay is warmed up as ``min(ema_decay, (1 + k) / (10 + k))`` at step ``k``.
@@ -80,7 +80,7 @@ class FlowMatchingDensity(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Den
         Hold out ``validation_fraction`` of the rows and stop when the flow-matching loss of the
         averaged model on fixed validation pairs stops improving; the best epoch's model is kept.
         Off by default: the validation loss bottoms out before the held-out likelihood does (on two
-        moons it stopped at 265 epochs and -0.85 nats where the full budget reached -0.79).
+        moons it stopped after 193 epochs at -0.854 nats where the full budget reached -0.775).
         Otherwise all ``max_iter`` epochs run and the last epoch's model is kept: the training loss
         is dominated by the irreducible variance of the conditional targets, too noisy to stop on.
     validation_fraction : float, default=0.1

@@ -1,0 +1,110 @@
+"""FlowMatchingDensity on a CUDA device against the same machine's CPU, as ratios taken in one run.
+
+Measured (wall-clock seconds, after one warm-up fit that pays CUDA's start-up):
+
+(a) Training throughput in optimiser steps per second with the default network, the linear path and
+    the independent coupling, at batch 256 (the default) and 4096, 2-D and 32-D data.
+(b) ``score_samples`` (exact divergence, default RK4) in rows per second at d = 2 and d = 32.
+
+Reproduce on a machine with a GPU (from the repository root)::
+
+    python benchmarks/bench_gpu.py
+
+It prints a table and writes it to ``benchmarks/results/gpu.md``. The CPU side uses every core torch
+sees (``torch.get_num_threads()``), as a user of that machine would.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from _common import markdown_table, write_result  # noqa: E402
+from bench_speed import correlated_gaussian  # noqa: E402
+
+from skflow import FlowMatchingDensity  # noqa: E402
+
+
+def _synchronised_seconds(function, *args) -> tuple[object, float]:
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    result = function(*args)
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    return result, time.perf_counter() - start
+
+
+def training_rate(device: str, X: np.ndarray, batch_size: int, epochs: int) -> float:
+    flow = FlowMatchingDensity(
+        device=device, batch_size=batch_size, max_iter=epochs, random_state=0
+    )
+    flow, seconds = _synchronised_seconds(flow.fit, X)
+    return flow.t_ / seconds
+
+
+def scoring_rate(device: str, flow: FlowMatchingDensity, X: np.ndarray) -> float:
+    flow.set_params(device=device)
+    _, seconds = _synchronised_seconds(flow.score_samples, X)
+    return X.shape[0] / seconds
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--output", default="gpu.md")
+    args = parser.parse_args(argv)
+    if not torch.cuda.is_available():
+        sys.exit("bench_gpu.py needs a CUDA device.")
+    torch.set_num_threads(os.cpu_count())  # _common pins one thread for the CPU benchmarks
+    training_rate("cuda", correlated_gaussian(4096, 2), 256, 2)  # warm-up: CUDA context, kernels
+    rows = []
+    for d in (2, 32):
+        for batch_size in (256, 4096):
+            X = correlated_gaussian(batch_size * 40, d)
+            epochs = 5
+            gpu = training_rate("cuda", X, batch_size, epochs)
+            cpu = training_rate("cpu", X, batch_size, epochs)
+            rows.append(
+                {
+                    "what": f"fit steps/s, batch {batch_size}",
+                    "d": d,
+                    "cuda": f"{gpu:.0f}",
+                    "cpu": f"{cpu:.0f}",
+                    "cuda / cpu": f"{gpu / cpu:.1f}",
+                }
+            )
+        flow = FlowMatchingDensity(max_iter=1, random_state=0).fit(correlated_gaussian(2048, d))
+        X = correlated_gaussian(20000 if d == 2 else 4000, d, seed=1)
+        gpu, cpu = scoring_rate("cuda", flow, X), scoring_rate("cpu", flow, X)
+        rows.append(
+            {
+                "what": f"score_samples rows/s ({X.shape[0]} rows)",
+                "d": d,
+                "cuda": f"{gpu:.0f}",
+                "cpu": f"{cpu:.0f}",
+                "cuda / cpu": f"{gpu / cpu:.1f}",
+            }
+        )
+        print(rows[-1], flush=True)
+    text = (
+        "## GPU against the same machine's CPU\n\n"
+        f"`python benchmarks/bench_gpu.py` on {torch.cuda.get_device_name()}, "
+        f"torch {torch.__version__}, CPU side with {torch.get_num_threads()} torch threads "
+        f"({os.cpu_count()} cores visible); wall-clock seconds after a warm-up fit.\n\n"
+        + markdown_table(rows, list(rows[0]))
+    )
+    print(text)
+    write_result(args.output, text)
+
+
+if __name__ == "__main__":
+    main()
