@@ -20,9 +20,10 @@ from .networks import ACTIVATIONS, VelocityMLP
 from .paths import PATHS, ProbabilityPath
 from .solvers import SOLVERS, integrate
 
-# Rows per inference chunk are chosen so that the largest per-row intermediate (a d x width block of
-# the batched Jacobian) stays near this many float64 numbers (32 MiB).
-_CHUNK_ELEMENTS = 2**22
+# Rows per inference chunk are chosen so that the largest intermediate (the d x rows x width block of
+# the batched Jacobian) stays near this many float64 numbers (8 MiB): at d = 32, 1024-row chunks took
+# 24 s for 1024 rows and 256-row chunks 16 s (benchmarks/results/speed.md).
+_CHUNK_ELEMENTS = 2**20
 
 
 def resolve_device(device: str) -> torch.device:
@@ -176,6 +177,9 @@ class BaseFlow(BaseEstimator):
         def to_tensor(a):
             return None if a is None else torch.as_tensor(a, dtype=torch.float32, device=device)
 
+        if np.all(weight == weight[0]):
+            weight = None  # equal weights: the plain mean, exactly as without sample_weight
+
         generator = torch.Generator(device=device).manual_seed(_seed(rng))
         trainer = FlowMatchingTrainer(
             path=self._make_path(),
@@ -197,9 +201,9 @@ class BaseFlow(BaseEstimator):
         ema, history = trainer.fit(
             model,
             to_tensor(X_std[train_rows]),
-            to_tensor(weight[train_rows]),
+            None if weight is None else to_tensor(weight[train_rows]),
             None if val_rows is None else to_tensor(X_std[val_rows]),
-            None if val_rows is None else to_tensor(weight[val_rows]),
+            None if val_rows is None or weight is None else to_tensor(weight[val_rows]),
             generator,
         )
         # the fitted network lives on the CPU so that a pickle loads anywhere

@@ -60,10 +60,22 @@ class TrainingHistory:
 
 
 def _weighted_mse(
-    prediction: torch.Tensor, target: torch.Tensor, weight: torch.Tensor
+    prediction: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None
 ) -> torch.Tensor:
+    """Mean squared error per coordinate, averaged over rows with ``weight`` (None: equally)."""
+    if weight is None:
+        return (prediction - target).pow(2).mean()
     per_row = (prediction - target).pow(2).mean(dim=1)
     return (per_row * weight).sum() / weight.sum()
+
+
+def _rows(weight: torch.Tensor | None, index: torch.Tensor) -> torch.Tensor | None:
+    return None if weight is None else weight[index]
+
+
+def _total(weight: torch.Tensor | None, index: torch.Tensor) -> torch.Tensor | int:
+    """Total weight of the rows ``index``: their count when rows are weighted equally."""
+    return index.numel() if weight is None else weight[index].sum()
 
 
 class FlowMatchingTrainer:
@@ -110,14 +122,14 @@ class FlowMatchingTrainer:
         return t, self.path.interpolate(x0, x1, t), self.path.velocity(x0, x1, t)
 
     def _validation_batches(
-        self, x_val: torch.Tensor, w_val: torch.Tensor, generator: torch.Generator
+        self, x_val: torch.Tensor, w_val: torch.Tensor | None, generator: torch.Generator
     ) -> list[tuple[torch.Tensor, ...]]:
         """Fixed validation pairs, drawn once so that every epoch is scored on the same targets."""
         repeats = max(1, math.ceil(2048 / x_val.shape[0]))
         rows = x_val.repeat(repeats, 1)
-        weights = w_val.repeat(repeats)
+        weights = None if w_val is None else w_val.repeat(repeats)
         return [
-            (*self._regression_pairs(rows[index], generator), weights[index])
+            (*self._regression_pairs(rows[index], generator), _rows(weights, index), index)
             for index in self._batches(torch.arange(rows.shape[0], device=rows.device))
         ]
 
@@ -130,16 +142,17 @@ class FlowMatchingTrainer:
     @torch.no_grad()
     def _validation_loss(model: nn.Module, batches: list[tuple[torch.Tensor, ...]]) -> float:
         total, weight = 0.0, 0.0
-        for t, xt, ut, w in batches:
-            total += float(_weighted_mse(model(t, xt), ut, w)) * float(w.sum())
-            weight += float(w.sum())
+        for t, xt, ut, w, index in batches:
+            batch_weight = float(index.numel() if w is None else w.sum())
+            total += float(_weighted_mse(model(t, xt), ut, w)) * batch_weight
+            weight += batch_weight
         return total / weight
 
     def fit(
         self,
         model: nn.Module,
         x_train: torch.Tensor,
-        w_train: torch.Tensor,
+        w_train: torch.Tensor | None,
         x_val: torch.Tensor | None,
         w_val: torch.Tensor | None,
         generator: torch.Generator,
@@ -151,7 +164,7 @@ class FlowMatchingTrainer:
         model : torch.nn.Module
             Velocity network ``model(t, x)``; its weights are the starting point.
         x_train, w_train : torch.Tensor
-            Training rows (n, d) and their weights (n,).
+            Training rows (n, d) and their weights (n,), None when all rows weigh the same.
         x_val, w_val : torch.Tensor or None
             Validation rows and weights; required when ``config.early_stopping`` is True.
         generator : torch.Generator
@@ -183,15 +196,15 @@ class FlowMatchingTrainer:
                 epoch_loss = torch.zeros((), device=x_train.device)
                 for index in self._batches(order):
                     t, xt, ut = self._regression_pairs(x_train[index], generator)
-                    loss = _weighted_mse(model(t, xt), ut, w_train[index])
+                    loss = _weighted_mse(model(t, xt), ut, _rows(w_train, index))
                     optimizer.zero_grad(set_to_none=True)
                     loss.backward()
                     optimizer.step()
                     scheduler.step()
                     history.n_steps += 1
                     self._update_ema(ema, model, history.n_steps)
-                    epoch_loss += loss.detach() * w_train[index].sum()
-                epoch_loss = epoch_loss.item() / float(w_train.sum())
+                    epoch_loss += loss.detach() * _total(w_train, index)
+                epoch_loss = epoch_loss.item() / float(_total(w_train, order))
                 if not math.isfinite(epoch_loss):
                     raise FloatingPointError
                 history.loss_curve.append(epoch_loss)
