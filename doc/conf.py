@@ -35,10 +35,12 @@ extensions = [
     "sphinx.ext.intersphinx",
     "sphinx.ext.mathjax",
     "numpydoc",
+    "sphinx_gallery.gen_gallery",
 ]
 
 templates_path = ["_templates"]
-exclude_patterns = ["_build", "Thumbs.db", ".DS_Store"]
+# examples/ holds the gallery's sources; sphinx-gallery renders them into auto_examples/
+exclude_patterns = ["_build", "Thumbs.db", ".DS_Store", "examples"]
 root_doc = "index"
 default_role = "literal"
 # "On this page" lists methods as ``fit()``, not ``FlowMatchingDensity.fit()``
@@ -61,6 +63,22 @@ autodoc_member_order = "groupwise"
 # autosummary already lists the members; numpydoc's own member tables would duplicate them
 numpydoc_show_class_members = False
 numpydoc_class_members_toctree = False
+
+# -- sphinx-gallery ------------------------------------------------------------------------------
+
+# doc/examples/plot_*.py are run at build time (each with a small training budget) and rendered,
+# with their figures and output, under doc/auto_examples/.
+sphinx_gallery_conf = {
+    "examples_dirs": "examples",
+    "gallery_dirs": "auto_examples",
+    "filename_pattern": r"/plot_",
+    "within_subsection_order": "FileNameSortKey",
+    "abort_on_example_error": True,
+    "download_all_examples": False,
+    "remove_config_comments": True,
+    # no sg_execution_times.rst written into the source tree
+    "write_computation_times": False,
+}
 
 # -- intersphinx (opt-in: needs the network) -----------------------------------------------------
 

@@ -1,7 +1,8 @@
 """skflow: flow matching and stochastic interpolants for scikit-learn."""
 
 from .density import FlowMatchingDensity
+from .outlier import FlowMatchingOutlierDetector
 
-__all__ = ["FlowMatchingDensity", "__version__"]
+__all__ = ["FlowMatchingDensity", "FlowMatchingOutlierDetector", "__version__"]
 
 __version__ = "0.1.0.dev0"

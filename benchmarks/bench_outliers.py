@@ -1,0 +1,376 @@
+"""Unsupervised anomaly detection: FlowMatchingOutlierDetector against scikit-learn's detectors.
+
+**Part 1, comparison.** The protocol of the public tabular anomaly-detection benchmarks (e.g.
+ADBench, Han et al., NeurIPS 2022): for each seed, a random stratified 60/40 split of the labelled
+rows; features standardised with the mean and standard deviation of the training part; every
+detector fitted **without labels** on the training part (which holds the data set's share of
+outliers, so training is contaminated); ROC-AUC and average precision of the test part's scores
+(``-score_samples``: higher = more abnormal). The tables give the mean and the standard deviation
+over the seeds; the detectors are ranked on each data set by their mean ROC-AUC (1 = best) and the
+ranks averaged over the data sets. Every detector runs with its default hyperparameters (no tuning
+on the labels):
+
+* ``flow``: ``FlowMatchingOutlierDetector(random_state=seed)``;
+* ``iforest``: ``IsolationForest(random_state=seed)``;
+* ``lof``: ``LocalOutlierFactor(novelty=True)`` (20 neighbours);
+* ``ocsvm``: ``OneClassSVM()`` (RBF kernel, ``gamma="scale"``, ``nu=0.5``);
+* ``gmm``: ``GaussianMixture(random_state=seed)`` (one full-covariance Gaussian).
+
+The data sets are fixed (sub-samples drawn once with seed 0); only the split changes with the seed:
+
+* ``breast_cancer``: scikit-learn's Wisconsin breast cancer (30 features); the 357 benign rows are
+  inliers, 21 malignant rows drawn at random the outliers (5.6 %), as in ODDS/ADBench's WBC.
+* ``wine``: scikit-learn's wine (13 features); classes 1 and 2 (119 rows) are inliers, 10 rows of
+  class 0 the outliers (7.8 %), as in ODDS's wine.
+* ``digits``: scikit-learn's 8x8 digits (64 pixel features, several of them constant in the
+  training part); 40 rows of each of the digits 1-9 are inliers, 11 zeros the outliers (3.0 %), as
+  in ODDS's optdigits (sub-sampled to keep the run short).
+* ``moons``: synthetic; 500 rows of two interleaved half-moons (noise 0.1) are inliers, 25 rows
+  uniform on the box [-1.5, 2.5] x [-1, 1.5] the outliers (4.8 %): curved, non-elliptical inliers.
+
+**Part 2, contaminated training data.** The detector scores its training rows held out (two
+folds) and fits its final flow without the rows those scores flag (``trimmed_``). Three variants
+of the flow, same splits and
+seeds: ``flow`` (the detector), ``flow, no trim`` (a single fit on all training rows: the
+ablation) and ``flow, clean train`` (fitted on the training inliers only: an oracle that uses the
+labels, the bound of what handling contamination can recover). On ``wine`` as above (outliers
+that are a class of their own; part 1's ``flow`` results are reused), and on ``moons + gross``:
+the moons split with 5 % more training rows drawn from N(mean, (100 std)^2) (gross errors, e.g. a
+unit mix-up), added to the training part before it is standardised; the test part is unchanged.
+
+The reading of the results (which data sets the flow wins or loses, and why) is written by hand
+below the tables of ``benchmarks/results/outliers.md`` after a run.
+
+Reproduce (from the repository root)::
+
+    OMP_NUM_THREADS=1 python benchmarks/bench_outliers.py            # both parts, ~8 min, one core
+    OMP_NUM_THREADS=1 python benchmarks/bench_outliers.py --part 1   # the comparison only
+    OMP_NUM_THREADS=1 python benchmarks/bench_outliers.py --quick    # 2 seeds, max_iter=50
+
+The tables are printed and written to ``benchmarks/results/outliers.md`` (``outliers_quick.md`` with
+``--quick``; ``--output`` picks another file).
+"""
+
+from __future__ import annotations
+
+import _common  # noqa: I001  (first: sets one thread before torch is imported)
+
+import argparse
+import datetime
+import shlex
+import sys
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.datasets import load_breast_cancer, load_digits, load_wine, make_moons
+from sklearn.ensemble import IsolationForest
+from sklearn.metrics import average_precision_score, roc_auc_score
+from sklearn.mixture import GaussianMixture
+from sklearn.model_selection import train_test_split
+from sklearn.neighbors import LocalOutlierFactor
+from sklearn.preprocessing import StandardScaler
+from sklearn.svm import OneClassSVM
+
+from skflow import FlowMatchingOutlierDetector
+
+GROSS_SHARE = 0.05
+GROSS_SCALE = 100.0
+
+
+# --------------------------------------------------------------------------------------------------
+# data sets
+
+
+@dataclass
+class Dataset:
+    """Rows and labels (1 = outlier); ``gross`` adds gross errors to every training part."""
+
+    name: str
+    X: np.ndarray
+    y: np.ndarray
+    gross: bool = False
+
+
+def _inliers_and_outliers(name, inliers, outliers) -> Dataset:
+    X = np.vstack([inliers, outliers])
+    y = np.r_[np.zeros(len(inliers), dtype=int), np.ones(len(outliers), dtype=int)]
+    return Dataset(name, X, y)
+
+
+def breast_cancer() -> Dataset:
+    data = load_breast_cancer()
+    malignant = data.data[data.target == 0]
+    pick = np.random.default_rng(0).choice(len(malignant), 21, replace=False)
+    return _inliers_and_outliers("breast_cancer", data.data[data.target == 1], malignant[pick])
+
+
+def wine() -> Dataset:
+    data = load_wine()
+    class0 = data.data[data.target == 0]
+    pick = np.random.default_rng(0).choice(len(class0), 10, replace=False)
+    return _inliers_and_outliers("wine", data.data[data.target > 0], class0[pick])
+
+
+def digits() -> Dataset:
+    data = load_digits()
+    rng = np.random.default_rng(0)
+    inliers = np.vstack([rng.permutation(data.data[data.target == k])[:40] for k in range(1, 10)])
+    zeros = rng.permutation(data.data[data.target == 0])[:11]
+    return _inliers_and_outliers("digits", inliers, zeros)
+
+
+def moons() -> Dataset:
+    inliers, _ = make_moons(n_samples=500, noise=0.1, random_state=0)
+    outliers = np.random.default_rng(0).uniform([-1.5, -1.0], [2.5, 1.5], size=(25, 2))
+    return _inliers_and_outliers("moons", inliers, outliers)
+
+
+def moons_gross() -> Dataset:
+    data = moons()
+    return Dataset("moons + gross", data.X, data.y, gross=True)
+
+
+DATASETS = {f.__name__: f for f in (breast_cancer, wine, digits, moons)}
+ROBUSTNESS_DATASETS = {"wine": wine, "moons_gross": moons_gross}
+
+
+# --------------------------------------------------------------------------------------------------
+# detectors
+
+
+class _UntrimmedFlow(FlowMatchingOutlierDetector):
+    """The detector without its trimmed refit (the ablation of part 2)."""
+
+    _trim = False
+
+
+RANKED = ["flow", "iforest", "lof", "ocsvm", "gmm"]
+
+
+def comparison_detectors(seed: int, flow_params: dict) -> dict:
+    return {
+        "flow": FlowMatchingOutlierDetector(random_state=seed, **flow_params),
+        "iforest": IsolationForest(random_state=seed),
+        "lof": LocalOutlierFactor(novelty=True),
+        "ocsvm": OneClassSVM(),
+        "gmm": GaussianMixture(random_state=seed),
+    }
+
+
+def robustness_detectors(seed: int, flow_params: dict) -> dict:
+    return {
+        "flow": FlowMatchingOutlierDetector(random_state=seed, **flow_params),
+        "flow, no trim": _UntrimmedFlow(random_state=seed, **flow_params),
+        "flow, clean train": FlowMatchingOutlierDetector(random_state=seed, **flow_params),
+    }
+
+
+# --------------------------------------------------------------------------------------------------
+# one split
+
+
+def run_seed(dataset: Dataset, seed: int, detectors: dict, done: dict) -> dict:
+    """Fit every detector on one split; returns {detector: {metric: value}}.
+
+    ``done`` maps ``(dataset, seed, detector)`` to results already measured (the same detector on
+    the same split in the other part); those are reused, and new ones added.
+    """
+    X_train, X_test, y_train, y_test = train_test_split(
+        dataset.X, dataset.y, test_size=0.4, stratify=dataset.y, random_state=seed
+    )
+    inliers = X_train[y_train == 0]
+    if dataset.gross:
+        rng = np.random.default_rng(1000 + seed)
+        n_gross = int(round(GROSS_SHARE * len(X_train)))
+        gross = X_train.mean(axis=0) + GROSS_SCALE * X_train.std(axis=0) * rng.standard_normal(
+            (n_gross, X_train.shape[1])
+        )
+        X_train = np.vstack([X_train, gross])
+        y_train = np.r_[y_train, np.ones(n_gross, dtype=int)]
+    scaler = StandardScaler().fit(X_train)
+    X_train, X_test, inliers = (scaler.transform(a) for a in (X_train, X_test, inliers))
+    results = {}
+    for name, detector in detectors.items():
+        if (dataset.name, seed, name) in done:
+            results[name] = done[dataset.name, seed, name]
+            continue
+        rows = inliers if name == "flow, clean train" else X_train
+        _, fit_s, _ = _common.timed(detector.fit, rows)
+        scores, score_s, _ = _common.timed(detector.score_samples, X_test)
+        if not np.all(np.isfinite(scores)):
+            raise RuntimeError(f"{name} gave non-finite scores on {dataset.name}")
+        record = {
+            "auc": roc_auc_score(y_test, -scores),
+            "ap": average_precision_score(y_test, -scores),
+            "fit_s": fit_s,
+            "score_s": score_s,
+        }
+        if not isinstance(detector, GaussianMixture):  # GaussianMixture has no threshold
+            flagged = detector.predict(X_test) == -1
+            record["false_alarms"] = flagged[y_test == 0].mean()
+            record["recall"] = flagged[y_test == 1].mean()
+        if hasattr(detector, "trimmed_") and name != "flow, clean train":
+            trimmed = detector.trimmed_
+            record["trimmed"] = trimmed.mean()
+            record["outliers_trimmed"] = trimmed[y_train == 1].mean()
+        results[name] = done[dataset.name, seed, name] = record
+    return results
+
+
+# --------------------------------------------------------------------------------------------------
+# tables
+
+
+def _mean_std(values, digits=3, scale=1.0) -> str:
+    v = np.asarray(values, dtype=float) * scale
+    return f"{v.mean():.{digits}f} ± {v.std(ddof=1):.{digits}f}"
+
+
+def summarise(dataset_name: str, per_seed: list[dict]) -> list[dict]:
+    rows = []
+    for name in per_seed[0]:
+        values = {key: [r[name][key] for r in per_seed] for key in per_seed[0][name]}
+        row = {
+            "dataset": dataset_name,
+            "detector": name,
+            "ROC-AUC": _mean_std(values["auc"]),
+            "AP": _mean_std(values["ap"]),
+            "auc_mean": float(np.mean(values["auc"])),
+            "ap_mean": float(np.mean(values["ap"])),
+            "fit s": f"{np.mean(values['fit_s']):.1f}",
+            "score s": f"{np.mean(values['score_s']):.2f}",
+        }
+        for key, label in [
+            ("false_alarms", "false alarms %"),
+            ("recall", "recall %"),
+            ("trimmed", "trimmed % of train"),
+            ("outliers_trimmed", "% of train outliers trimmed"),
+        ]:
+            if key in values:
+                row[label] = _mean_std(values[key], 1, 100.0)
+        rows.append(row)
+    ranked = [r for r in rows if r["detector"] in RANKED]
+    if len(ranked) > 1:
+        for metric in ("auc", "ap"):
+            means = np.array([r[f"{metric}_mean"] for r in ranked])
+            for row, rank in zip(ranked, _average_ranks(-means)):
+                row[f"{metric} rank"] = rank
+    return rows
+
+
+def _average_ranks(values: np.ndarray) -> np.ndarray:
+    """1-based ranks of ``values`` in increasing order, ties sharing their mean rank."""
+    return np.array([(values < v).sum() + ((values == v).sum() + 1) / 2 for v in values])
+
+
+def comparison_tables(rows: list[dict]) -> str:
+    datasets = list(dict.fromkeys(r["dataset"] for r in rows))
+    detectors = list(dict.fromkeys(r["detector"] for r in rows))
+    summary = []
+    for metric, label in (("ROC-AUC", "auc"), ("AP", "ap")):
+        for detector in detectors:
+            entry = {"metric": metric, "detector": detector}
+            mine = [r for r in rows if r["detector"] == detector]
+            for row in mine:
+                entry[row["dataset"]] = f"{row[metric]} ({row[f'{label} rank']:g})"
+            entry["mean rank"] = f"{np.mean([r[f'{label} rank'] for r in mine]):.2f}"
+            summary.append(entry)
+    detail = [
+        {k: v for k, v in r.items() if k not in ("auc_mean", "ap_mean", "auc rank", "ap rank")}
+        for r in rows
+    ]
+    return (
+        "### Part 1: test ROC-AUC and average precision (rank on the data set), mean rank\n\n"
+        + _common.markdown_table(summary, ["metric", "detector", *datasets, "mean rank"])
+        + "\n\n#### Thresholds and times\n\n"
+        + _common.markdown_table(
+            detail,
+            ["dataset", "detector", "false alarms %", "recall %", "trimmed % of train",
+             "% of train outliers trimmed", "fit s", "score s"],
+        )
+    )
+
+
+def robustness_table(rows: list[dict]) -> str:
+    return "### Part 2: contaminated training data\n\n" + _common.markdown_table(
+        rows,
+        ["dataset", "detector", "ROC-AUC", "AP", "false alarms %", "recall %",
+         "trimmed % of train", "% of train outliers trimmed", "fit s"],
+    )
+
+
+NOTES = """ROC-AUC / AP: of the test part, mean ± standard deviation over the seeds; in brackets
+the rank of the mean among the five detectors on that data set (1 = best). False alarms / recall:
+shares of the test inliers / outliers that `predict` flags (the flow, IsolationForest and
+LocalOutlierFactor with `contamination="auto"`, OneClassSVM with `nu=0.5`; GaussianMixture has no
+threshold). Trimmed: share of the training rows that the flow's held-out scores flagged and its
+final fit left out, and the share of the training outliers among them. fit s / score s: CPU
+seconds (one thread); the flow's fit includes the two half-size fits, the held-out scoring of the
+training rows and the final fit.
+"""
+
+
+# --------------------------------------------------------------------------------------------------
+
+
+def run_part(datasets: dict, make_detectors, seeds, flow_params: dict, done: dict) -> list[dict]:
+    rows = []
+    for name, load in datasets.items():
+        dataset = load()
+        per_seed = []
+        for seed in seeds:
+            per_seed.append(run_seed(dataset, seed, make_detectors(seed, flow_params), done))
+            aucs = ", ".join(f"{k} {v['auc']:.3f}" for k, v in per_seed[-1].items())
+            print(f"{dataset.name} seed {seed}: {aucs}", flush=True)
+        rows += summarise(dataset.name, per_seed)
+    return rows
+
+
+def _flow_settings(flow_params: dict) -> str:
+    """The flow's training settings in force (FlowMatchingDensity's defaults change over time)."""
+    params = FlowMatchingOutlierDetector(**flow_params).get_params()
+    keys = ["hidden_layer_sizes", "max_iter", "batch_size", "learning_rate_init", "learning_rate",
+            "early_stopping", "path", "coupling", "solver", "n_steps", "contamination"]
+    return ", ".join(f"{k}={params[k]!r}" for k in keys if k in params)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--part", choices=["1", "2", "both"], default="both")
+    names = list(dict.fromkeys([*DATASETS, *ROBUSTNESS_DATASETS]))
+    parser.add_argument("--datasets", nargs="+", choices=names, default=names)
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--quick", action="store_true", help="2 seeds, max_iter=50")
+    parser.add_argument("--output", default=None)
+    args = parser.parse_args(argv)
+    flow_params = {"max_iter": 50} if args.quick else {}
+    seeds = range(2 if args.quick else args.seeds)
+    date, load_start = datetime.date.today().isoformat(), _common.load_average()
+
+    sections, done = [], {}
+    if args.part in ("1", "both"):
+        datasets = {k: v for k, v in DATASETS.items() if k in args.datasets}
+        rows = run_part(datasets, comparison_detectors, seeds, flow_params, done)
+        sections.append(comparison_tables(rows))
+    if args.part in ("2", "both"):
+        datasets = {k: v for k, v in ROBUSTNESS_DATASETS.items() if k in args.datasets}
+        rows = run_part(datasets, robustness_detectors, seeds, flow_params, done)
+        sections.append(robustness_table(rows))
+
+    command = "OMP_NUM_THREADS=1 python benchmarks/bench_outliers.py " + shlex.join(sys.argv[1:])
+    header = (
+        "## Outlier-detection benchmark\n\n"
+        f"`{command.strip()}`, {date}; {_common.machine_description()}. 1-minute load average "
+        f"{load_start} at the start, {_common.load_average()} at the end. {len(seeds)} seeds "
+        "(stratified 60/40 splits), mean ± standard deviation over the seeds."
+        + (f" Flow overrides: {flow_params}." if flow_params else " Default hyperparameters.")
+        + f" The flow's were: {_flow_settings(flow_params)}.\n\n"
+    )
+    text = header + "\n\n".join(sections) + "\n\n" + NOTES
+    print(text)
+    output = args.output or ("outliers_quick.md" if args.quick else "outliers.md")
+    print(f"written to {_common.write_result(output, text)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,317 @@
+"""FlowMatchingOutlierDetector: anomaly detection by the log-density of a flow-matching model.
+
+The detector is a :class:`~skflow.FlowMatchingDensity` with a threshold: it is trained by the same
+training loop on the same standardised data, scores rows by the same exact log-likelihood, and adds
+the outlier-detection API of :class:`sklearn.ensemble.IsolationForest` (``decision_function``,
+``predict``, ``fit_predict``, ``contamination``, ``offset_``). Its hyperparameters are
+FlowMatchingDensity's, defaults included, plus ``contamination``; they are read from
+FlowMatchingDensity's signature and docstring, so the two cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+from numbers import Real
+
+import numpy as np
+from scipy.stats import chi2
+from sklearn.base import OutlierMixin, _fit_context
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted
+
+from .density import FlowMatchingDensity
+
+__all__ = ["FlowMatchingOutlierDetector"]
+
+AUTO_LEVEL = 0.01
+"""Level of the chi-squared test that ``contamination="auto"`` is on Gaussian data."""
+
+
+class FlowMatchingOutlierDetector(OutlierMixin, FlowMatchingDensity):
+    # the docstring is assembled below the class, from _DOC and FlowMatchingDensity's sections
+
+    _parameter_constraints: dict = {
+        **FlowMatchingDensity._parameter_constraints,
+        "contamination": [StrOptions({"auto"}), Interval(Real, 0, 0.5, closed="right")],
+    }
+
+    # Whether the rows flagged by the held-out scores are left out of the final fit. A class
+    # attribute, not a hyperparameter: the benchmark switches it off in a subclass (the ablation).
+    _trim = True
+
+    def __init__(self, *, contamination="auto", **flow_params) -> None:
+        self.contamination = contamination
+        # Every other hyperparameter, with its default, is FlowMatchingDensity's (an unknown name
+        # is a TypeError there). scikit-learn reads the parameters from the explicit signature
+        # that is set on this method below the class, built from FlowMatchingDensity's.
+        super().__init__(**flow_params)
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None, sample_weight=None):
+        """Score the training rows by cross-fitting, fit the flow without the rows they flag, and
+        set ``offset_``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training rows, mostly normal; at least two.
+        y : None
+            Ignored; present for API consistency.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative row weights of the flow-matching loss and of the standardisation. Rows of
+            weight zero shape neither the flow nor ``offset_``.
+
+        Returns
+        -------
+        self : FlowMatchingOutlierDetector
+            The fitted detector.
+        """
+        X_checked, weight = self._validate_fit_data(X, sample_weight)
+        counted = weight > 0
+        self.effective_rank_ = _effective_rank(X_checked[counted])
+        held_out = self._held_out_scores(X_checked, weight)
+        trimmed = np.zeros(X_checked.shape[0], dtype=bool)
+        if held_out is not None and self._trim:
+            trimmed = counted & (held_out < self._threshold(held_out[counted]))
+        # the final flow: the same X as given (feature names included), flagged rows weighted out
+        super().fit(X, sample_weight=np.where(trimmed, 0.0, weight))
+        if self.contamination == "auto" and held_out is not None:
+            self.offset_ = self._threshold(held_out[counted])
+        else:  # a float: flag that share of the training rows (scikit-learn's convention)
+            self.offset_ = self._threshold(self.score_samples(X)[counted])
+        self.held_out_scores_ = held_out
+        self.trimmed_ = trimmed
+        return self
+
+    def _held_out_scores(self, X: np.ndarray, weight: np.ndarray) -> np.ndarray | None:
+        """Each row's log-density under a flow fitted on the other half of the rows (two folds).
+
+        Returns None when fewer than four rows have a positive weight.
+        """
+        rows = np.flatnonzero(weight > 0)
+        if rows.size < 4:
+            return None
+        rows = check_random_state(self.random_state).permutation(rows)
+        halves = np.array_split(rows, 2)
+        params = {k: v for k, v in self.get_params().items() if k != "contamination"}
+        params["warm_start"] = False
+        scores = np.full(X.shape[0], np.nan)
+        for train, test in ((halves[0], halves[1]), (halves[1], halves[0])):
+            flow = FlowMatchingDensity(**params).fit(X[train], sample_weight=weight[train])
+            scores[test] = flow.score_samples(X[test])
+        return scores
+
+    def _threshold(self, scores: np.ndarray) -> float:
+        """A threshold from training scores of the rows that count (see the class docstring)."""
+        if self.contamination == "auto":
+            # location and scale of a (chi2_r / 2) law matched to the median and the quartiles
+            r = self.effective_rank_
+            q25, q50, q75, q_tail = chi2.ppf([0.25, 0.5, 0.75, 1.0 - AUTO_LEVEL], r)
+            s25, s50, s75 = np.percentile(scores, [25, 50, 75])
+            return float(s50 - (q_tail - q50) / (q75 - q25) * (s75 - s25))
+        return float(np.percentile(scores, 100.0 * self.contamination))
+
+    def score_samples(self, X) -> np.ndarray:
+        """Normality score of each row: its log-density under the flow, in the units of ``X``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Rows to score.
+
+        Returns
+        -------
+        scores : ndarray of shape (n_samples,)
+            ``log p(x)``; the lower, the more abnormal. Far from the data the score falls
+            quadratically with the distance: finite, and ordered by distance.
+        """
+        return super().score_samples(X)
+
+    def decision_function(self, X) -> np.ndarray:
+        """Score shifted by the threshold: negative for outliers, non-negative for inliers.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Rows to score.
+
+        Returns
+        -------
+        decision : ndarray of shape (n_samples,)
+            ``score_samples(X) - offset_``.
+        """
+        check_is_fitted(self, "offset_")
+        return self.score_samples(X) - self.offset_
+
+    def predict(self, X) -> np.ndarray:
+        """Label each row as an inlier (+1) or an outlier (-1).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Rows to label.
+
+        Returns
+        -------
+        labels : ndarray of shape (n_samples,)
+            ``+1`` where ``decision_function(X) >= 0``, ``-1`` elsewhere.
+        """
+        return np.where(self.decision_function(X) < 0, -1, 1)
+
+
+def _effective_rank(X: np.ndarray) -> int:
+    """Numerical rank of the centred, standardised rows (at least 1): constant and duplicated
+    columns do not add to it."""
+    centred = X - X.mean(axis=0)
+    scale = np.sqrt((centred**2).mean(axis=0))
+    varying = scale > 10 * np.finfo(np.float64).eps * np.maximum(np.abs(X).max(axis=0), 1.0)
+    if not varying.any():
+        return 1
+    return max(1, int(np.linalg.matrix_rank(centred[:, varying] / scale[varying])))
+
+
+# --------------------------------------------------------------------------------------------------
+# FlowMatchingDensity's hyperparameters: signature and documentation, read from the one source
+
+
+def _init_signature() -> inspect.Signature:
+    """``(self, *, contamination="auto", <FlowMatchingDensity's keyword-only parameters>)``."""
+    self_, *density = inspect.signature(FlowMatchingDensity.__init__).parameters.values()
+    own = inspect.Parameter("contamination", inspect.Parameter.KEYWORD_ONLY, default="auto")
+    return inspect.Signature([self_, own, *density], return_annotation=None)
+
+
+FlowMatchingOutlierDetector.__init__.__signature__ = _init_signature()
+
+
+def _section(docstring: str, title: str) -> str:
+    """The body of the numpydoc section ``title`` of a dedented docstring (without its header)."""
+    match = re.search(
+        rf"^{title}\n-+\n(.*?)(?=^\S[^\n]*\n-+\n|\Z)", docstring, flags=re.MULTILINE | re.DOTALL
+    )
+    return match.group(1).strip("\n") if match else ""
+
+
+_DOC = """Outlier detection by the log-density of a continuous normalizing flow.
+
+The detector fits a :class:`~skflow.FlowMatchingDensity` (the same training loop, standardisation
+and likelihood) and scores each row by its log-density,
+
+.. math::
+
+    s(x) = \\log \\hat p(x) = \\log \\varphi_d(z) - \\int_0^1 \\nabla \\cdot v(t, x_t)\\, dt
+           - \\sum_j \\log \\sigma_j,
+
+where ``z`` is the latent point the learned ODE pulls ``x`` back to, ``\\varphi_d`` the standard
+normal density and ``\\sigma_j`` the scales of the internal standardisation. Higher means more
+normal, as for :class:`~sklearn.ensemble.IsolationForest`. A row is an outlier when
+``decision_function(x) = s(x) - offset_`` is negative; ``predict`` returns -1 for those, +1 for
+the others.
+
+**Fitting.** A flow fitted on the training rows scores those rows higher than new rows from the
+same distribution (it fits them; with few rows for the dimension, by tens of nats). So
+:meth:`fit` first scores every training row *held out*: the rows are split at random into two
+halves, a :class:`~skflow.FlowMatchingDensity` with the same hyperparameters is fitted on each,
+and each half is scored by the other half's flow (``held_out_scores_``). The rows whose held-out
+score falls below the threshold below (the ``contamination`` share, or the rows that the "auto"
+rule flags) get weight zero (``trimmed_``), and the final flow is fitted on the others,
+standardisation included. Fitting thus costs about two trainings on all the rows and one pass of
+:meth:`score_samples` over them (two with a float ``contamination``).
+
+``offset_`` is set from training scores:
+
+- ``contamination=float``: the ``contamination`` quantile of the final flow's scores of the
+  training rows, so that this share of the training rows is flagged (scikit-learn's convention).
+  New inliers score lower than training rows, so more than this share of them is flagged.
+- ``contamination="auto"``: the 1 % point of a chi-squared law fitted to the held-out scores ``s``,
+
+  .. math::
+
+      \\text{offset\\_} = \\operatorname{med}(s) - \\frac{q_{0.99} - q_{0.5}}{q_{0.75} - q_{0.25}}
+          \\operatorname{IQR}(s),
+
+  with ``med(s)`` and ``IQR(s)`` the median and interquartile range of the held-out scores,
+  ``q_p`` the ``p``-quantile of the chi-squared law with ``r`` degrees of freedom, and ``r`` the
+  rank of the standardised training data (constant and duplicated columns do not count). For
+  Gaussian data and an exact flow, ``s(x) = c - M(x)^2 / 2`` with ``M`` the Mahalanobis distance
+  and ``M^2 ~ chi2_r``: the rule is then the chi-squared test of ``M`` at level 1 %, the tail of
+  the base distribution (whose latent norm is ``chi2_d``). For other data it is that test with the
+  location and scale of the score matched by the median and the quartiles, which the outliers among
+  the training rows barely move. Held-out scores make it a threshold for new rows: the share of new
+  inliers it flags is measured in ``benchmarks/results/outliers.md``. On clean data with light
+  tails it may flag no training row.
+
+**Contaminated training data.** Held-out scores rank training outliers as new rows would be
+ranked, so gross errors among the training rows are flagged and left out of the final flow: with
+5 % of rows 100 standard deviations away added to the training rows of two moons, the test
+ROC-AUC was 0.803 against 0.756 without trimming and 0.835 with clean training rows (5 seeds).
+Outliers that form a cluster of their own (a class of a data set) are a mode of the density, of
+the half-flows too, and are seldom trimmed: they lower the ROC-AUC (see the benchmark).
+
+Far from the data the learned velocity is close to linear in ``x``, so the latent point grows
+linearly and the score falls quadratically with the distance: scores stay finite and ordered by
+distance, with no saturation that would tie far outliers (tested from 10^3 to 10^6 standard
+deviations).
+
+Parameters
+----------
+contamination : "auto" or float in (0, 0.5], default="auto"
+    Share of outliers expected in the training data; sets ``offset_`` and the rows left out of
+    the final fit, as above.
+{density_parameters}
+
+Attributes
+----------
+offset_ : float
+    Threshold of the scores: ``decision_function(X) = score_samples(X) - offset_``.
+held_out_scores_ : ndarray of shape (n_samples,) or None
+    Log-density of each training row under the flow fitted on the other half of the rows (NaN for
+    rows of weight zero); None when fewer than four rows have a positive weight, in which case
+    nothing is trimmed and ``offset_`` comes from the final flow's scores.
+trimmed_ : ndarray of shape (n_samples,) of bool
+    Training rows that the held-out scores flagged and the final fit left out.
+effective_rank_ : int
+    Rank of the standardised training data, the degrees of freedom of ``contamination="auto"``.
+{density_attributes}
+
+See Also
+--------
+FlowMatchingDensity : The density estimator whose log-density is the score.
+sklearn.ensemble.IsolationForest : Outlier detection by random isolation trees.
+sklearn.neighbors.LocalOutlierFactor : Outlier detection by relative local density.
+
+Notes
+-----
+The exact divergence costs ``d`` backward passes per solver step, so scoring dominates the cost in
+high dimension; ``divergence="hutchinson"`` is cheaper but noisy.
+
+Examples
+--------
+>>> import numpy as np
+>>> from skflow import FlowMatchingOutlierDetector
+>>> X = np.random.default_rng(0).normal(size=(200, 2))
+>>> detector = FlowMatchingOutlierDetector(
+...     contamination=0.05, hidden_layer_sizes=(32,), max_iter=5, random_state=0
+... ).fit(X)
+>>> int((detector.predict(X) == -1).sum())
+10
+>>> detector.predict([[0.0, 0.0], [8.0, 8.0]])
+array([ 1, -1])
+>>> bool(detector.score_samples([[8.0, 8.0]])[0] < detector.offset_)
+True
+"""
+
+
+def _docstring() -> str | None:
+    density_doc = FlowMatchingDensity.__doc__
+    if density_doc is None:  # python -OO strips docstrings
+        return None
+    density_doc = inspect.cleandoc(density_doc)
+    return _DOC.replace("{density_parameters}", _section(density_doc, "Parameters")).replace(
+        "{density_attributes}", _section(density_doc, "Attributes")
+    )
+
+
+FlowMatchingOutlierDetector.__doc__ = _docstring()
