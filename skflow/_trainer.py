@@ -9,7 +9,10 @@ draws ``t ~ U[t_min, t_max]`` and regresses the network onto the conditional vel
         \\lVert v_\\theta(t, x_t) - u_t(x_0, x_1) \\rVert^2 / d,
 
 the simulation-free conditional flow-matching loss (Lipman et al., 2023, eq. 9; Tong et al., 2024,
-eq. 11). The model kept is the exponential moving average of the weights, which is the one scored on
+eq. 11). When the path carries noise ``gamma(t) z`` the target is ``u_t = alpha' x0 + beta' x1 +
+gamma' z``, the quadratic loss of the velocity ``b`` of stochastic interpolants (Albergo, Boffi &
+Vanden-Eijnden, 2023, eq. 2.13), and a denoiser ``eta_z`` may be learned alongside by the loss
+``E |eta_z(t, x_t) - z|^2 / d`` (their eq. 2.15). The model kept is the exponential moving average of the weights, which is the one scored on
 the validation pairs for early stopping.
 """
 
@@ -93,6 +96,8 @@ class FlowMatchingTrainer:
         Optimisation settings.
     rng : numpy.random.Generator
         Seeds the torch generator of the loop and drives stochastic couplings.
+    learn_denoiser : bool, default=False
+        Also regress ``model.denoiser(t, x_t)`` onto the noise ``z`` (the path must carry noise).
     """
 
     def __init__(
@@ -102,12 +107,14 @@ class FlowMatchingTrainer:
         draw_base: BaseSampler,
         config: TrainingConfig,
         rng: np.random.Generator,
+        learn_denoiser: bool = False,
     ) -> None:
         self.path = path
         self.coupling = coupling
         self.draw_base = draw_base
         self.config = config
         self.rng = rng
+        self.learn_denoiser = learn_denoiser
 
     def _draw_times(self, n: int, generator: torch.Generator, device: torch.device) -> torch.Tensor:
         u = torch.rand(n, generator=generator, device=device)
@@ -115,11 +122,30 @@ class FlowMatchingTrainer:
 
     def _regression_pairs(
         self, x1: torch.Tensor, generator: torch.Generator
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Times, points ``x_t`` and target velocities for one minibatch of data rows."""
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """Times, points ``x_t``, target velocities and noises ``z`` (None without noise) for one
+        minibatch of data rows."""
         x0 = self.coupling.pair(self.draw_base(x1.shape[0], generator), x1, self.rng)
         t = self._draw_times(x1.shape[0], generator, x1.device)
-        return t, self.path.interpolate(x0, x1, t), self.path.velocity(x0, x1, t)
+        z = None
+        if not self.path.noise.is_zero:
+            z = torch.randn(x1.shape, generator=generator, device=x1.device, dtype=x1.dtype)
+        return t, self.path.interpolate(x0, x1, t, z), self.path.velocity(x0, x1, t, z), z
+
+    def _loss(
+        self,
+        model: nn.Module,
+        t: torch.Tensor,
+        xt: torch.Tensor,
+        ut: torch.Tensor,
+        z: torch.Tensor | None,
+        weight: torch.Tensor | None,
+    ) -> torch.Tensor:
+        """Velocity loss, plus the denoiser's when it is learned."""
+        loss = _weighted_mse(model(t, xt), ut, weight)
+        if self.learn_denoiser:
+            loss = loss + _weighted_mse(model.denoiser(t, xt), z, weight)
+        return loss
 
     def _validation_batches(
         self, x_val: torch.Tensor, w_val: torch.Tensor | None, generator: torch.Generator
@@ -138,13 +164,12 @@ class FlowMatchingTrainer:
         batch, whose minibatch coupling would be meaningless and whose gradient would be noisy."""
         return torch.tensor_split(order, math.ceil(order.numel() / self.config.batch_size))
 
-    @staticmethod
     @torch.no_grad()
-    def _validation_loss(model: nn.Module, batches: list[tuple[torch.Tensor, ...]]) -> float:
+    def _validation_loss(self, model: nn.Module, batches: list[tuple[torch.Tensor, ...]]) -> float:
         total, weight = 0.0, 0.0
-        for t, xt, ut, w, index in batches:
+        for t, xt, ut, z, w, index in batches:
             batch_weight = float(index.numel() if w is None else w.sum())
-            total += float(_weighted_mse(model(t, xt), ut, w)) * batch_weight
+            total += float(self._loss(model, t, xt, ut, z, w)) * batch_weight
             weight += batch_weight
         return total / weight
 
@@ -195,8 +220,8 @@ class FlowMatchingTrainer:
                 # the epoch's loss stays on the device: no host synchronisation inside the epoch
                 epoch_loss = torch.zeros((), device=x_train.device)
                 for index in self._batches(order):
-                    t, xt, ut = self._regression_pairs(x_train[index], generator)
-                    loss = _weighted_mse(model(t, xt), ut, _rows(w_train, index))
+                    pairs = self._regression_pairs(x_train[index], generator)
+                    loss = self._loss(model, *pairs, _rows(w_train, index))
                     optimizer.zero_grad(set_to_none=True)
                     loss.backward()
                     optimizer.step()

@@ -97,26 +97,32 @@ class SinkhornCoupling(Coupling):
     Measuring the cost in units of its mean makes ``reg`` free of the dimension and of the data's
     scale, and keeps ``C / (c reg)`` in a range where the iterations neither underflow nor stall. The
     Schrödinger-bridge recipe of Tong et al. (TMLR 2024, section 3.4), an absolute regularisation
-    ``2 sigma^2``, corresponds to ``reg = 2 sigma^2 / c``.
+    ``2 sigma^2`` of the unscaled cost ``C``, is ``relative=False`` with ``reg = 2 sigma^2``: with the
+    Brownian-bridge noise ``gamma(t) = sigma sqrt(t (1 - t))`` of the same ``sigma`` the flow then
+    matches the marginals of the Schrödinger bridge of the Brownian motion ``sigma W``.
 
     Parameters
     ----------
     reg : float
-        Entropic regularisation relative to the minibatch's mean squared distance.
+        Entropic regularisation, relative to the minibatch's mean squared distance (or absolute).
+    relative : bool, default=True
+        Whether ``reg`` is in units of the mean squared distance ``c``; False: of the cost itself.
     """
 
-    def __init__(self, reg: float) -> None:
+    def __init__(self, reg: float, relative: bool = True) -> None:
         self.reg = float(reg)
+        self.relative = bool(relative)
 
     def plan(self, x0: torch.Tensor, x1: torch.Tensor) -> np.ndarray:
         """Entropic transport plan between the two uniform minibatches, shape (n, n)."""
         n = x0.shape[0]
         weights = np.full(n, 1.0 / n)
         cost = _squared_distances(x0, x1)
+        unit = max(cost.mean(), np.finfo(np.float64).tiny) if self.relative else 1.0
         return ot.sinkhorn(
             weights,
             weights,
-            cost / max(cost.mean(), np.finfo(np.float64).tiny),
+            cost / unit,
             self.reg,
             method="sinkhorn_stabilized",
             numItermax=1000,
@@ -142,8 +148,8 @@ COUPLINGS: dict[str, type[Coupling]] = {
 """Registry of couplings by the name that the estimators' ``coupling`` hyperparameter takes."""
 
 
-def make_coupling(name: str, reg: float) -> Coupling:
-    """Build the coupling called ``name``; ``reg`` is passed to the entropic one only."""
+def make_coupling(name: str, reg: float, relative: bool = True) -> Coupling:
+    """Build the coupling called ``name``; ``reg`` and ``relative`` go to the entropic one only."""
     if name == "sinkhorn":
-        return SinkhornCoupling(reg)
+        return SinkhornCoupling(reg, relative=relative)
     return COUPLINGS[name]()

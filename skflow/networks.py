@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-__all__ = ["ACTIVATIONS", "TimeEmbedding", "VelocityMLP"]
+__all__ = ["ACTIVATIONS", "TimeEmbedding", "VelocityDenoiserMLP", "VelocityMLP"]
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
     "silu": nn.SiLU,
@@ -77,3 +77,38 @@ class VelocityMLP(nn.Module):
     def forward(self, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """Velocity at times ``t`` (shape (n,)) and points ``x`` (shape (n, d))."""
         return self.layers(torch.cat([x, self.time_embedding(t).to(x.dtype)], dim=1))
+
+
+class VelocityDenoiserMLP(nn.Module):
+    """A velocity ``b(t, x)`` and a denoiser ``eta_z(t, x) = E[z | x_t = x]``, two :class:`VelocityMLP`.
+
+    Calling the module returns the velocity alone, so every ODE and likelihood routine treats it as
+    a velocity field; :meth:`denoiser` gives ``eta_z``, from which the score of the interpolant's
+    density is ``s(t, x) = -eta_z(t, x) / gamma(t)`` (Albergo, Boffi & Vanden-Eijnden, 2023,
+    eq. 2.14). The denoiser is learned rather than the score because its regression target ``z`` is
+    bounded where ``gamma`` vanishes, and the score's ``-z / gamma`` is not.
+
+    Parameters
+    ----------
+    n_features : int
+        Dimension ``d`` of ``x`` and of both outputs.
+    hidden_layer_sizes : sequence of int
+        Width of each hidden layer of each network.
+    activation : str
+        Name of the activation in :data:`ACTIVATIONS`.
+    """
+
+    def __init__(
+        self, n_features: int, hidden_layer_sizes: Sequence[int], activation: str
+    ) -> None:
+        super().__init__()
+        self.velocity = VelocityMLP(n_features, hidden_layer_sizes, activation)
+        self.eta = VelocityMLP(n_features, hidden_layer_sizes, activation)
+
+    def forward(self, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """Velocity ``b`` at times ``t`` (shape (n,)) and points ``x`` (shape (n, d))."""
+        return self.velocity(t, x)
+
+    def denoiser(self, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """Denoiser ``eta_z`` at times ``t`` (shape (n,)) and points ``x`` (shape (n, d))."""
+        return self.eta(t, x)

@@ -1,4 +1,5 @@
-"""ODE integrators for ``dy/dt = f(t, y)`` between two times, fixed-step and adaptive.
+"""ODE integrators for ``dy/dt = f(t, y)`` between two times, fixed-step and adaptive, and an SDE
+integrator for ``dY = f(t, Y) dt + g(t) dW``.
 
 Fixed-step solvers take ``n_steps`` equal steps; each row of ``y`` is integrated independently of the
 others, so a row's result does not depend on the batch it is in (which keeps scikit-learn's invariance
@@ -13,7 +14,7 @@ from collections.abc import Callable
 
 import torch
 
-__all__ = ["ADAPTIVE_SOLVERS", "FIXED_STEP_SOLVERS", "SOLVERS", "integrate"]
+__all__ = ["ADAPTIVE_SOLVERS", "FIXED_STEP_SOLVERS", "SOLVERS", "integrate", "integrate_sde"]
 
 VectorField = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -96,6 +97,65 @@ def integrate(
     path = [y0]
     for k in range(n_steps):
         y = step(f, t0 + k * h, y, h)
+        if return_path:
+            path.append(y)
+    return torch.stack(path) if return_path else y
+
+
+def integrate_sde(
+    drift: VectorField,
+    diffusion: Callable[[torch.Tensor], torch.Tensor | float],
+    y0: torch.Tensor,
+    t0: float,
+    t1: float,
+    *,
+    n_steps: int = 100,
+    generator: torch.Generator | None = None,
+    return_path: bool = False,
+) -> torch.Tensor:
+    """Integrate the Itô SDE ``dY = f(t, Y) dt + g(t) dW`` from ``t0`` to ``t1`` by Euler–Maruyama.
+
+    .. math::
+
+        Y_{k+1} = Y_k + h\\, f(t_k, Y_k) + g(t_k) \\sqrt{|h|}\\, \\xi_k, \\qquad
+        \\xi_k \\sim N(0, I), \\quad h = (t_1 - t_0) / n,
+
+    strong order 1/2, weak order 1 (Kloeden & Platen, 1992, section 10.2). With ``t1 < t0`` the
+    steps go backwards in time: this integrates a *backward* SDE ``dY = f dt + g dW^B`` solved from
+    ``t0`` down to ``t1``, as the reverse-time samplers of stochastic interpolants need (Albergo et
+    al., 2023, eq. 2.33). ``g = 0`` gives the explicit Euler method of :func:`integrate`.
+
+    Parameters
+    ----------
+    drift : callable
+        ``f(t, y)`` with ``t`` a 0-dimensional tensor and ``y`` of the shape of ``y0``.
+    diffusion : callable
+        ``g(t)``, a scalar (tensor or float) noise amplitude.
+    y0 : torch.Tensor
+        State at ``t0``.
+    t0, t1 : float
+        Start and end times.
+    n_steps : int, default=100
+        Number of equal steps.
+    generator : torch.Generator, optional
+        Draws the increments ``xi_k``; the same generator state gives the same path.
+    return_path : bool, default=False
+        If True, return every state, ``y0`` included, stacked on a new first axis.
+
+    Returns
+    -------
+    torch.Tensor
+        The state at ``t1``, or the path of shape ``(n_steps + 1, *y0.shape)``.
+    """
+    h = torch.tensor((t1 - t0) / n_steps, dtype=y0.dtype, device=y0.device)
+    root_h = h.abs().sqrt()
+    device = generator.device if generator is not None else y0.device
+    y = y0
+    path = [y0]
+    for k in range(n_steps):
+        t = t0 + k * h
+        xi = torch.randn(y.shape, generator=generator, dtype=y.dtype, device=device).to(y.device)
+        y = y + h * drift(t, y) + diffusion(t) * root_h * xi
         if return_path:
             path.append(y)
     return torch.stack(path) if return_path else y

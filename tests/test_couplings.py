@@ -255,3 +255,22 @@ def test_make_coupling_passes_reg_and_rejects_unknown_names():
     assert make_coupling("sinkhorn", 0.3).reg == 0.3
     with pytest.raises(KeyError):
         make_coupling("no-such-coupling", 0.1)
+
+
+def test_sinkhorn_absolute_regularisation_is_the_schrodinger_bridge_recipe():
+    """``relative=False`` solves POT's entropic problem with the absolute ``reg = 2 sigma^2`` of Tong
+    et al. (TMLR 2024, section 3.4) on the raw squared-distance cost."""
+    import ot
+
+    rng = np.random.default_rng(0)
+    x0 = torch.from_numpy(rng.normal(size=(32, 2)))
+    x1 = torch.from_numpy(rng.normal(loc=1.0, size=(32, 2)))
+    sigma = 0.5
+    coupling = make_coupling("sinkhorn", 2 * sigma**2, relative=False)
+    weights = np.full(32, 1 / 32)
+    cost = torch.cdist(x0, x1).pow(2).numpy()
+    expected = ot.sinkhorn(weights, weights, cost, 2 * sigma**2)
+    np.testing.assert_allclose(coupling.plan(x0, x1), expected, atol=1e-6)
+    # the relative form differs unless the mean cost is 1
+    relative = make_coupling("sinkhorn", 2 * sigma**2).plan(x0, x1)
+    assert np.abs(relative - expected).max() > 1e-4

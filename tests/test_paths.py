@@ -21,7 +21,15 @@ import pytest
 import torch
 
 from skflow.paths import (
+    DENSITY_PATHS,
+    GAMMAS,
     PATHS,
+    TRANSPORT_PATHS,
+    BrownianGamma,
+    EncoderDecoderPath,
+    Gamma,
+    SineSquaredGamma,
+    ZeroGamma,
     LinearPath,
     ProbabilityPath,
     TrigonometricPath,
@@ -84,7 +92,23 @@ def _vp_reference(sigma):
     return coefficients
 
 
-REFERENCES = {"linear": _linear_reference, "trig": _trig_reference, "vp": _vp_reference}
+def _encdec_reference(sigma):
+    # Albergo, Boffi & Vanden-Eijnden (2023), eq. 2.17: cos^2(pi t) on x0 before 1/2, on x1 after
+    def coefficients(t):
+        c2 = np.cos(np.pi * t) ** 2
+        dc2 = -2 * np.pi * np.cos(np.pi * t) * np.sin(np.pi * t)
+        before, after = t < 0.5, t > 0.5
+        return c2 * before, c2 * after, dc2 * before, dc2 * after
+
+    return coefficients
+
+
+REFERENCES = {
+    "linear": _linear_reference,
+    "trig": _trig_reference,
+    "vp": _vp_reference,
+    "encdec": _encdec_reference,
+}
 
 
 def test_registry_classes():
@@ -148,6 +172,7 @@ ENDPOINT_TOLERANCES = {
     "trig": (1e-15, 1e-15),
     # beta(0) = exp(-10.05 / 2) ~ 6.6e-3; alpha(1 - 1e-3) = sqrt(1 - exp(-1.0995e-4)) ~ 1.05e-2
     "vp": (1e-2, 2e-2),
+    "encdec": (0.0, 1e-15),
 }
 
 
@@ -163,7 +188,7 @@ def test_endpoints(name):
     assert (path.interpolate(x0, x1, t_end) - x1).abs().max().item() <= end_tol * scale
 
 
-@pytest.mark.parametrize("name", ["linear", "trig"])
+@pytest.mark.parametrize("name", ["linear", "trig", "encdec"])
 def test_paths_reach_data_exactly_at_one(name):
     path = PATHS[name]()
     assert path.t_min == 0.0 and path.t_max == 1.0
@@ -208,3 +233,108 @@ def test_float32_inputs_keep_their_dtype(name, sigma):
     t = torch.linspace(path.t_min, path.t_max, 6)
     assert path.interpolate(x0, x1, t).dtype == torch.float32
     assert path.velocity(x0, x1, t).dtype == torch.float32
+
+
+# --- the noise scales gamma(t) of stochastic interpolants ------------------------------------------
+
+GAMMA_REFERENCES = {
+    "zero": lambda t: (0 * t, 0 * t),
+    "brownian": lambda t: (np.sqrt(t * (1 - t)), (1 - 2 * t) / (2 * np.sqrt(t * (1 - t)))),
+    "bsquared": lambda t: (t * (1 - t), 1 - 2 * t),
+    "sinesquared": lambda t: (np.sin(np.pi * t) ** 2, 2 * np.pi * np.sin(np.pi * t) * np.cos(np.pi * t)),
+}
+GAMMA_SIGMAS = (0.0, 0.3, 1.0)
+
+
+def test_gamma_registry_has_references():
+    assert set(GAMMAS) == set(GAMMA_REFERENCES)
+    for cls in GAMMAS.values():
+        assert issubclass(cls, Gamma)
+    assert DENSITY_PATHS == {"linear", "trig", "vp"}
+    assert TRANSPORT_PATHS == {"linear", "trig", "encdec"}
+
+
+def _gamma_times(noise: Gamma) -> torch.Tensor:
+    return torch.linspace(noise.t_min, noise.t_max, 41, dtype=torch.float64)
+
+
+@pytest.mark.parametrize("sigma", GAMMA_SIGMAS)
+@pytest.mark.parametrize("name", list(GAMMAS))
+def test_gamma_derivatives_match_autograd_and_closed_form(name, sigma):
+    noise = GAMMAS[name](sigma=sigma)
+    t = _gamma_times(noise).requires_grad_(True)
+    value = noise.gamma(t)
+    if value.requires_grad:
+        (autograd,) = torch.autograd.grad(value.sum(), t)
+    else:  # the zero noise is a constant with no graph
+        autograd = torch.zeros_like(t)
+    analytic = noise.d_gamma(t.detach())
+    torch.testing.assert_close(analytic, autograd, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(
+        noise.gamma_d_gamma(t.detach()), value.detach() * analytic, rtol=1e-10, atol=1e-12
+    )
+    g, dg = GAMMA_REFERENCES[name](t.detach().numpy())
+    np.testing.assert_allclose(value.detach().numpy(), sigma * g, atol=1e-14)
+    np.testing.assert_allclose(analytic.numpy(), sigma * dg, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", list(GAMMAS))
+def test_gamma_vanishes_at_the_ends(name):
+    noise = GAMMAS[name](sigma=0.7)
+    ends = torch.tensor([0.0, 1.0], dtype=torch.float64)
+    torch.testing.assert_close(noise.gamma(ends), torch.zeros(2, dtype=torch.float64), atol=1e-15, rtol=0)
+
+
+def test_brownian_ends_are_clipped_and_the_product_form_is_finite():
+    noise = BrownianGamma(sigma=0.5, t_eps=1e-3)
+    assert (noise.t_min, noise.t_max) == (1e-3, 1 - 1e-3)
+    ends = torch.tensor([0.0, 1.0], dtype=torch.float64)
+    # gamma' is infinite at the ends, gamma gamma' = sigma^2 (1 - 2t) / 2 is not
+    assert torch.isinf(noise.d_gamma(ends)).all()
+    torch.testing.assert_close(noise.gamma_d_gamma(ends), torch.tensor([0.125, -0.125], dtype=torch.float64))
+    # near the ends the product equals gamma * gamma' to rounding
+    near = torch.tensor([1e-9, 1 - 1e-9], dtype=torch.float64)
+    torch.testing.assert_close(noise.gamma_d_gamma(near), noise.gamma(near) * noise.d_gamma(near))
+    path = LinearPath().with_noise(noise)
+    assert (path.t_min, path.t_max) == (1e-3, 1 - 1e-3)
+    t = _gamma_times(noise)
+    assert torch.isfinite(noise.d_gamma(t)).all()
+
+
+@pytest.mark.parametrize("gamma_name", ["brownian", "bsquared", "sinesquared"])
+@pytest.mark.parametrize("name", sorted(TRANSPORT_PATHS))
+def test_noisy_velocity_is_time_derivative_of_noisy_interpolate(name, gamma_name):
+    path = PATHS[name]().with_noise(GAMMAS[gamma_name](sigma=0.6))
+    x0, x1 = (torch.from_numpy(x) for x in _pair())
+    z = torch.from_numpy(np.random.default_rng(5).normal(size=x0.shape))
+    t = torch.linspace(path.t_min, path.t_max, x0.shape[0], dtype=torch.float64).requires_grad_(True)
+    xt = path.interpolate(x0, x1, t, z)
+    derivative = torch.stack(
+        [torch.autograd.grad(xt[:, k].sum(), t, retain_graph=True)[0] for k in range(xt.shape[1])],
+        dim=1,
+    )
+    torch.testing.assert_close(path.velocity(x0, x1, t.detach(), z), derivative, rtol=1e-9, atol=1e-10)
+    # the noise enters as gamma(t) z exactly
+    expected = path.interpolate(x0, x1, t.detach()) + path.noise.gamma(t.detach())[:, None] * z
+    torch.testing.assert_close(xt.detach(), expected)
+
+
+def test_zero_noise_ignores_z():
+    path = LinearPath().with_noise(ZeroGamma(sigma=1.0))
+    x0, x1 = (torch.from_numpy(x) for x in _pair(n=5))
+    t = torch.linspace(0, 1, 5, dtype=torch.float64)
+    z = torch.ones_like(x0)
+    torch.testing.assert_close(path.interpolate(x0, x1, t, z), path.interpolate(x0, x1, t))
+    torch.testing.assert_close(path.velocity(x0, x1, t, z), path.velocity(x0, x1, t))
+
+
+def test_encoder_decoder_is_pure_noise_at_one_half():
+    path = EncoderDecoderPath().with_noise(SineSquaredGamma(sigma=1.0))
+    x0, x1 = (torch.from_numpy(x) for x in _pair(n=4))
+    z = torch.from_numpy(np.random.default_rng(1).normal(size=x0.shape))
+    half = torch.full((4,), 0.5, dtype=torch.float64)
+    torch.testing.assert_close(path.interpolate(x0, x1, half, z), z, atol=1e-15, rtol=0)
+    # alpha and beta are continuously differentiable across t = 1/2
+    t = torch.tensor([0.5 - 1e-7, 0.5, 0.5 + 1e-7], dtype=torch.float64)
+    assert path.d_alpha(t).abs().max() < 1e-5 and path.d_beta(t).abs().max() < 1e-5
+    assert not EncoderDecoderPath.noise_free

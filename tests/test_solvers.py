@@ -175,3 +175,68 @@ def test_float32_state_keeps_dtype(method):
     reference = integrate(lambda t, y: y @ ROTATION.T, y0, t0, t1, method=method, n_steps=32)
     assert result.dtype == torch.float32
     torch.testing.assert_close(result.double(), reference, rtol=1e-5, atol=1e-5)
+
+
+# --- the Euler–Maruyama SDE integrator -------------------------------------------------------------
+
+
+def _ou_moments(x0, theta, t):
+    """Ornstein–Uhlenbeck ``dX = -theta X dt + sqrt(2) dW``: mean and variance at time ``t``."""
+    return x0 * math.exp(-theta * t), (1.0 - math.exp(-2.0 * theta * t)) / theta
+
+
+def test_sde_reproduces_ornstein_uhlenbeck_moments():
+    from skflow.solvers import integrate_sde
+
+    theta, n = 1.5, 20000
+    y0 = torch.full((n, 1), 2.0, dtype=torch.float64)
+    y = integrate_sde(
+        lambda t, y: -theta * y,
+        lambda t: math.sqrt(2.0),
+        y0,
+        0.0,
+        1.0,
+        n_steps=200,
+        generator=torch.Generator().manual_seed(0),
+    )
+    mean, variance = _ou_moments(2.0, theta, 1.0)
+    se = math.sqrt(variance / n)
+    assert abs(y.mean().item() - mean) < 4 * se + 0.01  # + Euler-Maruyama's weak error
+    assert y.var().item() == pytest.approx(variance, rel=0.05)
+
+
+def test_sde_backwards_in_time_and_seeded():
+    """A backward SDE solved from t0 = 1 down to t1 = 0: ``Y_{k+1} = Y_k + h f + g sqrt(|h|) xi``
+    with ``h < 0``; for ``f = -theta y`` this is an OU process in reversed time."""
+    from skflow.solvers import integrate_sde
+
+    theta, n = 1.0, 20000
+    y0 = torch.full((n, 1), 1.0, dtype=torch.float64)
+
+    def run(seed):
+        return integrate_sde(
+            lambda t, y: theta * y,  # dY = theta Y dt backwards is -theta Y in forward time s = 1 - t
+            lambda t: math.sqrt(2.0),
+            y0,
+            1.0,
+            0.0,
+            n_steps=200,
+            generator=torch.Generator().manual_seed(seed),
+        )
+
+    y = run(0)
+    mean, variance = _ou_moments(1.0, theta, 1.0)
+    assert abs(y.mean().item() - mean) < 0.03
+    assert y.var().item() == pytest.approx(variance, rel=0.05)
+    torch.testing.assert_close(run(0), y, rtol=0, atol=0)
+    assert not torch.equal(run(1), y)
+
+
+def test_sde_without_noise_is_euler_and_path_shape():
+    from skflow.solvers import integrate_sde
+
+    f, y0 = PROBLEMS["time_dependent"][0], PROBLEMS["time_dependent"][2]
+    sde = integrate_sde(f, lambda t: 0.0, y0, 0.5, 1.5, n_steps=16, return_path=True)
+    assert sde.shape == (17, *y0.shape)
+    ode = integrate(f, y0, 0.5, 1.5, method="euler", n_steps=16)
+    torch.testing.assert_close(sde[-1], ode, rtol=1e-14, atol=1e-14)
