@@ -2,7 +2,13 @@
 
 from .density import FlowMatchingDensity
 from .outlier import FlowMatchingOutlierDetector
+from .transport import InterpolantTransport
 
-__all__ = ["FlowMatchingDensity", "FlowMatchingOutlierDetector", "__version__"]
+__all__ = [
+    "FlowMatchingDensity",
+    "FlowMatchingOutlierDetector",
+    "InterpolantTransport",
+    "__version__",
+]
 
 __version__ = "0.1.0.dev0"

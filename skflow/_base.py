@@ -17,8 +17,8 @@ from ._trainer import FlowMatchingTrainer, TrainingConfig
 from .couplings import COUPLINGS, make_coupling
 from .likelihood import DIVERGENCES, flow_log_likelihood
 from .networks import ACTIVATIONS, VelocityMLP
-from .paths import PATHS, ProbabilityPath
-from .solvers import SOLVERS, integrate
+from .paths import DENSITY_PATHS, PATHS, ProbabilityPath
+from .solvers import SOLVERS, integrate, integrate_sde
 
 # Rows per inference chunk are chosen so that the largest intermediate (the d x rows x width block of
 # the batched Jacobian) stays near this many float64 numbers (8 MiB): at d = 32, 1024-row chunks took
@@ -51,7 +51,7 @@ class BaseFlow(BaseEstimator):
     """
 
     _parameter_constraints: dict = {
-        "path": [StrOptions(set(PATHS))],
+        "path": [StrOptions(set(DENSITY_PATHS))],
         "sigma": [Interval(Real, 0, 1, closed="left")],
         "coupling": [StrOptions(set(COUPLINGS))],
         "coupling_reg": [Interval(Real, 0, None, closed="neither")],
@@ -95,6 +95,17 @@ class BaseFlow(BaseEstimator):
 
     def _make_path(self) -> ProbabilityPath:
         return PATHS[self.path](sigma=self.sigma)
+
+    def _make_coupling(self):
+        return make_coupling(self.coupling, self.coupling_reg)
+
+    def _make_network(self, n_features: int) -> torch.nn.Module:
+        """A fresh network; subclasses that learn more than a velocity override it."""
+        return VelocityMLP(n_features, self._check_hidden_layer_sizes(), self.activation)
+
+    def _learns_denoiser(self) -> bool:
+        """Whether training also regresses a denoiser (the network must have ``denoiser``)."""
+        return False
 
     def _solver_options(self) -> dict:
         return {
@@ -161,9 +172,7 @@ class BaseFlow(BaseEstimator):
             # initialise under a forked RNG: the user's global torch RNG is left as it was
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(_seed(rng))
-                model = VelocityMLP(
-                    X_std.shape[1], self._check_hidden_layer_sizes(), self.activation
-                )
+                model = self._make_network(X_std.shape[1])
         model = model.to(device=device, dtype=torch.float32).train()
 
         rows = np.arange(X_std.shape[0])
@@ -183,7 +192,7 @@ class BaseFlow(BaseEstimator):
         generator = torch.Generator(device=device).manual_seed(_seed(rng))
         trainer = FlowMatchingTrainer(
             path=self._make_path(),
-            coupling=make_coupling(self.coupling, self.coupling_reg),
+            coupling=self._make_coupling(),
             draw_base=draw_base,
             config=TrainingConfig(
                 max_iter=self.max_iter,
@@ -197,6 +206,7 @@ class BaseFlow(BaseEstimator):
                 verbose=self.verbose,
             ),
             rng=np.random.default_rng(_seed(rng)),
+            learn_denoiser=self._learns_denoiser(),
         )
         ema, history = trainer.fit(
             model,
@@ -239,6 +249,32 @@ class BaseFlow(BaseEstimator):
                 y = integrate(
                     lambda t, y: net(t.expand(y.shape[0]), y), x, t0, t1, **self._solver_options()
                 )
+                out[rows] = y.cpu().numpy()
+        return out
+
+    def _integrate_stochastic(
+        self,
+        X_std: np.ndarray,
+        t0: float,
+        t1: float,
+        make_drift,
+        diffusion,
+        n_steps: int,
+        generator: torch.Generator,
+    ) -> np.ndarray:
+        """Carry standardised rows along an SDE of the fitted network from ``t0`` to ``t1`` by
+        Euler–Maruyama (:func:`skflow.solvers.integrate_sde`), chunk by chunk.
+
+        ``make_drift(net)`` builds the drift ``f(t, y)`` from the float64 inference network and
+        ``diffusion(t)`` is the scalar noise amplitude; ``generator`` draws the increments.
+        """
+        device = resolve_device(self.device)
+        drift = make_drift(self._inference_network(device))
+        out = np.empty_like(X_std)
+        with torch.no_grad():
+            for rows in self._chunks(*X_std.shape):
+                x = torch.as_tensor(X_std[rows], dtype=torch.float64, device=device)
+                y = integrate_sde(drift, diffusion, x, t0, t1, n_steps=n_steps, generator=generator)
                 out[rows] = y.cpu().numpy()
         return out
 
