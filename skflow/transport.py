@@ -70,6 +70,11 @@ class InterpolantTransport(TransformerMixin, BaseFlow):
       the score ``-eta_z / gamma`` is singular, so ``epsilon s = -eps eta_z / max gamma`` stays
       bounded. Every ``eps`` has the same marginals ``rho(t, .)``; ``eps = 0`` is the ODE.
 
+    For cross-validation pass a splitter that keeps both labels in every fold, e.g.
+    ``GridSearchCV(..., cv=StratifiedKFold(5, shuffle=True))``: the default ``KFold`` of a
+    non-classifier cuts rows sorted by label into folds that may hold one side only, and
+    :meth:`score` needs both.
+
     Both sides are standardised with **one** pooled affine map (the weighted mean and standard
     deviation of all rows) before training; every density is returned in the units of ``X`` (the
     log-Jacobian ``-sum(log scale_)`` is included) and every map goes back to those units.
