@@ -10,7 +10,7 @@ from numbers import Integral, Real
 import numpy as np
 import ot
 import torch
-from sklearn.base import TransformerMixin, _fit_context, clone
+from sklearn.base import OneToOneFeatureMixin, TransformerMixin, _fit_context, clone
 from sklearn.mixture import GaussianMixture
 from sklearn.utils import check_random_state
 from sklearn.utils import ClassifierTags
@@ -30,7 +30,7 @@ from .paths import GAMMAS, PATHS, TRANSPORT_PATHS, ProbabilityPath
 __all__ = ["InterpolantTransport"]
 
 
-class InterpolantTransport(TransformerMixin, BaseFlow):
+class InterpolantTransport(OneToOneFeatureMixin, TransformerMixin, BaseFlow):
     """Transport between two distributions known only by samples, learned with stochastic interpolants.
 
     Rows of ``X`` come from two distributions, told apart by ``y``: the rows with the smaller label

@@ -385,3 +385,12 @@ def test_bad_use_after_fit():
         model.score(X[y == 0], y[y == 0])
     with pytest.raises(ValueError, match="switch eps"):
         model.set_params(warm_start=True, eps=0.5, gamma="brownian").fit(X, y)
+
+
+def test_feature_names_are_kept_and_pandas_output():
+    pd = pytest.importorskip("pandas")
+    X, y = two_gaussians(50, 0)
+    frame = pd.DataFrame(X, columns=["u", "v"])
+    model = InterpolantTransport(random_state=0, **FAST).set_output(transform="pandas").fit(frame, y)
+    assert list(model.get_feature_names_out()) == ["u", "v"]
+    assert list(model.transform(frame).columns) == ["u", "v"]
