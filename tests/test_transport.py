@@ -112,10 +112,8 @@ def test_sde_with_exact_fields_reproduces_the_moments(path_name, gamma_name, sig
         return f
 
     t0, t1 = 1e-3, 1 - 1e-3
-    for start, end, mean, cov, sign, begin in (
-        (t0, t1, M1, S1, 1.0, M0, ),
-        (t1, t0, M0, S0, -1.0, M1),
-    ):
+    # forwards from rho_0 with b + eps s, backwards from rho_1 with b - eps s
+    for start, end, mean, cov, sign in ((t0, t1, M1, S1, 1.0), (t1, t0, M0, S0, -1.0)):
         x = torch.from_numpy(rng.multivariate_normal(*exact.moments(start), size=n))
         y = integrate_sde(
             drift(sign), lambda t: np.sqrt(2 * eps), x, start, end, n_steps=200, generator=generator
