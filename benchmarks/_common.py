@@ -14,6 +14,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import importlib.util  # noqa: E402
 import platform  # noqa: E402
+import subprocess  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 from contextlib import contextmanager  # noqa: E402
@@ -31,6 +32,18 @@ if importlib.util.find_spec("skflow") is None:
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
 
+def cpu_model() -> str:
+    """The processor's name, from /proc/cpuinfo where there is one."""
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def machine_description() -> str:
     """One line saying where and with what the numbers were taken."""
     import sklearn
@@ -38,11 +51,46 @@ def machine_description() -> str:
     import skflow
 
     return (
-        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores visible, "
+        f"{cpu_model()}, {os.cpu_count()} cores visible, "
         f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}, "
         f"torch threads={torch.get_num_threads()}; Python {platform.python_version()}, "
-        f"torch {torch.__version__}, scikit-learn {sklearn.__version__}, skflow {skflow.__version__}"
+        f"torch {torch.__version__}, scikit-learn {sklearn.__version__}, "
+        f"skflow {skflow.__version__}"
     )
+
+
+def code_version() -> str:
+    """Which skflow was measured: the git commit of the checkout, the hash of its ``skflow/`` tree
+    and whether ``skflow/`` has uncommitted changes (read-only git calls)."""
+    root = Path(__file__).resolve().parent.parent
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", *args], cwd=root, capture_output=True, text=True, check=True
+        ).stdout.strip()
+
+    try:
+        commit = git("rev-parse", "--short", "HEAD")
+        tree = git("rev-parse", "--short", "HEAD:skflow")
+        dirty = git("status", "--porcelain", "--", "skflow")
+    except (OSError, subprocess.CalledProcessError):
+        return "skflow outside a git checkout"
+    return f"skflow at commit {commit} (skflow/ tree {tree}" + (
+        ", with uncommitted changes)" if dirty else ")"
+    )
+
+
+def code_version_since(at_start: str) -> str:
+    """``code_version()`` now, saying so if skflow's code is not what it was at the start of the
+    run (a new commit that leaves ``skflow/`` alone does not count)."""
+    now = code_version()
+
+    def code(version: str) -> str:
+        return version.split("(", 1)[-1]  # the tree and the uncommitted-changes flag
+
+    if code(now) == code(at_start):
+        return now
+    return f"{at_start} at the start, {now} at the end (skflow changed during the run)"
 
 
 def timed(function, *args, **kwargs):

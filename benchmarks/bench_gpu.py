@@ -5,6 +5,8 @@ Measured (wall-clock seconds, after one warm-up fit that pays CUDA's start-up):
 (a) Training throughput in optimiser steps per second with the default network, the linear path and
     the independent coupling, at batch 256 (the default) and 4096, 2-D and 32-D data.
 (b) ``score_samples`` (exact divergence, default RK4) in rows per second at d = 2 and d = 32.
+(c) On the GPU, ``score_samples`` at d = 32 against the naive one-``autograd.grad``-per-dimension
+    loop of ``bench_speed.py`` on the same rows (where the loop's many small launches cost most).
 
 Reproduce on a machine with a GPU (from the repository root)::
 
@@ -29,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from _common import markdown_table, write_result  # noqa: E402
-from bench_speed import correlated_gaussian  # noqa: E402
+from bench_speed import correlated_gaussian, naive_score_samples  # noqa: E402
 
 from skflow import FlowMatchingDensity  # noqa: E402
 
@@ -95,6 +97,21 @@ def main(argv=None) -> None:
             }
         )
         print(rows[-1], flush=True)
+    flow = FlowMatchingDensity(max_iter=1, random_state=0, device="cuda").fit(
+        correlated_gaussian(2048, 32)
+    )
+    X = correlated_gaussian(256, 32, seed=2)
+    fast, fast_s = _synchronised_seconds(flow.score_samples, X)
+    naive, naive_s = _synchronised_seconds(naive_score_samples, flow, X, "cuda")
+    rows.append(
+        {
+            "what": "score_samples s, 256 rows: skflow (cuda) vs naive loop (cuda)",
+            "d": 32,
+            "cuda": f"{fast_s:.2f}",
+            "cpu": f"naive {naive_s:.2f} (max diff {np.abs(fast - naive).max():.1e})",
+            "cuda / cpu": f"skflow {naive_s / fast_s:.1f}x faster",
+        }
+    )
     text = (
         "## GPU against the same machine's CPU\n\n"
         f"`python benchmarks/bench_gpu.py` on {torch.cuda.get_device_name()}, "

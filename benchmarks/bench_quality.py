@@ -1,16 +1,17 @@
-"""Held-out log-likelihood of the default FlowMatchingDensity against tuned GaussianMixture and KernelDensity.
+"""Held-out log-likelihood of the default FlowMatchingDensity against tuned GMM and KDE baselines.
 
-What is measured: every data set is split once, 75 % train / 25 % test (``random_state=0``). Each model
-is fitted on the train rows and scored on the test rows; the table gives the mean log-density of the
-test rows (nats per row, in the units of ``X``) with its standard error over the test rows, and the CPU
-seconds of fitting and of scoring.
+What is measured: every data set is split once, 75 % train / 25 % test (``random_state=0``). Each
+model is fitted on the train rows and scored on the test rows; the table gives the mean log-density
+of the test rows (nats per row, in the units of ``X``) with its standard error over the test rows,
+and the CPU seconds of fitting and of scoring.
 
 Models:
 
 * ``flow``: ``FlowMatchingDensity(random_state=0)`` with its defaults (``--flow-param`` overrides
   them, e.g. ``--flow-param max_iter=1000`` for a sensitivity run).
 * ``gmm``: ``GaussianMixture(covariance_type="full")``, ``n_components`` chosen by 5-fold
-  ``GridSearchCV`` (1..10 on the real data, 1..20 on the 2-D toys).
+  ``GridSearchCV`` (1..10 on the real data, 1..40 on the 2-D toys, where uniform densities with
+  sharp edges need many components).
 * ``kde``: Gaussian ``KernelDensity``, ``bandwidth`` chosen by 5-fold ``GridSearchCV`` on a log grid
   from 0.01 to 10.
 
@@ -24,12 +25,13 @@ Data sets:
 
 * 2-D toys with a known density, 4000 rows (3000 train, 1000 test): ``square`` (uniform on the unit
   square, entropy 0), ``annulus`` (uniform on 1 <= r <= 2, entropy log(3 pi)), ``gaussians8`` (eight
-  Gaussians of standard deviation 0.2 on a circle of radius 3, entropy by Monte Carlo on 10^7 draws of
-  the exact log-density, its standard error stated) and ``correlated_gaussian`` (unit variances,
+  Gaussians of standard deviation 0.2 on a circle of radius 3, entropy by Monte Carlo on 10^7 draws
+  of the exact log-density, its standard error stated) and ``correlated_gaussian`` (unit variances,
   correlation 0.9, entropy ``log(2 pi e) + log(1 - 0.9^2) / 2``). No model can beat the floor
   ``-H`` in expectation; ``gap`` is the paired estimate ``mean(log p_true - log p_model)`` over the
   test rows, an estimate of ``KL(p_true || p_model) >= 0`` with a much smaller error than the
-  difference of the two means.
+  difference of the two means. Likewise ``flow - model`` compares each baseline with the flow on the
+  same test rows (paired), which is far more precise than comparing the two means.
 * ``digits`` (sklearn's 8x8 digits, 64 features with integer values 0..16), dequantised as
   ``X + U[0, 1)``: its log-density is in nats per image with pixel values in [0, 17), and is a lower
   bound of the log-probability of the discrete image.
@@ -37,12 +39,13 @@ Data sets:
 
 Reproduce (from the repository root)::
 
-    OMP_NUM_THREADS=1 python benchmarks/bench_quality.py            # everything (~15-25 min)
+    OMP_NUM_THREADS=1 python benchmarks/bench_quality.py            # everything (~8 min)
     OMP_NUM_THREADS=1 python benchmarks/bench_quality.py --quick    # toys, short budget (~1 min)
-    OMP_NUM_THREADS=1 python benchmarks/bench_quality.py --datasets digits wine
+    OMP_NUM_THREADS=1 python benchmarks/bench_quality.py --datasets digits wine --output subset.md
 
 The table is printed and written to ``benchmarks/results/quality.md`` (``quality_quick.md`` with
-``--quick``; ``--output`` picks another file).
+``--quick``; ``--output`` picks another file, which a run on a subset of the data sets should, so as
+not to overwrite the full table).
 """
 
 from __future__ import annotations
@@ -77,7 +80,7 @@ N_MONTE_CARLO = 10**7
 
 @dataclass
 class Dataset:
-    """Rows to split and, for a toy, its exact log-density and entropy (with the entropy's error)."""
+    """Rows to split and, for a toy, its exact log-density and entropy (and the entropy's error)."""
 
     name: str
     X: np.ndarray
@@ -120,7 +123,8 @@ def gaussians8(n: int) -> Dataset:
     rng = np.random.default_rng(12345)
     values = np.concatenate([log_density(draw(10**6, rng)) for _ in range(N_MONTE_CARLO // 10**6)])
     entropy, entropy_se = _common.mean_and_se(-values)
-    return Dataset("gaussians8", draw(n, np.random.default_rng(0)), log_density, entropy, entropy_se)
+    X = draw(n, np.random.default_rng(0))
+    return Dataset("gaussians8", X, log_density, entropy, entropy_se)
 
 
 def correlated_gaussian(n: int) -> Dataset:
@@ -180,7 +184,7 @@ def describe_choice(search: GridSearchCV) -> str:
 
 def make_models(dataset: Dataset, quick: bool, flow_params: dict) -> dict:
     toy = dataset.log_density is not None
-    max_components = 5 if quick else (20 if toy else 10)
+    max_components = 5 if quick else (40 if toy else 10)
     bandwidths = np.logspace(-2, 1, 10 if quick else 31)
     return {
         "flow": FlowMatchingDensity(random_state=0).set_params(**flow_params),
@@ -201,11 +205,13 @@ def evaluate(dataset: Dataset, quick: bool, flow_params: dict) -> list[dict]:
     floor = "" if dataset.entropy is None else f"{0.0 - dataset.entropy:.3f}"
     if dataset.entropy_se:
         floor += f" ± {dataset.entropy_se:.4f}"
-    rows = []
+    rows, flow_log_density = [], None
     for name, model in make_models(dataset, quick, flow_params).items():
         _, fit_seconds, _ = _common.timed(model.fit, X_train)
         log_density, score_seconds, _ = _common.timed(held_out_log_density, model, X_test)
         mean, se = _common.mean_and_se(log_density)
+        if name == "flow":
+            flow_log_density = log_density
         if isinstance(model, GridSearchCV):
             note = describe_choice(model)
         else:
@@ -216,12 +222,16 @@ def evaluate(dataset: Dataset, quick: bool, flow_params: dict) -> list[dict]:
             "d": dataset.X.shape[1],
             "model": name,
             "test LL ± SE": f"{mean:.3f} ± {se:.3f}",
+            "flow - model ± SE": "",
             "floor -H": floor,
             "gap (KL est.) ± SE": "",
             "fit s": f"{fit_seconds:.1f}",
             "score s": f"{score_seconds:.1f}",
             "selected / trained": note,
         }
+        if name != "flow":
+            advantage, advantage_se = _common.mean_and_se(flow_log_density - log_density)
+            row["flow - model ± SE"] = f"{advantage:+.3f} ± {advantage_se:.3f}"
         if dataset.log_density is not None:
             gap, gap_se = _common.mean_and_se(dataset.log_density(X_test) - log_density)
             row["gap (KL est.) ± SE"] = f"{gap:.3f} ± {gap_se:.3f}"
@@ -241,12 +251,14 @@ def parse_flow_params(items: list[str]) -> dict:
 
 NOTES = """\
 Test LL: mean log-density of the test rows (nats per row, units of X), ± its standard error over the
-test rows. Floor -H: minus the entropy of a toy's true density, the best expected test LL (for
-`gaussians8` by Monte Carlo over 10^7 draws, ± its standard error). Gap: mean over the test rows of
-log p_true - log p_model, an estimate of KL(p_true || p_model) (0 is perfect). Fit s / score s: CPU
-seconds (one thread; the baselines' fit includes the 5-fold grid search). Baselines run on
-standardised features with the Jacobian added back. digits: X + U[0, 1), nats per 8x8 image with
-pixel values in [0, 17) (bits per pixel = -LL / (64 ln 2)).
+test rows. Flow - model: paired mean over the test rows of the flow's log-density minus the
+baseline's (positive: the flow is better), ± its standard error. Floor -H: minus the entropy of a
+toy's true density, the best expected test LL (for `gaussians8` by Monte Carlo over 10^7 draws,
+± its standard error). Gap: mean over the test rows of log p_true - log p_model, an estimate of
+KL(p_true || p_model) (0 is perfect). Fit s / score s: CPU seconds (one thread; the baselines'
+fit includes the 5-fold grid search). Baselines run on standardised features with the Jacobian
+added back. digits: X + U[0, 1), nats per 8x8 image with pixel values in [0, 17) (bits per pixel =
+-LL / (64 ln 2)).
 """
 
 
@@ -273,7 +285,7 @@ def main(argv=None) -> None:
         flow_params = {"max_iter": 20, **flow_params}
     names = args.datasets or list(TOYS if args.quick else DATASETS)
     n_toy = N_TOY_QUICK if args.quick else N_TOY
-    load_at_start = _common.load_average()
+    load_at_start, code_at_start = _common.load_average(), _common.code_version()
 
     rows = []
     for name in names:
@@ -282,11 +294,14 @@ def main(argv=None) -> None:
     table = _common.markdown_table(rows, list(rows[0]))
 
     arguments = sys.argv[1:] if argv is None else argv
-    command = " ".join(["OMP_NUM_THREADS=1 python benchmarks/bench_quality.py", *map(shlex.quote, arguments)])
+    command = " ".join(
+        ["OMP_NUM_THREADS=1 python benchmarks/bench_quality.py", *map(shlex.quote, arguments)]
+    )
     flow_setting = ", ".join(f"{k}={v!r}" for k, v in flow_params.items()) or "defaults"
     text = (
         "## Quality benchmark: held-out log-likelihood\n\n"
-        f"`{command}`, {datetime.date.today()}; {_common.machine_description()}. "
+        f"`{command}`, {datetime.date.today()}; {_common.code_version_since(code_at_start)}; "
+        f"{_common.machine_description()}. "
         f"1-minute load average {load_at_start} at the start, {_common.load_average()} at the end. "
         f"FlowMatchingDensity: {flow_setting}.\n\n"
         f"{table}\n\n{NOTES}"

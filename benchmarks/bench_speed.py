@@ -4,20 +4,24 @@ What is measured (all on the CPU, one torch thread, float32 training and float64
 does):
 
 (a) Training throughput, in optimiser steps per second, of ``FlowMatchingDensity.fit`` against a
-    minimal hand-written torch loop. Both train the same network (``skflow.networks.VelocityMLP`` with
-    the default hidden sizes (256, 256, 256) and SiLU) with Adam at the same learning rate, batches of
-    256 rows, the linear path (``x_t = (1 - t) x0 + t x1``, target ``x1 - x0``) and the independent
-    coupling, on the same standardised data, for the same number of steps. skflow runs with
-    ``early_stopping=False`` and a fixed ``max_iter``; its steps are ``t_`` and its time the whole
-    ``fit`` call (so its bookkeeping - EMA of the weights, per-step loss read-out, row weights - is
-    counted). Target: skflow / hand-written >= 0.9.
+    minimal hand-written torch loop. Both train the same network (``skflow.networks.VelocityMLP``
+    with the estimator's default hidden sizes and activation) with Adam at the default initial
+    learning rate, batches of the default size (256), the linear path (``x_t = (1 - t) x0 + t x1``,
+    target ``x1 - x0``) and the independent coupling, on the same standardised data, for the same
+    number of steps. skflow runs with its defaults, ``early_stopping=False`` and a fixed
+    ``max_iter``; its steps are ``t_`` and its time the whole ``fit`` call, so its bookkeeping (EMA
+    of the weights, learning-rate schedule, row weights, the epoch's loss) is counted; the
+    hand-written loop has none of it. Target: skflow / hand-written >= 0.9.
 (b) Exact-divergence ``score_samples`` (default RK4, 20 steps) at d = 32 against a naive
     implementation that computes the divergence with one ``torch.autograd.grad`` per dimension in a
     Python loop, with the same float64 network and the same RK4 steps. Both must give the same
     log-densities (the largest absolute difference is reported). Target: skflow >= 3x faster.
-    Measured on 256 rows (the regime of real data: skflow evaluates up to 512 rows per chunk at
-    d = 32) and on 16 rows (where the naive loop's Python overhead dominates). The arithmetic
-    floor at this machine's float64 matmul rate is reported next to them.
+    Measured on 1024 rows (one inference chunk of skflow at d = 32 with the default width), 256
+    rows and 16 rows (where the naive loop's Python overhead weighs most). The arithmetic floor at
+    this machine's float64 matmul rate is reported next to them. A second table times skflow on
+    the same 1024 rows with smaller inference chunks (by setting the private constant
+    ``skflow._base._CHUNK_ELEMENTS`` for the duration), since the chunk size decides how much of
+    the batched Jacobian stays in cache.
 (c) The share of a training step (batch 256) spent pairing the minibatch with the exact OT coupling
     (``ExactOTCoupling.pair``, POT's network simplex) and with the Sinkhorn coupling, at d = 2 and
     d = 32: the time inside ``pair`` (wrapped by a timer) over the time of the whole ``fit``.
@@ -32,7 +36,8 @@ Reproduce (from the repository root)::
     OMP_NUM_THREADS=1 python benchmarks/bench_speed.py
 
 It prints the tables and writes them to ``benchmarks/results/speed.md``. ``--repeats`` changes the
-number of repetitions; ``--output`` the result file.
+number of repetitions of (a), ``--likelihood-repeats`` those of (b); ``--output`` the result file.
+It takes about five minutes.
 """
 
 from __future__ import annotations
@@ -52,10 +57,12 @@ from skflow import FlowMatchingDensity
 from skflow.couplings import ExactOTCoupling, SinkhornCoupling
 from skflow.networks import VelocityMLP
 
-BATCH_SIZE = 256
-LEARNING_RATE = 1e-3
-HIDDEN = (256, 256, 256)  # FlowMatchingDensity's default hidden_layer_sizes
-ACTIVATION = "silu"
+# the hand-written loop uses FlowMatchingDensity's defaults, read from the estimator itself
+DEFAULTS = FlowMatchingDensity().get_params()
+BATCH_SIZE = DEFAULTS["batch_size"]
+LEARNING_RATE = DEFAULTS["learning_rate_init"]
+HIDDEN = tuple(DEFAULTS["hidden_layer_sizes"])
+ACTIVATION = DEFAULTS["activation"]
 
 
 def correlated_gaussian(n_samples: int, n_features: int, seed: int = 0) -> np.ndarray:
@@ -70,20 +77,17 @@ def correlated_gaussian(n_samples: int, n_features: int, seed: int = 0) -> np.nd
 # (a) training throughput
 
 
-def train_skflow(X: np.ndarray, n_epochs: int, coupling: str = "independent") -> FlowMatchingDensity:
+def train_skflow(X: np.ndarray, n_epochs: int, coupling: str = "independent"):
+    """FlowMatchingDensity with its defaults (network, batch, step size and schedule), no early
+    stopping and a fixed number of epochs."""
     return FlowMatchingDensity(
-        coupling=coupling,
-        hidden_layer_sizes=HIDDEN,
-        batch_size=BATCH_SIZE,
-        learning_rate_init=LEARNING_RATE,
-        max_iter=n_epochs,
-        early_stopping=False,
-        random_state=0,
+        coupling=coupling, max_iter=n_epochs, early_stopping=False, random_state=0
     ).fit(X)
 
 
 def train_by_hand(X: np.ndarray, n_epochs: int, seed: int = 0) -> tuple[int, float]:
-    """The minimal flow-matching loop: linear path, independent pairs, Adam, no extras.
+    """The minimal flow-matching loop: linear path, independent pairs, Adam at a constant step,
+    no EMA, no schedule, no row weights.
 
     Returns the number of steps and the mean loss of the last epoch.
     """
@@ -134,24 +138,24 @@ def bench_training(n_features: int, n_epochs: int, repeats: int) -> dict:
 # (b) exact-divergence likelihood
 
 
-def naive_score_samples(flow: FlowMatchingDensity, X: np.ndarray) -> np.ndarray:
+def naive_score_samples(flow: FlowMatchingDensity, X: np.ndarray, device: str = "cpu") -> np.ndarray:
     """``flow.score_samples`` written plainly: RK4 backwards from t = 1 to t = 0 with the divergence
-    from one autograd call per dimension."""
-    net = copy.deepcopy(flow.model_).double().eval()
-    x = torch.as_tensor((X - flow.mean_) / flow.scale_, dtype=torch.float64)
+    from one autograd call per dimension (on ``device``)."""
+    net = copy.deepcopy(flow.model_).double().eval().to(device)
+    x = torch.as_tensor((X - flow.mean_) / flow.scale_, dtype=torch.float64, device=device)
     n, d = x.shape
 
     def augmented(t: float, state: torch.Tensor) -> torch.Tensor:
         with torch.enable_grad():
             y = state[:, :d].detach().requires_grad_(True)
-            v = net(torch.full((n,), t, dtype=torch.float64), y)
-            div = torch.zeros(n, dtype=torch.float64)
+            v = net(torch.full((n,), t, dtype=torch.float64, device=device), y)
+            div = torch.zeros(n, dtype=torch.float64, device=device)
             for i in range(d):
                 (grad,) = torch.autograd.grad(v[:, i].sum(), y, retain_graph=i < d - 1)
                 div += grad[:, i]
         return torch.cat([v.detach(), div[:, None]], dim=1)
 
-    state = torch.cat([x, torch.zeros(n, 1, dtype=torch.float64)], dim=1)
+    state = torch.cat([x, torch.zeros(n, 1, dtype=torch.float64, device=device)], dim=1)
     n_steps = flow.n_steps
     h = -1.0 / n_steps  # from t = 1 down to t = 0
     for k in range(n_steps):
@@ -163,14 +167,19 @@ def naive_score_samples(flow: FlowMatchingDensity, X: np.ndarray) -> np.ndarray:
         state = state + h / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
     z, delta = state[:, :d], state[:, d]
     base = -0.5 * (z**2).sum(dim=1) - 0.5 * d * math.log(2 * math.pi)
-    return (base + delta).numpy() - np.log(flow.scale_).sum()
+    return (base + delta).cpu().numpy() - np.log(flow.scale_).sum()
 
 
-def float64_matmul_rate() -> float:
-    """Floating-point operations per second of a float64 (rows x 256) @ (256 x 256) product here."""
-    a, b = torch.randn(8192, 256, dtype=torch.float64), torch.randn(256, 256, dtype=torch.float64)
-    seconds = min(_common.timed(torch.mm, a, b)[1] for _ in range(20))
-    return 2 * a.shape[0] * a.shape[1] * b.shape[1] / seconds
+def float64_matmul_rate(width: int) -> float:
+    """Best floating-point operations per second of a float64 (rows x width) @ (width x width)
+    product on this machine, over a few row counts: the peak rate of a hidden layer."""
+    rates = []
+    b = torch.randn(width, width, dtype=torch.float64)
+    for n_rows in (256, 1024, 4096):
+        a = torch.randn(n_rows, width, dtype=torch.float64)
+        seconds = min(_common.timed(torch.mm, a, b)[1] for _ in range(20))
+        rates.append(2 * n_rows * width * width / seconds)
+    return max(rates)
 
 
 def matmul_bound_seconds(flow: FlowMatchingDensity, n_rows: int) -> float:
@@ -183,7 +192,7 @@ def matmul_bound_seconds(flow: FlowMatchingDensity, n_rows: int) -> float:
     d = flow.n_features_in_
     n_weights = sum(p.numel() for name, p in flow.model_.named_parameters() if "weight" in name)
     flops = 4 * flow.n_steps * 2 * n_rows * (d + 1) * n_weights
-    return flops / float64_matmul_rate()
+    return flops / float64_matmul_rate(max(flow.hidden_layer_sizes))
 
 
 def bench_likelihood(n_features: int, n_rows: int, repeats: int) -> dict:
@@ -210,6 +219,44 @@ def bench_likelihood(n_features: int, n_rows: int, repeats: int) -> dict:
         "max abs diff of log p": f"{np.max(np.abs(skflow_ll - naive_ll)):.1e}",
         "mean log p": f"{skflow_ll.mean():.3f}",
     }
+
+
+def bench_chunks(n_features: int, n_rows: int, exponents=(22, 20, 18)) -> list[dict]:
+    """skflow's score_samples on the same rows with CPU inference chunks of 2**exponent numbers.
+
+    This sets the private ``skflow._base._CHUNK_ELEMENTS`` (a number, or a dict by device type)
+    for the duration, so it follows skflow's internals and may need updating when they change.
+    """
+    import skflow._base
+
+    X = correlated_gaussian(BATCH_SIZE * 4 + n_rows, n_features)
+    flow = FlowMatchingDensity(max_iter=3, early_stopping=False, random_state=0)
+    flow.fit(X[:-n_rows])
+    width = max(n_features, *flow.hidden_layer_sizes)
+    default = skflow._base._CHUNK_ELEMENTS
+    by_device = isinstance(default, dict)
+    cpu_default = default["cpu"] if by_device else default
+    rows, reference = [], None
+    try:
+        for exponent in exponents:
+            elements = 2**exponent
+            skflow._base._CHUNK_ELEMENTS = {**default, "cpu": elements} if by_device else elements
+            log_density, seconds, _ = _common.timed(flow.score_samples, X[-n_rows:])
+            reference = log_density if reference is None else reference
+            label = f"2^{exponent}" + (" (default)" if elements == cpu_default else "")
+            rows.append(
+                {
+                    "d": n_features,
+                    "rows": n_rows,
+                    "CPU chunk (numbers)": label,
+                    "rows per chunk": min(n_rows, max(1, elements // (n_features * width))),
+                    "skflow s": f"{seconds:.2f}",
+                    "max abs diff vs first": f"{np.max(np.abs(log_density - reference)):.1e}",
+                }
+            )
+    finally:
+        skflow._base._CHUNK_ELEMENTS = default
+    return rows
 
 
 # --------------------------------------------------------------------------------------------------
@@ -250,31 +297,45 @@ def bench_couplings(n_features: int, n_epochs: int) -> list[dict]:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--repeats", type=int, default=5, help="repetitions of each timing")
+    parser.add_argument(
+        "--repeats", type=int, default=9, help="repetitions of each training timing (a)"
+    )
+    parser.add_argument(
+        "--likelihood-repeats", type=int, default=3, help="repetitions of each timing in (b)"
+    )
     parser.add_argument("--output", default="speed.md", help="result file (in benchmarks/results)")
     args = parser.parse_args(argv)
 
     sections = []
-    load_at_start = _common.load_average()
+    load_at_start, code_at_start = _common.load_average(), _common.code_version()
 
     print("(a) training throughput ...", flush=True)
-    training = [bench_training(d, n_epochs=10, repeats=args.repeats) for d in (2, 32)]
+    training = [bench_training(d, n_epochs=30, repeats=args.repeats) for d in (2, 32)]
     sections.append(
         "### (a) Training throughput, FlowMatchingDensity.fit vs a hand-written loop\n\n"
-        "Same VelocityMLP (256, 256, 256), batch 256, Adam lr 1e-3, linear path, independent "
-        f"coupling, 5120 rows, 200 steps per fit; fastest of {args.repeats} alternating runs, CPU seconds.\n\n"
+        f"Same VelocityMLP {HIDDEN} ({ACTIVATION}), batch {BATCH_SIZE}, Adam from lr "
+        f"{LEARNING_RATE:g} (skflow: its default `learning_rate={DEFAULTS['learning_rate']!r}` "
+        "schedule; by hand: constant), linear path, independent coupling, 5120 rows, 600 steps "
+        f"per fit; fastest of {args.repeats} alternating runs, CPU seconds.\n\n"
         + _common.markdown_table(training, list(training[0]))
     )
     print(sections[-1] + "\n", flush=True)
 
     print("(b) exact-divergence score_samples ...", flush=True)
-    likelihood = [bench_likelihood(32, n_rows=n, repeats=args.repeats) for n in (256, 16)]
+    repeats = args.likelihood_repeats
+    likelihood = [bench_likelihood(32, n_rows=n, repeats=repeats) for n in (1024, 256, 16)]
+    chunks = bench_chunks(32, n_rows=1024)
     sections.append(
         "### (b) score_samples (exact divergence, RK4) vs one autograd.grad per dimension\n\n"
-        f"Same float64 network, same RK4 steps; fastest of {args.repeats} alternating runs, CPU seconds. "
-        "`matmul-bound s` is the time the arithmetic alone takes at this machine's measured "
-        "float64 matmul rate (forward pass plus d vector-Jacobian products per evaluation).\n\n"
+        f"Same float64 network, same RK4 steps; fastest of {repeats} alternating runs, "
+        "CPU seconds. "
+        "`matmul-bound s` is the time the arithmetic alone takes at this machine's best measured "
+        "float64 matmul rate for the network's width (a forward pass plus d vector-Jacobian "
+        "products per evaluation).\n\n"
         + _common.markdown_table(likelihood, list(likelihood[0]))
+        + "\n\nskflow's score_samples on the same 1024 rows with smaller inference chunks (one "
+        "run each, CPU seconds):\n\n"
+        + _common.markdown_table(chunks, list(chunks[0]))
     )
     print(sections[-1] + "\n", flush=True)
 
@@ -291,7 +352,8 @@ def main(argv=None) -> None:
     header = (
         "## Speed benchmark\n\n"
         f"`OMP_NUM_THREADS=1 python benchmarks/bench_speed.py`, {datetime.date.today()}; "
-        f"{_common.machine_description()}. 1-minute load average {load_at_start} at the start, "
+        f"{_common.code_version_since(code_at_start)}; {_common.machine_description()}. "
+        f"1-minute load average {load_at_start} at the start, "
         f"{_common.load_average()} at the end (2 cores, shared with other jobs).\n\n"
     )
     path = _common.write_result(args.output, header + "\n\n".join(sections) + "\n")

@@ -21,9 +21,11 @@ from .paths import DENSITY_PATHS, PATHS, ProbabilityPath
 from .solvers import SOLVERS, integrate, integrate_sde
 
 # Rows per inference chunk are chosen so that the largest intermediate (the d x rows x width block of
-# the batched Jacobian) stays near this many float64 numbers (8 MiB): at d = 32, 1024-row chunks took
-# 24 s for 1024 rows and 256-row chunks 16 s (benchmarks/results/speed.md).
-_CHUNK_ELEMENTS = 2**20
+# the batched Jacobian) stays near this many float64 numbers. On the CPU 8 MiB stays in cache: at
+# d = 32, 1024-row chunks took 24 s for 1024 rows and 256-row chunks 16 s. A GPU wants big launches:
+# on an H200, 2^20-number chunks scored 2095 rows/s at d = 32 and 2^24 ones 30569
+# (benchmarks/results/speed.md and gpu.md).
+_CHUNK_ELEMENTS = {"cpu": 2**20, "cuda": 2**24}
 
 
 def resolve_device(device: str) -> torch.device:
@@ -232,9 +234,9 @@ class BaseFlow(BaseEstimator):
         independent of the batch it is computed in, to rounding)."""
         return copy.deepcopy(self.model_).to(device=device, dtype=torch.float64).eval()
 
-    def _chunks(self, n_rows: int, n_features: int):
+    def _chunks(self, n_rows: int, n_features: int, device: torch.device):
         width = max([n_features, *self._check_hidden_layer_sizes()])
-        size = max(1, _CHUNK_ELEMENTS // (n_features * width))
+        size = max(1, _CHUNK_ELEMENTS[device.type] // (n_features * width))
         for start in range(0, n_rows, size):
             yield slice(start, start + size)
 
@@ -244,7 +246,7 @@ class BaseFlow(BaseEstimator):
         net = self._inference_network(device)
         out = np.empty_like(X_std)
         with torch.no_grad():
-            for rows in self._chunks(*X_std.shape):
+            for rows in self._chunks(*X_std.shape, device):
                 x = torch.as_tensor(X_std[rows], dtype=torch.float64, device=device)
                 y = integrate(
                     lambda t, y: net(t.expand(y.shape[0]), y), x, t0, t1, **self._solver_options()
@@ -272,7 +274,7 @@ class BaseFlow(BaseEstimator):
         drift = make_drift(self._inference_network(device))
         out = np.empty_like(X_std)
         with torch.no_grad():
-            for rows in self._chunks(*X_std.shape):
+            for rows in self._chunks(*X_std.shape, device):
                 x = torch.as_tensor(X_std[rows], dtype=torch.float64, device=device)
                 y = integrate_sde(drift, diffusion, x, t0, t1, n_steps=n_steps, generator=generator)
                 out[rows] = y.cpu().numpy()
@@ -291,7 +293,7 @@ class BaseFlow(BaseEstimator):
         z = np.empty_like(X_std)
         delta = np.empty(X_std.shape[0])
         with torch.no_grad():
-            for rows in self._chunks(*X_std.shape):
+            for rows in self._chunks(*X_std.shape, device):
                 x = torch.as_tensor(X_std[rows], dtype=torch.float64, device=device)
                 z_rows, delta_rows = flow_log_likelihood(
                     net,
