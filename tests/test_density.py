@@ -19,18 +19,10 @@ from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
+from _shared import COVARIANCE, MEAN, SMALL, gaussian
 from skflow import FlowMatchingDensity
 
-SMALL = dict(hidden_layer_sizes=(64, 64), max_iter=40, batch_size=128, n_steps=10)
-MEAN = np.array([3.0, -1.0])
-FACTOR = np.array([[1.0, 0.0], [0.6, 0.5]])
-COVARIANCE = FACTOR @ FACTOR.T
 
-
-def gaussian(n, seed):
-    """Rows of N(MEAN, COVARIANCE) in units far from standard, to exercise the standardisation."""
-    rng = np.random.default_rng(seed)
-    return rng.standard_normal((n, 2)) @ FACTOR.T + MEAN
 
 
 @pytest.fixture(scope="module")

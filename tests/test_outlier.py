@@ -19,20 +19,11 @@ from scipy.stats import chi2, multivariate_normal, spearmanr
 from sklearn.exceptions import NotFittedError
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
+from _shared import COVARIANCE, FAST, MEAN, SMALL, gaussian
 from skflow import FlowMatchingDensity, FlowMatchingOutlierDetector
 from skflow.outlier import AUTO_LEVEL
 
-FAST = dict(hidden_layer_sizes=(16,), max_iter=3, n_steps=4, batch_size=64)
-SMALL = dict(hidden_layer_sizes=(64, 64), max_iter=40, batch_size=128, n_steps=10)
-MEAN = np.array([3.0, -1.0])
-FACTOR = np.array([[1.0, 0.0], [0.6, 0.5]])
-COVARIANCE = FACTOR @ FACTOR.T
 
-
-def gaussian(n, seed):
-    """Rows of N(MEAN, COVARIANCE) in units far from standard, to exercise the standardisation."""
-    rng = np.random.default_rng(seed)
-    return rng.standard_normal((n, 2)) @ FACTOR.T + MEAN
 
 
 def mahalanobis_squared(X):

@@ -3,9 +3,9 @@
 import torch
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
+from _shared import FAST
 from skflow import FlowMatchingDensity, InterpolantTransport
 
-FAST = dict(hidden_layer_sizes=(16,), max_iter=3, n_steps=4, batch_size=64)
 
 EXPECTED_FAILURES = {
     "check_sample_weight_equivalence_on_dense_data": (
