@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from _common import markdown_table, write_result  # noqa: E402
-from bench_speed import correlated_gaussian, naive_score_samples  # noqa: E402
+from bench_speed import naive_score_samples, random_gaussian_data  # noqa: E402
 
 from skflow import FlowMatchingDensity  # noqa: E402
 
@@ -67,11 +67,11 @@ def main(argv=None) -> None:
     if not torch.cuda.is_available():
         sys.exit("bench_gpu.py needs a CUDA device.")
     torch.set_num_threads(os.cpu_count())  # _common pins one thread for the CPU benchmarks
-    training_rate("cuda", correlated_gaussian(4096, 2), 256, 2)  # warm-up: CUDA context, kernels
+    training_rate("cuda", random_gaussian_data(4096, 2), 256, 2)  # warm-up: CUDA context, kernels
     rows = []
     for d in (2, 32):
         for batch_size in (256, 4096):
-            X = correlated_gaussian(batch_size * 40, d)
+            X = random_gaussian_data(batch_size * 40, d)
             epochs = 5
             gpu = training_rate("cuda", X, batch_size, epochs)
             cpu = training_rate("cpu", X, batch_size, epochs)
@@ -84,8 +84,8 @@ def main(argv=None) -> None:
                     "cuda / cpu": f"{gpu / cpu:.1f}",
                 }
             )
-        flow = FlowMatchingDensity(max_iter=1, random_state=0).fit(correlated_gaussian(2048, d))
-        X = correlated_gaussian(20000 if d == 2 else 4000, d, seed=1)
+        flow = FlowMatchingDensity(max_iter=1, random_state=0).fit(random_gaussian_data(2048, d))
+        X = random_gaussian_data(20000 if d == 2 else 4000, d, seed=1)
         gpu, cpu = scoring_rate("cuda", flow, X), scoring_rate("cpu", flow, X)
         rows.append(
             {
@@ -98,9 +98,9 @@ def main(argv=None) -> None:
         )
         print(rows[-1], flush=True)
     flow = FlowMatchingDensity(max_iter=1, random_state=0, device="cuda").fit(
-        correlated_gaussian(2048, 32)
+        random_gaussian_data(2048, 32)
     )
-    X = correlated_gaussian(256, 32, seed=2)
+    X = random_gaussian_data(256, 32, seed=2)
     fast, fast_s = _synchronised_seconds(flow.score_samples, X)
     naive, naive_s = _synchronised_seconds(naive_score_samples, flow, X, "cuda")
     rows.append(

@@ -65,7 +65,7 @@ HIDDEN = tuple(DEFAULTS["hidden_layer_sizes"])
 ACTIVATION = DEFAULTS["activation"]
 
 
-def correlated_gaussian(n_samples: int, n_features: int, seed: int = 0) -> np.ndarray:
+def random_gaussian_data(n_samples: int, n_features: int, seed: int = 0) -> np.ndarray:
     """Standardised rows of a Gaussian with a random covariance: the data every part trains on."""
     rng = np.random.default_rng(seed)
     mixing = rng.normal(size=(n_features, n_features)) / math.sqrt(n_features)
@@ -116,7 +116,8 @@ def train_by_hand(X: np.ndarray, n_epochs: int, seed: int = 0) -> tuple[int, flo
 
 
 def bench_training(n_features: int, n_epochs: int, repeats: int) -> dict:
-    X = correlated_gaussian(BATCH_SIZE * 20, n_features)
+    X = random_gaussian_data(BATCH_SIZE * 20, n_features)
+    train_skflow(X, 1), train_by_hand(X, 1)  # warm-up: torch's first calls are slow
     skflow_rates, hand_rates = [], []
     for _ in range(repeats):  # alternate the two so that a slow spell of the machine hits both
         flow, seconds, _ = _common.timed(train_skflow, X, n_epochs)
@@ -196,7 +197,7 @@ def matmul_bound_seconds(flow: FlowMatchingDensity, n_rows: int) -> float:
 
 
 def bench_likelihood(n_features: int, n_rows: int, repeats: int) -> dict:
-    X = correlated_gaussian(BATCH_SIZE * 4 + n_rows, n_features)
+    X = random_gaussian_data(BATCH_SIZE * 4 + n_rows, n_features)
     X_train, X_eval = X[:-n_rows], X[-n_rows:]
     # a short fit: the cost of score_samples does not depend on how well the network is trained
     flow = FlowMatchingDensity(max_iter=3, early_stopping=False, random_state=0).fit(X_train)
@@ -229,7 +230,7 @@ def bench_chunks(n_features: int, n_rows: int, exponents=(22, 20, 18)) -> list[d
     """
     import skflow._base
 
-    X = correlated_gaussian(BATCH_SIZE * 4 + n_rows, n_features)
+    X = random_gaussian_data(BATCH_SIZE * 4 + n_rows, n_features)
     flow = FlowMatchingDensity(max_iter=3, early_stopping=False, random_state=0)
     flow.fit(X[:-n_rows])
     width = max(n_features, *flow.hidden_layer_sizes)
@@ -267,7 +268,8 @@ COUPLING_CLASSES = {"ot": ExactOTCoupling, "sinkhorn": SinkhornCoupling}
 
 
 def bench_couplings(n_features: int, n_epochs: int) -> list[dict]:
-    X = correlated_gaussian(BATCH_SIZE * 10, n_features)
+    X = random_gaussian_data(BATCH_SIZE * 10, n_features)
+    train_skflow(X, 1)  # warm-up
     flow, seconds, _ = _common.timed(train_skflow, X, n_epochs)
     independent_step = seconds / flow.t_
     rows = []
