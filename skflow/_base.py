@@ -240,18 +240,37 @@ class BaseFlow(BaseEstimator):
         for start in range(0, n_rows, size):
             yield slice(start, start + size)
 
-    def _integrate_flow(self, X_std: np.ndarray, t0: float, t1: float) -> np.ndarray:
-        """Carry standardised rows along the learned ODE from ``t0`` to ``t1``, chunk by chunk."""
+    def _map_rows(self, X_std: np.ndarray, function) -> list[np.ndarray]:
+        """Apply ``function(net, x)`` to standardised rows chunk by chunk, without gradients.
+
+        ``net`` is the float64 inference network on the estimator's device and ``x`` a chunk of rows
+        as a float64 tensor there; ``function`` returns one tensor or a tuple of tensors whose first
+        axis runs over the chunk's rows. Returns one array per returned tensor, over all rows.
+        """
         device = resolve_device(self.device)
         net = self._inference_network(device)
-        out = np.empty_like(X_std)
+        outputs: list[np.ndarray] = []
         with torch.no_grad():
             for rows in self._chunks(*X_std.shape, device):
                 x = torch.as_tensor(X_std[rows], dtype=torch.float64, device=device)
-                y = integrate(
-                    lambda t, y: net(t.expand(y.shape[0]), y), x, t0, t1, **self._solver_options()
-                )
-                out[rows] = y.cpu().numpy()
+                result = function(net, x)
+                result = result if isinstance(result, tuple) else (result,)
+                if not outputs:
+                    outputs = [np.empty((X_std.shape[0], *r.shape[1:])) for r in result]
+                for out, r in zip(outputs, result):
+                    out[rows] = r.cpu().numpy()
+        return outputs
+
+    def _integrate_flow(self, X_std: np.ndarray, t0: float, t1: float) -> np.ndarray:
+        """Carry standardised rows along the learned ODE from ``t0`` to ``t1``, chunk by chunk."""
+
+        def carry(net: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+            def field(t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+                return net(t.expand(y.shape[0]), y)
+
+            return integrate(field, x, t0, t1, **self._solver_options())
+
+        (out,) = self._map_rows(X_std, carry)
         return out
 
     def _integrate_stochastic(
@@ -270,14 +289,12 @@ class BaseFlow(BaseEstimator):
         ``make_drift(net)`` builds the drift ``f(t, y)`` from the float64 inference network and
         ``diffusion(t)`` is the scalar noise amplitude; ``generator`` draws the increments.
         """
-        device = resolve_device(self.device)
-        drift = make_drift(self._inference_network(device))
-        out = np.empty_like(X_std)
-        with torch.no_grad():
-            for rows in self._chunks(*X_std.shape, device):
-                x = torch.as_tensor(X_std[rows], dtype=torch.float64, device=device)
-                y = integrate_sde(drift, diffusion, x, t0, t1, n_steps=n_steps, generator=generator)
-                out[rows] = y.cpu().numpy()
+        (out,) = self._map_rows(
+            X_std,
+            lambda net, x: integrate_sde(
+                make_drift(net), diffusion, x, t0, t1, n_steps=n_steps, generator=generator
+            ),
+        )
         return out
 
     def _flow_log_likelihood(
@@ -285,25 +302,19 @@ class BaseFlow(BaseEstimator):
     ) -> tuple[np.ndarray, np.ndarray]:
         """Pull standardised rows back from ``t1`` to ``t0``; returns the points and
         ``-int div v dt`` (see :func:`skflow.likelihood.flow_log_likelihood`)."""
-        device = resolve_device(self.device)
-        net = self._inference_network(device)
         generator = None
         if self.divergence == "hutchinson":
             generator = torch.Generator().manual_seed(_seed(check_random_state(self.random_state)))
-        z = np.empty_like(X_std)
-        delta = np.empty(X_std.shape[0])
-        with torch.no_grad():
-            for rows in self._chunks(*X_std.shape, device):
-                x = torch.as_tensor(X_std[rows], dtype=torch.float64, device=device)
-                z_rows, delta_rows = flow_log_likelihood(
-                    net,
-                    x,
-                    t0,
-                    t1,
-                    divergence=self.divergence,
-                    generator=generator,
-                    **self._solver_options(),
-                )
-                z[rows] = z_rows.cpu().numpy()
-                delta[rows] = delta_rows.cpu().numpy()
+        z, delta = self._map_rows(
+            X_std,
+            lambda net, x: flow_log_likelihood(
+                net,
+                x,
+                t0,
+                t1,
+                divergence=self.divergence,
+                generator=generator,
+                **self._solver_options(),
+            ),
+        )
         return z, delta

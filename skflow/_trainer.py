@@ -205,6 +205,7 @@ class FlowMatchingTrainer:
         cfg = self.config
         ema = copy.deepcopy(model).requires_grad_(False)
         optimizer = torch.optim.Adam(model.parameters(), lr=cfg.learning_rate_init)
+        ema_parameters, model_parameters = list(ema.parameters()), list(model.parameters())
         scheduler = self._scheduler(optimizer, len(self._batches(torch.arange(x_train.shape[0]))))
         history = TrainingHistory()
         validation = (
@@ -227,7 +228,7 @@ class FlowMatchingTrainer:
                     optimizer.step()
                     scheduler.step()
                     history.n_steps += 1
-                    self._update_ema(ema, model, history.n_steps)
+                    self._update_ema(ema_parameters, model_parameters, history.n_steps)
                     epoch_loss += loss.detach() * _total(w_train, index)
                 epoch_loss = epoch_loss.item() / float(_total(w_train, order))
                 if not math.isfinite(epoch_loss):
@@ -302,7 +303,11 @@ class FlowMatchingTrainer:
             f"{time.perf_counter() - start_time:.1f} s"
         )
 
-    def _update_ema(self, ema: nn.Module, model: nn.Module, step: int) -> None:
+    def _update_ema(
+        self, averaged: list[torch.Tensor], current: list[torch.Tensor], step: int
+    ) -> None:
+        """Move the averaged parameters towards the current ones (lists made once per fit, off the
+        per-step path)."""
         # warm-up of the decay so that short runs are not dominated by the initial weights
         decay = min(self.config.ema_decay, (1.0 + step) / (10.0 + step))
-        get_ema_multi_avg_fn(decay)(list(ema.parameters()), list(model.parameters()), None)
+        get_ema_multi_avg_fn(decay)(averaged, current, None)

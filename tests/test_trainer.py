@@ -55,7 +55,7 @@ def test_ema_update_uses_the_warmed_up_decay():
     ema, model = torch.nn.Linear(1, 1), torch.nn.Linear(1, 1)
     for step in (1, 100):
         before = [p.detach().clone() for p in ema.parameters()]
-        trainer._update_ema(ema, model, step)
+        trainer._update_ema(list(ema.parameters()), list(model.parameters()), step)
         decay = min(0.9, (1 + step) / (10 + step))
         for old, new, current in zip(before, ema.parameters(), model.parameters()):
             torch.testing.assert_close(new, decay * old + (1 - decay) * current)
