@@ -35,6 +35,10 @@ from .paths import ProbabilityPath
 
 BaseSampler = Callable[[int, torch.Generator], torch.Tensor]
 
+DIVERGENCE_FACTOR = 1e6
+"""An epoch whose loss exceeds this many times the loss of the untrained network (the first
+minibatch's) has diverged, even if the loss is finite: the weights have blown up."""
+
 
 @dataclass
 class TrainingConfig:
@@ -60,6 +64,7 @@ class TrainingHistory:
     best_loss: float = math.inf
     n_iter: int = 0
     n_steps: int = 0
+    interrupted: bool = False
 
 
 def _weighted_mse(
@@ -70,6 +75,11 @@ def _weighted_mse(
         return (prediction - target).pow(2).mean()
     per_row = (prediction - target).pow(2).mean(dim=1)
     return (per_row * weight).sum() / weight.sum()
+
+
+def _all_finite(parameters: list[torch.Tensor]) -> bool:
+    """Whether every entry of every tensor is finite (one host synchronisation)."""
+    return bool(torch.stack([p.isfinite().all() for p in parameters]).all())
 
 
 def _rows(weight: torch.Tensor | None, index: torch.Tensor) -> torch.Tensor | None:
@@ -214,6 +224,8 @@ class FlowMatchingTrainer:
         best_state = copy.deepcopy(ema.state_dict())
         n_train = x_train.shape[0]
         epochs_without_improvement = 0
+        diverged_epoch = None
+        initial_loss = None  # the first minibatch's loss, before any step: the divergence yardstick
         start_time = time.perf_counter()
         try:
             for epoch in range(cfg.max_iter):
@@ -223,6 +235,8 @@ class FlowMatchingTrainer:
                 for index in self._batches(order):
                     pairs = self._regression_pairs(x_train[index], generator)
                     loss = self._loss(model, *pairs, _rows(w_train, index))
+                    if initial_loss is None:
+                        initial_loss = loss.detach()
                     optimizer.zero_grad(set_to_none=True)
                     loss.backward()
                     optimizer.step()
@@ -231,7 +245,12 @@ class FlowMatchingTrainer:
                     self._update_ema(ema_parameters, model_parameters, history.n_steps)
                     epoch_loss += loss.detach() * _total(w_train, index)
                 epoch_loss = epoch_loss.item() / float(_total(w_train, order))
-                if not math.isfinite(epoch_loss):
+                # a finite loss can still have blown up, and a step can overflow the weights after
+                # a finite loss: check the loss against the untrained network's and the weights
+                if (
+                    not epoch_loss <= DIVERGENCE_FACTOR * float(initial_loss)
+                    or not _all_finite(ema_parameters)
+                ):
                     raise FloatingPointError
                 history.loss_curve.append(epoch_loss)
                 history.n_iter = epoch + 1
@@ -262,16 +281,13 @@ class FlowMatchingTrainer:
         except FloatingPointError:
             if not history.loss_curve:
                 raise ValueError(
-                    "Training diverged: the flow-matching loss became non-finite in the first "
-                    "epoch. Lower learning_rate_init or check the data for extreme values."
+                    "Training diverged: in the first epoch the flow-matching loss grew "
+                    f"{DIVERGENCE_FACTOR:.0e}-fold or became non-finite, or the weights did. Lower "
+                    "learning_rate_init or check the data for extreme values."
                 ) from None
-            warnings.warn(
-                f"Training diverged (non-finite loss) in epoch {history.n_iter + 1}; keeping the "
-                "weights of the last good epoch. Lower learning_rate_init to train further.",
-                RuntimeWarning,
-                stacklevel=4,
-            )
+            diverged_epoch = history.n_iter + 1
         except KeyboardInterrupt:
+            history.interrupted = True
             warnings.warn(
                 f"Training interrupted after {history.n_iter} epochs; the model holds the best "
                 "weights reached so far.",
@@ -279,7 +295,38 @@ class FlowMatchingTrainer:
                 stacklevel=4,
             )
         ema.load_state_dict(best_state)
+        # the loss of an epoch is measured before its last step: check the weights that are kept
+        if history.n_iter and not self._within_divergence_limit(
+            ema, x_train, generator, initial_loss
+        ):
+            raise ValueError(
+                "Training diverged: the weights kept from the last good epoch give a flow-matching "
+                f"loss over {DIVERGENCE_FACTOR:.0e} times the untrained network's. Lower "
+                "learning_rate_init."
+            )
+        if diverged_epoch is not None:
+            warnings.warn(
+                f"Training diverged (the loss or the weights blew up) in epoch {diverged_epoch}; "
+                "keeping the weights of the last good epoch. Lower learning_rate_init to train "
+                "further.",
+                RuntimeWarning,
+                stacklevel=4,
+            )
         return ema, history
+
+    @torch.no_grad()
+    def _within_divergence_limit(
+        self,
+        model: nn.Module,
+        x: torch.Tensor,
+        generator: torch.Generator,
+        reference: torch.Tensor,
+    ) -> bool:
+        """Whether ``model``'s unweighted loss on fresh pairs of the first rows is finite and at
+        most ``DIVERGENCE_FACTOR`` times ``reference``."""
+        pairs = self._regression_pairs(x[: self.config.batch_size], generator)
+        loss = float(self._loss(model, *pairs, None))
+        return loss <= DIVERGENCE_FACTOR * float(reference)
 
     def _scheduler(
         self, optimizer: torch.optim.Optimizer, batches_per_epoch: int
