@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import functools
+import math
 from numbers import Integral, Real
 
 import numpy as np
@@ -42,6 +44,42 @@ def resolve_device(device: str) -> torch.device:
 
 def _seed(rng: np.random.RandomState) -> int:
     return int(rng.randint(np.iinfo(np.int32).max))
+
+
+def keeps_state_on_error(fit):
+    """Decorate a ``fit`` method so that an exception leaves the estimator as it was before the call.
+
+    A fit that fails half-way (bad labels, a diverged first epoch, an invalid network size) would
+    otherwise leave new ``n_features_in_``, ``mean_`` or ``scale_`` beside the old ``model_``: a
+    model that answers silently wrong. The fitted attributes are replaced, never mutated in place,
+    so a shallow copy of ``__dict__`` is enough to restore them.
+    """
+
+    @functools.wraps(fit)
+    def wrapper(self, *args, **kwargs):
+        state = self.__dict__.copy()
+        try:
+            return fit(self, *args, **kwargs)
+        except BaseException:
+            self.__dict__.clear()
+            self.__dict__.update(state)
+            raise
+
+    return wrapper
+
+
+def check_not_bool(value, name: str) -> None:
+    """Raise a TypeError if ``value`` is a bool: a number is expected, and bool is one to Python.
+
+    Parameters
+    ----------
+    value : object
+        The argument.
+    name : str
+        Its name, for the message.
+    """
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be a number, not a bool; got {value!r}.")
 
 
 class BaseFlow(BaseEstimator):
@@ -133,12 +171,24 @@ class BaseFlow(BaseEstimator):
         return X, weight
 
     def _set_standardisation(self, X: np.ndarray, weight: np.ndarray) -> None:
-        """Weighted per-feature mean and scale; a constant feature keeps a scale of 1."""
-        self.mean_ = np.average(X, axis=0, weights=weight)
-        variance = np.average((X - self.mean_) ** 2, axis=0, weights=weight)
-        scale = np.sqrt(variance)
-        scale[scale < 10 * np.finfo(np.float64).eps * np.maximum(np.abs(self.mean_), 1.0)] = 1.0
-        self.scale_ = scale
+        """Weighted per-feature mean and scale; a constant feature keeps a scale of 1.
+
+        The deviations are divided by their largest magnitude before they are squared, so that
+        values near the float64 limit (beyond about 1e154) do not overflow to an infinite scale.
+        """
+        with np.errstate(over="ignore", invalid="ignore"):
+            mean = np.average(X, axis=0, weights=weight)
+            deviation = X - mean
+            peak = np.abs(deviation).max(axis=0)
+            peak[peak == 0] = 1.0
+            scale = peak * np.sqrt(np.average((deviation / peak) ** 2, axis=0, weights=weight))
+        if not (np.isfinite(mean).all() and np.isfinite(scale).all()):
+            raise ValueError(
+                "X has values too large to standardise in float64 (their mean or spread "
+                "overflows); rescale X."
+            )
+        scale[scale < 10 * np.finfo(np.float64).eps * np.maximum(np.abs(mean), 1.0)] = 1.0
+        self.mean_, self.scale_ = mean, scale
 
     def _standardise(self, X: np.ndarray) -> np.ndarray:
         return (X - self.mean_) / self.scale_
@@ -179,6 +229,12 @@ class BaseFlow(BaseEstimator):
 
         rows = np.arange(X_std.shape[0])
         if self.early_stopping:
+            # train_test_split rounds the validation share up; say which parameter leaves no rows
+            if math.ceil(self.validation_fraction * rows.size) >= rows.size:
+                raise ValueError(
+                    f"validation_fraction={self.validation_fraction} holds out all "
+                    f"{rows.size} training rows: lower it, add rows or set early_stopping=False."
+                )
             train_rows, val_rows = train_test_split(
                 rows, test_size=self.validation_fraction, random_state=rng
             )
@@ -225,6 +281,8 @@ class BaseFlow(BaseEstimator):
         self.best_loss_ = history.best_loss
         self.n_iter_ = history.n_iter
         self.t_ = history.n_steps
+        # whether a KeyboardInterrupt cut this fit short (the trainer kept the best weights so far)
+        self._interrupted = history.interrupted
 
     # ----------------------------------------------------------------------------------------------
     # inference
@@ -252,7 +310,8 @@ class BaseFlow(BaseEstimator):
         outputs: list[np.ndarray] = []
         with torch.no_grad():
             for rows in self._chunks(*X_std.shape, device):
-                x = torch.as_tensor(X_std[rows], dtype=torch.float64, device=device)
+                # a copy: the rows may be the caller's array (read-only, or to be left untouched)
+                x = torch.tensor(X_std[rows], dtype=torch.float64, device=device)
                 result = function(net, x)
                 result = result if isinstance(result, tuple) else (result,)
                 if not outputs:

@@ -16,7 +16,7 @@ from sklearn.utils import check_array, check_random_state
 from sklearn.utils._param_validation import Interval, validate_params
 from sklearn.utils.validation import check_is_fitted
 
-from ._base import BaseFlow
+from ._base import BaseFlow, check_not_bool, keeps_state_on_error
 from .likelihood import standard_normal_log_density
 
 __all__ = ["FlowMatchingDensity"]
@@ -205,6 +205,7 @@ class FlowMatchingDensity(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Den
         self.random_state = random_state
         self.verbose = verbose
 
+    @keeps_state_on_error
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None, sample_weight=None):
         """Learn the flow from the standard normal to the distribution of ``X``.
@@ -290,6 +291,7 @@ class FlowMatchingDensity(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Den
         -------
         X : ndarray of shape (n_samples, `n_features_in_`)
         """
+        check_not_bool(n_samples, "n_samples")
         check_is_fitted(self, "model_")
         rng = check_random_state(random_state)
         z = rng.standard_normal((n_samples, self.n_features_in_))

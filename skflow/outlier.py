@@ -21,6 +21,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
+from ._base import keeps_state_on_error
 from .density import FlowMatchingDensity
 
 __all__ = ["FlowMatchingOutlierDetector"]
@@ -48,6 +49,7 @@ class FlowMatchingOutlierDetector(OutlierMixin, FlowMatchingDensity):
         # that is set on this method below the class, built from FlowMatchingDensity's.
         super().__init__(**flow_params)
 
+    @keeps_state_on_error
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None, sample_weight=None):
         """Score the training rows by cross-fitting, fit the flow without the rows they flag, and
@@ -88,7 +90,8 @@ class FlowMatchingOutlierDetector(OutlierMixin, FlowMatchingDensity):
     def _held_out_scores(self, X: np.ndarray, weight: np.ndarray) -> np.ndarray | None:
         """Each row's log-density under a flow fitted on the other half of the rows (two folds).
 
-        Returns None when fewer than four rows have a positive weight.
+        Returns None when fewer than four rows have a positive weight. A KeyboardInterrupt
+        during either fit stops :meth:`fit` at once: there is no final flow yet to keep.
         """
         rows = np.flatnonzero(weight > 0)
         if rows.size < 4:
@@ -100,6 +103,10 @@ class FlowMatchingOutlierDetector(OutlierMixin, FlowMatchingDensity):
         scores = np.full(X.shape[0], np.nan)
         for train, test in ((halves[0], halves[1]), (halves[1], halves[0])):
             flow = FlowMatchingDensity(**params).fit(X[train], sample_weight=weight[train])
+            if flow._interrupted:
+                raise KeyboardInterrupt(
+                    "interrupted while fitting the held-out scores; the detector is left as it was"
+                )
             scores[test] = flow.score_samples(X[test])
         return scores
 

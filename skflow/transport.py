@@ -22,7 +22,7 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
-from ._base import BaseFlow, _seed, resolve_device
+from ._base import BaseFlow, _seed, check_not_bool, keeps_state_on_error, resolve_device
 from .couplings import make_coupling
 from .networks import VelocityDenoiserMLP, VelocityMLP
 from .paths import GAMMAS, PATHS, TRANSPORT_PATHS, ProbabilityPath
@@ -272,7 +272,12 @@ feature_names_in_
             self, X, y, dtype=np.float64, ensure_min_samples=2, reset=reset, y_numeric=False
         )
         y = column_or_1d(y, warn=True)
-        classes = np.unique(y)
+        try:
+            classes = np.unique(y)
+        except TypeError as error:  # labels that cannot be ordered, e.g. strings and numbers
+            raise TypeError(
+                f"y must hold labels of one kind that can be sorted (numbers or strings): {error}"
+            ) from None
         if classes.size != 2:
             raise ValueError(
                 "InterpolantTransport.fit needs y with exactly two distinct labels, one per "
@@ -308,6 +313,7 @@ feature_names_in_
             estimator.set_params(random_state=_seed(rng))
         return estimator.fit(Z)
 
+    @keeps_state_on_error
     @_fit_context(prefer_skip_nested_validation=False)
     def fit(self, X, y, sample_weight=None):
         """Learn the transport from the rows labelled ``classes_[0]`` to those labelled ``classes_[1]``.
@@ -425,6 +431,10 @@ feature_names_in_
         )
         return self._integrate_stochastic(Z, t0, t1, make_drift, diffusion, self.sde_n_steps, generator)
 
+    @validate_params(
+        {"direction": [StrOptions({"forward", "backward"})], "random_state": ["random_state"]},
+        prefer_skip_nested_validation=True,
+    )
     def transport(self, X, *, direction: str = "forward", random_state=None) -> np.ndarray:
         """Carry rows with the sampler: the SDE with diffusion ``epsilon(t)`` if ``eps > 0``, else
         the ODE (then it equals :meth:`transform` / :meth:`inverse_transform`).
@@ -442,8 +452,6 @@ feature_names_in_
         -------
         X_new : ndarray of shape (n_samples, n_features)
         """
-        if direction not in ("forward", "backward"):
-            raise ValueError(f"direction must be 'forward' or 'backward', got {direction!r}.")
         X = self._check_predict_data(X)
         Z = self._push(self._standardise(X), direction == "forward", random_state)
         return self._unstandardise(Z)
@@ -466,6 +474,7 @@ feature_names_in_
         -------
         X : ndarray of shape (n_samples, `n_features_in_`)
         """
+        check_not_bool(n_samples, "n_samples")
         check_is_fitted(self, "model_")
         rng = check_random_state(random_state)
         density = copy.deepcopy(self.source_density_)
@@ -485,6 +494,7 @@ feature_names_in_
     # densities and fields
 
     def _check_time(self, t) -> float:
+        check_not_bool(t, "t")
         if not (isinstance(t, Real) and 0.0 <= float(t) <= 1.0):
             raise ValueError(f"t must be a number in [0, 1], got {t!r}.")
         t_min, t_max = self._times()
@@ -609,17 +619,28 @@ feature_names_in_
         y : array-like of shape (n_samples,)
             Their labels, from ``classes_``; both must be present.
         sample_weight : None
-            Not supported; present for API consistency.
+            Not supported (a weighted score would need weighted marginals); anything but None
+            raises a ValueError rather than being ignored.
 
         Returns
         -------
         float
             ``-W2^2``.
         """
+        if sample_weight is not None:
+            raise ValueError(
+                "InterpolantTransport.score does not support sample_weight; pass sample_weight=None."
+            )
         X = self._check_predict_data(X)
         y = column_or_1d(y)
         if y.shape[0] != X.shape[0]:
             raise ValueError(f"X has {X.shape[0]} rows but y has {y.shape[0]}.")
+        unknown = np.setdiff1d(y, self.classes_)
+        if unknown.size:
+            raise ValueError(
+                f"y has labels {unknown[:5].tolist()} that fit did not see; the labels are "
+                f"{self.classes_.tolist()}."
+            )
         source, target = y == self.classes_[0], y == self.classes_[1]
         if not source.any() or not target.any():
             raise ValueError(
