@@ -112,7 +112,7 @@ html_theme_options = {
 }
 html_show_sourcelink = False
 # pages without sub-pages get no (empty) left sidebar
-html_sidebars = {"index": [], "install": [], "user_guide": []}
+html_sidebars = {"index": [], "install": []}
 
 
 # -- Docstring fixes ----------------------------------------------------------------------------
