@@ -69,6 +69,18 @@ class ExactOTCoupling(Coupling):
     network simplex (:func:`ot.emd`). For two batches of equal size the optimum is attained at a
     permutation matrix (Birkhoff–von Neumann), so the plan is read as an exact one-to-one matching,
     never sampled with replacement: every base and every data row is used exactly once.
+
+    Examples
+    --------
+    Each data row gets the nearest free base row:
+
+    >>> import numpy as np
+    >>> import torch
+    >>> from skflow.couplings import ExactOTCoupling
+    >>> x0 = torch.tensor([[0.0], [10.0], [20.0]])
+    >>> x1 = torch.tensor([[19.0], [1.0], [11.0]])
+    >>> ExactOTCoupling().pair(x0, x1, np.random.default_rng(0)).ravel().tolist()
+    [20.0, 0.0, 10.0]
     """
 
     def pair(

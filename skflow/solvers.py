@@ -83,6 +83,18 @@ def integrate(
     -------
     torch.Tensor
         The state at ``t1``, or the path of shape ``(n_steps + 1, *y0.shape)``.
+
+    Examples
+    --------
+    ``dy/dt = -y`` from ``y(0) = 1`` to ``t = 1``, whose solution is ``exp(-1)``:
+
+    >>> import torch
+    >>> from skflow.solvers import integrate
+    >>> y1 = integrate(lambda t, y: -y, torch.ones(1, dtype=torch.float64), 0.0, 1.0)
+    >>> round(float(y1), 6), round(float(torch.exp(torch.tensor(-1.0))), 6)
+    (0.367879, 0.367879)
+    >>> integrate(lambda t, y: -y, torch.ones(3), 0.0, 1.0, n_steps=4, return_path=True).shape
+    torch.Size([5, 3])
     """
     if method in ADAPTIVE_SOLVERS:
         if return_path:
