@@ -8,7 +8,7 @@ carries standard normal noise at :math:`t = 0` onto the data at :math:`t = 1`. T
 to two 2-D shapes, two interleaved half-moons and a ring of eight Gaussians, and shows for each
 
 1. the training rows,
-2. the learned density :math:`\\exp(\\texttt{score\\_samples})` on a grid,
+2. the learned density, ``exp(score_samples(grid))``,
 3. new rows drawn with ``sample``,
 4. the trajectories along which noise becomes data.
 
@@ -93,11 +93,13 @@ def trajectories(flow, n_rows, n_steps=20, seed=0):
 fig, axes = plt.subplots(len(shapes), 4, figsize=(13, 6.6))
 for row, (name, X) in zip(axes, shapes.items()):
     flow = flows[name]
-    lo, hi = X.min(axis=0) - 0.6, X.max(axis=0) + 0.6
+    paths = trajectories(flow, 60)
+    new_rows = flow.sample(1000, random_state=1)
+    # one frame per shape, wide enough for the data and most of the noise the trajectories start at
+    lo = np.minimum(X.min(axis=0), np.percentile(paths[0], 2, axis=0)) - 0.3
+    hi = np.maximum(X.max(axis=0), np.percentile(paths[0], 98, axis=0)) + 0.3
     gx, gy = np.meshgrid(np.linspace(lo[0], hi[0], 70), np.linspace(lo[1], hi[1], 70))
     density = np.exp(flow.score_samples(np.column_stack([gx.ravel(), gy.ravel()])))
-    new_rows = flow.sample(1000, random_state=1)
-    paths = trajectories(flow, 100)
 
     row[0].scatter(*X.T, s=2, color="tab:blue")
     row[0].set_title(f"{name}: training rows")
@@ -105,18 +107,17 @@ for row, (name, X) in zip(axes, shapes.items()):
     row[1].set_title("learned density")
     row[2].scatter(*new_rows.T, s=2, color="tab:orange")
     row[2].set_title("sample(1000)")
-    row[3].plot(paths[:, :, 0], paths[:, :, 1], color="tab:grey", lw=0.4, alpha=0.5)
-    row[3].scatter(*paths[0].T, s=3, color="tab:grey", label="t = 0 (noise)")
-    row[3].scatter(*paths[-1].T, s=3, color="tab:red", label="t = 1 (data)")
+    row[3].plot(paths[:, :, 0], paths[:, :, 1], color="tab:grey", lw=0.6, alpha=0.6)
+    row[3].scatter(*paths[0].T, s=5, color="tab:grey", label="t = 0 (noise)")
+    row[3].scatter(*paths[-1].T, s=5, color="tab:red", label="t = 1 (data)")
     row[3].set_title("trajectories")
-    row[3].legend(loc="lower right", fontsize="x-small", markerscale=3)
+    row[3].legend(loc="lower right", fontsize="x-small", markerscale=2)
     for ax in row:
         ax.set_aspect("equal")
         ax.set_xticks([])
         ax.set_yticks([])
-        if ax is not row[3]:  # the trajectories start from noise, which spreads wider
-            ax.set_xlim(lo[0], hi[0])
-            ax.set_ylim(lo[1], hi[1])
+        ax.set_xlim(lo[0], hi[0])
+        ax.set_ylim(lo[1], hi[1])
 fig.tight_layout()
 
 # %%

@@ -161,3 +161,5 @@ for name, flow in flows.items():
     print(f"{name:30s} held-out log-likelihood {flow.score(X_test):7.3f} nats per row")
 
 plt.show()
+
+# sphinx_gallery_thumbnail_number = 2
