@@ -15,6 +15,8 @@ from pathlib import Path
 
 # Document the checkout this file lives in, whether or not skflow is installed.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+# ... and this folder, for gallery_order.py
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import skflow  # noqa: E402
 import torch  # noqa: E402
@@ -72,7 +74,8 @@ sphinx_gallery_conf = {
     "examples_dirs": "examples",
     "gallery_dirs": "auto_examples",
     "filename_pattern": r"/plot_",
-    "within_subsection_order": "FileNameSortKey",
+    # from the first use to the more specialised ones (doc/gallery_order.py)
+    "within_subsection_order": "gallery_order.ExampleOrder",
     "abort_on_example_error": True,
     "download_all_examples": False,
     "remove_config_comments": True,
@@ -111,6 +114,8 @@ html_theme_options = {
     "show_toc_level": 2,
 }
 html_show_sourcelink = False
+html_static_path = ["_static"]
+html_css_files = ["custom.css"]
 # pages without sub-pages get no (empty) left sidebar
 html_sidebars = {"index": [], "install": []}
 
