@@ -17,8 +17,9 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted, vali
 
 from ._trainer import FlowMatchingTrainer, TrainingConfig
 from .couplings import COUPLINGS, make_coupling
+from ._moments import WeightedMoments
 from .likelihood import DIVERGENCES, flow_log_likelihood
-from .networks import ACTIVATIONS, VelocityMLP
+from .networks import ACTIVATIONS, RestandardisedVelocity, VelocityMLP
 from .paths import DENSITY_PATHS, PATHS, ProbabilityPath
 from .solvers import SOLVERS, integrate, integrate_sde
 
@@ -155,13 +156,32 @@ class BaseFlow(BaseEstimator):
             "rtol": self.rtol,
         }
 
+    def _training_config(self) -> TrainingConfig:
+        return TrainingConfig(
+            max_iter=self.max_iter,
+            batch_size=self.batch_size,
+            learning_rate_init=self.learning_rate_init,
+            learning_rate=self.learning_rate,
+            ema_decay=self.ema_decay,
+            early_stopping=self.early_stopping,
+            n_iter_no_change=self.n_iter_no_change,
+            tol=self.tol,
+            verbose=self.verbose,
+        )
+
     # ----------------------------------------------------------------------------------------------
     # data
 
-    def _validate_fit_data(self, X, sample_weight) -> tuple[np.ndarray, np.ndarray]:
-        """Check ``X`` (and weights) for fitting; returns float64 arrays, never views of the input."""
-        reset = not (self.warm_start and hasattr(self, "model_"))
-        X = validate_data(self, X, dtype=np.float64, ensure_min_samples=2, reset=reset)
+    def _validate_fit_data(
+        self, X, sample_weight, *, reset: bool | None = None, min_samples: int = 2
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Check ``X`` (and weights) for fitting; returns float64 arrays, never views of the input.
+
+        ``reset`` (whether ``n_features_in_`` is set anew) defaults to "unless warm-starting".
+        """
+        if reset is None:
+            reset = not (self.warm_start and hasattr(self, "model_"))
+        X = validate_data(self, X, dtype=np.float64, ensure_min_samples=min_samples, reset=reset)
         if sample_weight is None:
             weight = np.ones(X.shape[0])
         else:
@@ -173,22 +193,15 @@ class BaseFlow(BaseEstimator):
     def _set_standardisation(self, X: np.ndarray, weight: np.ndarray) -> None:
         """Weighted per-feature mean and scale; a constant feature keeps a scale of 1.
 
-        The deviations are divided by their largest magnitude before they are squared, so that
-        values near the float64 limit (beyond about 1e154) do not overflow to an infinite scale.
+        The moments (total weight, mean, weighted sum of squared deviations) are kept, so that
+        ``partial_fit`` can add rows to them.
         """
-        with np.errstate(over="ignore", invalid="ignore"):
-            mean = np.average(X, axis=0, weights=weight)
-            deviation = X - mean
-            peak = np.abs(deviation).max(axis=0)
-            peak[peak == 0] = 1.0
-            scale = peak * np.sqrt(np.average((deviation / peak) ** 2, axis=0, weights=weight))
-        if not (np.isfinite(mean).all() and np.isfinite(scale).all()):
-            raise ValueError(
-                "X has values too large to standardise in float64 (their mean or spread "
-                "overflows); rescale X."
-            )
-        scale[scale < 10 * np.finfo(np.float64).eps * np.maximum(np.abs(mean), 1.0)] = 1.0
-        self.mean_, self.scale_ = mean, scale
+        self._set_moments(WeightedMoments.of(X, weight))
+
+    def _set_moments(self, moments: WeightedMoments) -> None:
+        self._moments = moments
+        self.mean_ = moments.mean
+        self.scale_ = moments.scale()
 
     def _standardise(self, X: np.ndarray) -> np.ndarray:
         return (X - self.mean_) / self.scale_
@@ -252,17 +265,7 @@ class BaseFlow(BaseEstimator):
             path=self._make_path(),
             coupling=self._make_coupling(),
             draw_base=draw_base,
-            config=TrainingConfig(
-                max_iter=self.max_iter,
-                batch_size=self.batch_size,
-                learning_rate_init=self.learning_rate_init,
-                learning_rate=self.learning_rate,
-                ema_decay=self.ema_decay,
-                early_stopping=self.early_stopping,
-                n_iter_no_change=self.n_iter_no_change,
-                tol=self.tol,
-                verbose=self.verbose,
-            ),
+            config=self._training_config(),
             rng=np.random.default_rng(_seed(rng)),
             learn_denoiser=self._learns_denoiser(),
         )
@@ -283,6 +286,92 @@ class BaseFlow(BaseEstimator):
         self.t_ = history.n_steps
         # whether a KeyboardInterrupt cut this fit short (the trainer kept the best weights so far)
         self._interrupted = history.interrupted
+        self._forget_stream()
+
+    def _partial_train(self, X: np.ndarray, weight: np.ndarray, draw_base) -> None:
+        """One pass of training over a chunk of a stream (the work of ``partial_fit``).
+
+        The chunk's moments are merged into the standardisation, the network is re-expressed
+        exactly in the new standardised coordinates (:class:`~skflow.networks.RestandardisedVelocity`
+        around the network of the reference coordinates: those of the first chunk, or of
+        :meth:`fit`), and one epoch over the chunk continues Adam and the EMA from the previous
+        call. Nothing is assigned until the pass has succeeded.
+
+        Parameters
+        ----------
+        X : ndarray of shape (n_samples, n_features)
+            The chunk, in the units of the data.
+        weight : ndarray of shape (n_samples,)
+            Non-negative row weights of positive sum.
+        draw_base : callable
+            As in :meth:`_train`.
+        """
+        device = resolve_device(self.device)
+        calls = getattr(self, "_partial_fit_calls", 0)
+        # a new stream of random numbers for every call, reproducible from random_state
+        rng = np.random.default_rng([_seed(check_random_state(self.random_state)), calls])
+        moments = WeightedMoments.of(X, weight)
+        if hasattr(self, "_online_model"):  # continue the stream
+            online, ema = copy.deepcopy(self._online_model), copy.deepcopy(self.model_)
+            reference = self._reference
+            moments = self._moments.merge(moments)
+        elif hasattr(self, "model_"):  # after fit: its network and coordinates are the reference
+            online = RestandardisedVelocity(copy.deepcopy(self.model_), X.shape[1])
+            ema = copy.deepcopy(online)
+            reference = (self.mean_, self.scale_)
+            moments = self._moments.merge(moments)
+        else:  # the first chunk sets the reference coordinates
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(int(rng.integers(np.iinfo(np.int32).max)))
+                online = RestandardisedVelocity(self._make_network(X.shape[1]), X.shape[1])
+            ema = copy.deepcopy(online)
+            reference = (moments.mean, moments.scale())
+        scale = moments.scale()
+        for network in (online, ema):
+            network.a.copy_(torch.as_tensor(reference[1] / scale))
+            network.b.copy_(torch.as_tensor((reference[0] - moments.mean) / scale))
+        online = online.to(device=device, dtype=torch.float32).train().requires_grad_(True)
+        ema = ema.to(device=device, dtype=torch.float32).requires_grad_(False)
+        optimizer = torch.optim.Adam(online.parameters(), lr=self.learning_rate_init)
+        if hasattr(self, "_optimizer_state"):
+            optimizer.load_state_dict(self._optimizer_state)
+
+        X_std = torch.as_tensor((X - moments.mean) / scale, dtype=torch.float32, device=device)
+        w = None if np.all(weight == weight[0]) else torch.as_tensor(weight, dtype=torch.float32, device=device)
+        generator = torch.Generator(device=device).manual_seed(int(rng.integers(2**62)))
+        trainer = FlowMatchingTrainer(
+            path=self._make_path(),
+            coupling=self._make_coupling(),
+            draw_base=draw_base,
+            config=self._training_config(),
+            rng=rng,
+            learn_denoiser=self._learns_denoiser(),
+        )
+        loss, steps = trainer.train_epoch(
+            online, ema, optimizer, X_std, w, generator, getattr(self, "t_", 0)
+        )
+
+        self._set_moments(moments)
+        self._reference = reference
+        self.model_ = ema.to("cpu").eval()
+        self._online_model = online.to("cpu")
+        state = optimizer.state_dict()
+        state["state"] = {
+            i: {k: v.detach().to("cpu", copy=True) for k, v in values.items()}
+            for i, values in state["state"].items()
+        }
+        self._optimizer_state = state
+        self._partial_fit_calls = calls + 1
+        self.loss_curve_ = [*getattr(self, "loss_curve_", []), loss]
+        self.validation_loss_curve_ = getattr(self, "validation_loss_curve_", [])
+        self.best_loss_ = min(getattr(self, "best_loss_", np.inf), loss)
+        self.n_iter_ = getattr(self, "n_iter_", 0) + 1
+        self.t_ = steps
+
+    def _forget_stream(self) -> None:
+        """Drop the state that ``partial_fit`` carries between calls (a new fit starts afresh)."""
+        for name in ("_online_model", "_optimizer_state", "_reference", "_partial_fit_calls"):
+            self.__dict__.pop(name, None)
 
     # ----------------------------------------------------------------------------------------------
     # inference

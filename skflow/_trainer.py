@@ -233,13 +233,9 @@ class FlowMatchingTrainer:
                 # the epoch's loss stays on the device: no host synchronisation inside the epoch
                 epoch_loss = torch.zeros((), device=x_train.device)
                 for index in self._batches(order):
-                    pairs = self._regression_pairs(x_train[index], generator)
-                    loss = self._loss(model, *pairs, _rows(w_train, index))
+                    loss = self._step(model, optimizer, x_train, w_train, index, generator)
                     if initial_loss is None:
-                        initial_loss = loss.detach()
-                    optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    optimizer.step()
+                        initial_loss = loss
                     scheduler.step()
                     history.n_steps += 1
                     self._update_ema(ema_parameters, model_parameters, history.n_steps)
@@ -327,6 +323,83 @@ class FlowMatchingTrainer:
         pairs = self._regression_pairs(x[: self.config.batch_size], generator)
         loss = float(self._loss(model, *pairs, None))
         return loss <= DIVERGENCE_FACTOR * float(reference)
+
+    def _step(
+        self,
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        x_train: torch.Tensor,
+        w_train: torch.Tensor | None,
+        index: torch.Tensor,
+        generator: torch.Generator,
+    ) -> torch.Tensor:
+        """One optimiser step on the minibatch ``index``; returns its loss, detached."""
+        pairs = self._regression_pairs(x_train[index], generator)
+        loss = self._loss(model, *pairs, _rows(w_train, index))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        return loss.detach()
+
+    def train_epoch(
+        self,
+        model: nn.Module,
+        ema: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        x_train: torch.Tensor,
+        w_train: torch.Tensor | None,
+        generator: torch.Generator,
+        steps_done: int,
+    ) -> tuple[float, int]:
+        """One pass over ``x_train`` with an optimiser and an EMA that live across calls.
+
+        The building block of ``partial_fit``: the caller keeps ``model``, its average ``ema`` and
+        ``optimizer`` (Adam's moments) between chunks of a stream. The step size is the
+        optimiser's as given (no schedule: the length of a stream is not known in advance), and
+        the EMA's warm-up continues from ``steps_done``.
+
+        Parameters
+        ----------
+        model : torch.nn.Module
+            Network trained in place.
+        ema : torch.nn.Module
+            Its exponential moving average, updated in place after every step.
+        optimizer : torch.optim.Optimizer
+            Optimiser over ``model``'s parameters.
+        x_train, w_train : torch.Tensor
+            Rows (n, d) and their weights (n,), None when all rows weigh the same.
+        generator : torch.Generator
+            Random source of the pass (on the training device).
+        steps_done : int
+            Optimiser steps taken before this pass.
+
+        Returns
+        -------
+        loss : float
+            Mean training loss of the pass.
+        steps_done : int
+            Optimiser steps taken, this pass included.
+
+        Raises
+        ------
+        ValueError
+            If the loss becomes non-finite; ``model`` and ``ema`` are then in an undefined state.
+        """
+        ema_parameters, model_parameters = list(ema.parameters()), list(model.parameters())
+        order = torch.randperm(x_train.shape[0], generator=generator, device=x_train.device)
+        total = torch.zeros((), device=x_train.device)
+        for index in self._batches(order):
+            loss = self._step(model, optimizer, x_train, w_train, index, generator)
+            steps_done += 1
+            self._update_ema(ema_parameters, model_parameters, steps_done)
+            total += loss * _total(w_train, index)
+        mean_loss = total.item() / float(_total(w_train, order))
+        if not math.isfinite(mean_loss) or not _all_finite(ema_parameters):
+            raise ValueError(
+                "Training diverged: the flow-matching loss became non-finite. Lower "
+                "learning_rate_init or check the data for extreme values."
+            )
+        return mean_loss, steps_done
 
     def _scheduler(
         self, optimizer: torch.optim.Optimizer, batches_per_epoch: int

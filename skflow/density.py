@@ -11,9 +11,11 @@ from sklearn.base import (
     DensityMixin,
     TransformerMixin,
     _fit_context,
+    is_outlier_detector,
 )
 from sklearn.utils import check_array, check_random_state
 from sklearn.utils._param_validation import Interval, validate_params
+from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
 
 from ._base import BaseFlow, check_not_bool, keeps_state_on_error
@@ -230,11 +232,69 @@ class FlowMatchingDensity(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Den
         if not (self.warm_start and hasattr(self, "model_")):
             self._set_standardisation(X, weight)
         self._n_features_out = X.shape[1]
+        self._train(self._standardise(X), weight, _standard_normal(X.shape[1]))
+        return self
 
-        def draw_base(n: int, generator: torch.Generator) -> torch.Tensor:
-            return torch.randn(n, X.shape[1], generator=generator, device=generator.device)
+    @available_if(lambda flow: not is_outlier_detector(flow))
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y=None, sample_weight=None):
+        """Train on one chunk of a stream: one epoch over its rows, continuing from the last call.
 
-        self._train(self._standardise(X), weight, draw_base)
+        Data larger than memory are fitted by calling ``partial_fit`` on chunks of rows, as many
+        times and passes over the stream as wanted. Each call
+
+        1. merges the chunk's weighted mean and variance into ``mean_`` and ``scale_``, which are
+           always the exact statistics of all rows seen so far (:meth:`fit`'s rows included when
+           it was called first), never those of the first chunk alone;
+        2. re-expresses the flow learned so far in the coordinates of the new statistics, exactly:
+           the network stays in the *reference* coordinates of the first chunk (or of :meth:`fit`)
+           and is wrapped in the time-dependent affine change of variables of
+           :class:`~skflow.networks.RestandardisedVelocity`, which keeps the base ``N(0, I)`` at
+           ``t = 0`` and moves the data end to the new coordinates. The model in the units of
+           ``X`` (densities, samples, maps) is unchanged by the update; only training changes it;
+        3. runs one epoch over the chunk (``ceil(n / batch_size)`` Adam steps) on the conditional
+           flow-matching loss in the new coordinates, continuing Adam's moments and the EMA of
+           the weights from the previous call.
+
+        The step size stays at ``learning_rate_init`` (the length of a stream is unknown, so the
+        cosine schedule does not apply), ``max_iter``, ``early_stopping`` and ``warm_start`` are
+        not used, and ``t_``, ``n_iter_`` (calls) and ``loss_curve_`` (one loss per call) add up
+        over the calls. Called after :meth:`fit`, it continues from the fitted network with a
+        fresh Adam state; :meth:`fit` starts afresh and forgets the stream. The same
+        ``random_state`` and the same chunks give the same model.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            A chunk of training rows; the first call sets ``n_features_in_`` and later chunks
+            must have as many features.
+        y : None
+            Ignored; present for API consistency.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative row weights of positive sum, in the loss and in the statistics.
+
+        Returns
+        -------
+        self : FlowMatchingDensity
+            The estimator, trained on one more chunk.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skflow import FlowMatchingDensity
+        >>> X = np.random.default_rng(0).normal(loc=5.0, size=(600, 2))
+        >>> flow = FlowMatchingDensity(hidden_layer_sizes=(16,), random_state=0)
+        >>> for chunk in np.array_split(X, 3):
+        ...     flow = flow.partial_fit(chunk)
+        >>> bool(np.allclose(flow.mean_, X.mean(axis=0)))
+        True
+        >>> flow.t_  # three chunks of 200 rows, one batch of 256 or fewer each
+        3
+        """
+        first = not hasattr(self, "model_")
+        X, weight = self._validate_fit_data(X, sample_weight, reset=first, min_samples=1)
+        self._n_features_out = X.shape[1]
+        self._partial_train(X, weight, _standard_normal(X.shape[1]))
         return self
 
     def score_samples(self, X) -> np.ndarray:
@@ -345,3 +405,12 @@ class FlowMatchingDensity(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Den
         tags.input_tags.allow_nan = False
         tags.transformer_tags.preserves_dtype = ["float64"]
         return tags
+
+
+def _standard_normal(n_features: int):
+    """The base sampler of the density flows: ``n`` standard normal rows on the generator's device."""
+
+    def draw_base(n: int, generator: torch.Generator) -> torch.Tensor:
+        return torch.randn(n, n_features, generator=generator, device=generator.device)
+
+    return draw_base

@@ -8,7 +8,13 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-__all__ = ["ACTIVATIONS", "TimeEmbedding", "VelocityDenoiserMLP", "VelocityMLP"]
+__all__ = [
+    "ACTIVATIONS",
+    "RestandardisedVelocity",
+    "TimeEmbedding",
+    "VelocityDenoiserMLP",
+    "VelocityMLP",
+]
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
     "silu": nn.SiLU,
@@ -112,3 +118,46 @@ class VelocityDenoiserMLP(nn.Module):
     def denoiser(self, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """Denoiser ``eta_z`` at times ``t`` (shape (n,)) and points ``x`` (shape (n, d))."""
         return self.eta(t, x)
+
+
+class RestandardisedVelocity(nn.Module):
+    """A velocity field re-expressed in new standardised coordinates, exactly.
+
+    ``network`` is a field ``v(t, z)`` whose flow carries ``N(0, I)`` at ``t = 0`` to data
+    standardised as ``z = (x - m) / s``. For other statistics ``(m', s')`` the data are
+    ``z' = a z + b`` with ``a = s / s'`` and ``b = (m - m') / s'``. Moving along the flow by the
+    time-dependent affine map ``z'(t) = A(t) z(t) + t b`` with ``A(t) = 1 + t (a - 1)`` keeps the
+    base (``z'(0) = z(0)``) and ends at the re-standardised data (``z'(1) = a z(1) + b``); its
+    velocity is
+
+    .. math::
+
+        v'(t, z') = (a - 1) z + A(t)\\, v(t, z) + b, \\qquad z = (z' - t b) / A(t).
+
+    The model in the units of ``x`` is therefore unchanged: the same samples, the same maps, and
+    log-densities whose divergence term gains ``int_0^1 sum_j (a_j - 1) / A_j(t) dt = sum_j log a_j``,
+    which the new standardisation's ``-sum log s'`` cancels. ``A(t)`` lies between 1 and ``a > 0``,
+    so the map is invertible at every time. Used by :meth:`skflow.FlowMatchingDensity.partial_fit`,
+    whose standardisation moves as data arrive.
+
+    Parameters
+    ----------
+    network : torch.nn.Module
+        The field ``v(t, z)`` in the reference coordinates.
+    n_features : int
+        Dimension of ``z``; ``a`` starts at ones and ``b`` at zeros (the identity).
+    """
+
+    def __init__(self, network: nn.Module, n_features: int) -> None:
+        super().__init__()
+        self.network = network
+        self.register_buffer("a", torch.ones(n_features))
+        self.register_buffer("b", torch.zeros(n_features))
+
+    def forward(self, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """Velocity in the new coordinates at times ``t`` (shape (n,)) and points ``x`` (n, d)."""
+        a, b = self.a.to(x.dtype), self.b.to(x.dtype)
+        tt = t.to(x.dtype)[:, None]
+        stretch = 1.0 + tt * (a - 1.0)
+        z = (x - tt * b) / stretch
+        return (a - 1.0) * z + stretch * self.network(t, z) + b

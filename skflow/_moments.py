@@ -1,0 +1,70 @@
+"""Weighted per-feature moments that can be merged exactly, for standardising a stream of chunks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class WeightedMoments:
+    """Total weight, weighted mean and weighted (biased) standard deviation of each feature.
+
+    Two sets of moments merge into those of the concatenated rows by the pairwise update of Chan,
+    Golub & LeVeque (*Updating formulae and a pairwise algorithm for computing sample variances*,
+    1979), weighted: with ``delta = mean_b - mean_a``, ``W = W_a + W_b`` and ``p = W_b / W``,
+
+    ``mean = mean_a + p delta`` and ``std^2 = (1 - p) std_a^2 + p std_b^2 + p (1 - p) delta^2``.
+
+    Each update costs one pass over the new chunk and is exact up to rounding: no row is stored.
+    Squares are taken of quantities divided by their largest magnitude first, so that data near the
+    float64 limit (beyond about 1e154, whose squares overflow) still have a finite spread.
+    """
+
+    weight: float
+    mean: np.ndarray
+    std: np.ndarray
+
+    @classmethod
+    def of(cls, X: np.ndarray, weight: np.ndarray) -> WeightedMoments:
+        """The moments of rows ``X`` (n, d) with weights ``weight`` (n,) of positive sum.
+
+        Raises
+        ------
+        ValueError
+            If the mean or the spread of ``X`` overflows float64.
+        """
+        with np.errstate(over="ignore", invalid="ignore"):
+            mean = np.average(X, axis=0, weights=weight)
+            deviation = X - mean
+            std = _root_mean_square(deviation, weight)
+        if not (np.isfinite(mean).all() and np.isfinite(std).all()):
+            raise ValueError(
+                "X has values too large to standardise in float64 (their mean or spread "
+                "overflows); rescale X."
+            )
+        return cls(float(weight.sum()), mean, std)
+
+    def merge(self, other: WeightedMoments) -> WeightedMoments:
+        """The moments of both sets of rows together."""
+        total = self.weight + other.weight
+        share = other.weight / total
+        delta = other.mean - self.mean
+        terms = np.stack([self.std, other.std, delta])
+        weights = np.array([1.0 - share, share, share * (1.0 - share)])
+        return WeightedMoments(total, self.mean + delta * share, _root_mean_square(terms, weights))
+
+    def scale(self) -> np.ndarray:
+        """Weighted standard deviation of each feature; 1 for a feature that is constant (to
+        rounding), so that it is centred but not blown up."""
+        constant = self.std < 10 * np.finfo(np.float64).eps * np.maximum(np.abs(self.mean), 1.0)
+        return np.where(constant, 1.0, self.std)
+
+
+def _root_mean_square(values: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """``sqrt(sum_i w_i v_i^2 / sum_i w_i)`` over axis 0, with ``v`` divided by its largest
+    magnitude before squaring, so that no square overflows."""
+    peak = np.abs(values).max(axis=0)
+    peak = np.where(peak == 0, 1.0, peak)
+    return peak * np.sqrt(np.average((values / peak) ** 2, axis=0, weights=weight))
