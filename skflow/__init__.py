@@ -2,6 +2,7 @@
 
 from .density import FlowMatchingDensity
 from .outlier import FlowMatchingOutlierDetector
+from .persistence import load, save
 from .transport import InterpolantTransport
 
 __all__ = [
@@ -9,6 +10,8 @@ __all__ = [
     "FlowMatchingOutlierDetector",
     "InterpolantTransport",
     "__version__",
+    "load",
+    "save",
 ]
 
 __version__ = "0.1.0.dev0"

@@ -337,7 +337,9 @@ class BaseFlow(BaseEstimator):
             optimizer.load_state_dict(self._optimizer_state)
 
         X_std = torch.as_tensor((X - moments.mean) / scale, dtype=torch.float32, device=device)
-        w = None if np.all(weight == weight[0]) else torch.as_tensor(weight, dtype=torch.float32, device=device)
+        w = None  # equal weights: the plain mean, as in _train
+        if not np.all(weight == weight[0]):
+            w = torch.as_tensor(weight, dtype=torch.float32, device=device)
         generator = torch.Generator(device=device).manual_seed(int(rng.integers(2**62)))
         trainer = FlowMatchingTrainer(
             path=self._make_path(),

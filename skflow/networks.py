@@ -135,8 +135,9 @@ class RestandardisedVelocity(nn.Module):
         v'(t, z') = (a - 1) z + A(t)\\, v(t, z) + b, \\qquad z = (z' - t b) / A(t).
 
     The model in the units of ``x`` is therefore unchanged: the same samples, the same maps, and
-    log-densities whose divergence term gains ``int_0^1 sum_j (a_j - 1) / A_j(t) dt = sum_j log a_j``,
-    which the new standardisation's ``-sum log s'`` cancels. ``A(t)`` lies between 1 and ``a > 0``,
+    log-densities whose divergence term gains
+    ``int_0^1 sum_j (a_j - 1) / A_j(t) dt = sum_j log a_j``, which the new standardisation's
+    ``-sum log s'`` cancels. ``A(t)`` lies between 1 and ``a > 0``,
     so the map is invertible at every time. Used by :meth:`skflow.FlowMatchingDensity.partial_fit`,
     whose standardisation moves as data arrive.
 

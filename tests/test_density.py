@@ -7,10 +7,8 @@
   and warm starts are in test_reliability.py.
 """
 
-import io
 import pickle
 
-import joblib
 import numpy as np
 import pytest
 import torch
@@ -115,23 +113,6 @@ def test_global_random_generators_are_untouched():
     )
     assert torch.equal(torch.random.get_rng_state(), torch_state)
     assert all(np.array_equal(a, b) for a, b in zip(np.random.get_state(), numpy_state))
-
-
-@pytest.mark.parametrize("dump", ["pickle", "joblib"])
-def test_persistence_round_trip(fitted, dump):
-    buffer = io.BytesIO()
-    if dump == "pickle":
-        pickle.dump(fitted, buffer)
-        buffer.seek(0)
-        loaded = pickle.load(buffer)
-    else:
-        joblib.dump(fitted, buffer)
-        buffer.seek(0)
-        loaded = joblib.load(buffer)
-    X_test = gaussian(20, 6)
-    np.testing.assert_array_equal(loaded.score_samples(X_test), fitted.score_samples(X_test))
-    np.testing.assert_array_equal(loaded.transform(X_test), fitted.transform(X_test))
-    np.testing.assert_array_equal(loaded.sample(5, random_state=0), fitted.sample(5, random_state=0))
 
 
 def test_grid_search_in_a_pipeline_picks_by_mean_log_likelihood():

@@ -1,4 +1,4 @@
-"""FlowMatchingDensity.partial_fit: streamed statistics, exact re-standardisation, training on chunks."""
+"""FlowMatchingDensity.partial_fit: streamed statistics, exact re-standardisation, chunked training."""
 
 import copy
 

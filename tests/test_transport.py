@@ -279,14 +279,6 @@ def test_same_random_state_same_model_and_global_rng_untouched():
     assert not np.allclose(a.transform(X), c.transform(X))
 
 
-def test_pickle_round_trip(fitted):
-    X, _ = two_gaussians(20, 7)
-    loaded = pickle.loads(pickle.dumps(fitted))
-    np.testing.assert_array_equal(loaded.transform(X), fitted.transform(X))
-    np.testing.assert_array_equal(loaded.score_samples(X), fitted.score_samples(X))
-    np.testing.assert_array_equal(loaded.sample(5, random_state=0), fitted.sample(5, random_state=0))
-
-
 def test_labels_order_and_strings():
     X, y = two_gaussians(100, 0)
     labels = np.where(y == 0, "a_source", "b_target")

@@ -1,0 +1,211 @@
+"""Round trips of every public estimator through pickle, joblib and the pickle-free skflow.save /
+skflow.load, and the safety of skflow.load against tampered files."""
+
+import io
+import json
+import pathlib
+import pickle
+import zipfile
+
+import joblib
+import numpy as np
+import pytest
+import torch
+from sklearn.mixture import GaussianMixture
+from sklearn.neighbors import KernelDensity
+
+import skflow
+from _shared import FAST, gaussian
+from skflow import FlowMatchingDensity, FlowMatchingOutlierDetector, InterpolantTransport
+
+
+def two_sides(n, seed):
+    X = np.vstack([gaussian(n, seed), gaussian(n, seed + 1) + 4.0])
+    return X, np.repeat(["source", "target"], n)
+
+
+def streamed():
+    flow = FlowMatchingDensity(random_state=np.random.RandomState(0), **FAST)
+    for chunk in np.array_split(gaussian(300, 0), 3):
+        flow.partial_fit(chunk + chunk.mean())  # moving statistics: the wrapper is saved too
+    return flow
+
+
+ESTIMATORS = {
+    "density": lambda: FlowMatchingDensity(random_state=0, **FAST).fit(gaussian(200, 0)),
+    "density-streamed": streamed,
+    "outlier": lambda: FlowMatchingOutlierDetector(random_state=0, **FAST).fit(gaussian(200, 0)),
+    "transport": lambda: InterpolantTransport(
+        gamma="brownian", eps=0.5, sde_n_steps=5, random_state=0, **FAST
+    ).fit(*two_sides(100, 0)),
+    "transport-flow-source": lambda: InterpolantTransport(
+        source_density=FlowMatchingDensity(**FAST), random_state=0, **FAST
+    ).fit(*two_sides(100, 0)),
+}
+
+
+def outputs(estimator):
+    X = gaussian(20, 9)
+    result = {
+        "score_samples": estimator.score_samples(X),
+        "transform": estimator.transform(X),
+        "inverse_transform": estimator.inverse_transform(X),
+        "sample": estimator.sample(5, random_state=0),
+    }
+    if isinstance(estimator, FlowMatchingOutlierDetector):
+        result.update(offset=estimator.offset_, predict=estimator.predict(X * 3))
+    return result
+
+
+def round_trip(estimator, how, folder):
+    if how == "pickle":
+        return pickle.loads(pickle.dumps(estimator))
+    if how == "joblib":
+        buffer = io.BytesIO()
+        joblib.dump(estimator, buffer)
+        buffer.seek(0)
+        return joblib.load(buffer)
+    skflow.save(estimator, folder / "model.skflow")
+    return skflow.load(folder / "model.skflow")
+
+
+@pytest.fixture(scope="module", params=list(ESTIMATORS))
+def fitted(request):
+    return ESTIMATORS[request.param]()
+
+
+@pytest.mark.parametrize("how", ["pickle", "joblib", "skflow"])
+def test_round_trip_gives_identical_outputs(fitted, how, tmp_path):
+    loaded = round_trip(fitted, how, tmp_path)
+    assert type(loaded) is type(fitted)
+    assert loaded.get_params().keys() == fitted.get_params().keys()
+    expected = outputs(fitted)
+    for name, value in outputs(loaded).items():
+        np.testing.assert_array_equal(value, expected[name], err_msg=name)
+    assert all(p.device.type == "cpu" for p in loaded.model_.parameters())
+
+
+def test_a_loaded_stream_continues_exactly(tmp_path):
+    flow = streamed()
+    skflow.save(flow, tmp_path / "model.skflow")
+    loaded = skflow.load(tmp_path / "model.skflow")
+    more = gaussian(100, 5)
+    flow.partial_fit(more)
+    loaded.partial_fit(more)  # Adam's moments, the EMA, the statistics and the RNG came back
+    np.testing.assert_array_equal(loaded.score_samples(more), flow.score_samples(more))
+
+
+def test_unfitted_estimator_round_trips(tmp_path):
+    estimator = InterpolantTransport(source_density=GaussianMixture(3), hidden_layer_sizes=(7, 5))
+    skflow.save(estimator, tmp_path / "model.skflow")
+    loaded = skflow.load(tmp_path / "model.skflow")
+    assert repr(loaded) == repr(estimator)
+
+
+def tamper(path, edit):
+    """Rewrite the manifest of the archive at ``path`` with ``edit(manifest)``."""
+    with zipfile.ZipFile(path) as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    manifest = json.loads(members["skflow.json"])
+    edit(manifest)
+    members["skflow.json"] = json.dumps(manifest).encode()
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+
+
+def set_param(manifest, name, value):
+    params = manifest["estimator"]["estimator"]["params"]["dict"]
+    params[[key for key, _ in params].index(name)][1] = value
+
+
+@pytest.fixture
+def saved(tmp_path):
+    path = tmp_path / "model.skflow"
+    skflow.save(FlowMatchingDensity(random_state=0, **FAST).fit(gaussian(100, 0)), path)
+    return path
+
+
+@pytest.mark.parametrize(
+    "edit, match",
+    [
+        (lambda m: m["estimator"]["estimator"].update(dict(a=1, b=2)), "Malformed"),
+        (lambda m: m["estimator"]["estimator"].update({"class": "os.system"}), "'os.system'"),
+        (lambda m: m.update({"format_version": 99}), "version 99"),
+        (lambda m: m["estimator"]["estimator"]["attributes"].update({"fit": 1}), "'fit'"),
+        (lambda m: set_param(m, "activation", "spline"), "activation"),
+        (lambda m: set_param(m, "hidden_layer_sizes", {"tuple": [17]}), "do not fit"),
+    ],
+    ids=["extra", "unknown class", "later format", "method name", "bad param", "wrong shape"],
+)
+def test_tampered_archives_are_refused(saved, edit, match):
+    tamper(saved, edit)
+    with pytest.raises(ValueError, match=match):
+        skflow.load(saved)
+
+
+def test_not_an_archive_is_refused(tmp_path):
+    (tmp_path / "model.pkl").write_bytes(pickle.dumps(FlowMatchingDensity()))
+    with pytest.raises(ValueError, match="not an skflow archive"):
+        skflow.load(tmp_path / "model.pkl")
+
+
+class Payload:
+    """Unpickling this creates the file ``target``: a stand-in for arbitrary code."""
+
+    def __init__(self, target):
+        self.target = target
+
+    def __reduce__(self):
+        return pathlib.Path.touch, (pathlib.Path(self.target),)
+
+
+def test_loading_never_unpickles(saved, tmp_path, monkeypatch):
+    # the payload is live: unpickling it does run code
+    pickle.loads(pickle.dumps(Payload(tmp_path / "proof")))
+    assert (tmp_path / "proof").exists()
+
+    # an archive whose weights are replaced by a pickled object array carrying the payload
+    target = tmp_path / "pwned"
+    buffer = io.BytesIO()
+    np.save(buffer, np.array([Payload(target)], dtype=object), allow_pickle=True)
+    with zipfile.ZipFile(saved) as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    members["arrays/0.npy"] = buffer.getvalue()
+    evil = tmp_path / "evil.skflow"
+    with zipfile.ZipFile(evil, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    with pytest.raises(ValueError, match="allow_pickle"):
+        skflow.load(evil)
+    assert not target.exists()
+
+    # and a clean archive loads with every unpickler disabled
+    def refuse(*args, **kwargs):
+        raise AssertionError("skflow.load unpickled something")
+
+    monkeypatch.setattr(pickle, "loads", refuse)
+    monkeypatch.setattr(pickle, "load", refuse)
+    monkeypatch.setattr(pickle, "Unpickler", refuse)
+    monkeypatch.setattr(torch, "load", refuse)
+    assert isinstance(skflow.load(saved), FlowMatchingDensity)
+
+
+def test_what_cannot_be_saved_safely_is_a_clear_error(tmp_path):
+    transport = InterpolantTransport(source_density=KernelDensity(), random_state=0, **FAST)
+    transport.fit(*two_sides(50, 0))
+    with pytest.raises(TypeError, match="KernelDensity.*joblib"):
+        skflow.save(transport, tmp_path / "model.skflow")
+    with pytest.raises(TypeError, match="estimator must be one of"):
+        skflow.save(GaussianMixture(), tmp_path / "model.skflow")
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_a_model_trained_on_cuda_loads_on_the_cpu(tmp_path):
+    flow = FlowMatchingDensity(device="cuda", random_state=0, **FAST).fit(gaussian(200, 0))
+    skflow.save(flow, tmp_path / "model.skflow")
+    loaded = skflow.load(tmp_path / "model.skflow").set_params(device="cpu")
+    assert all(p.device.type == "cpu" for p in loaded.model_.parameters())
+    X = gaussian(20, 1)
+    np.testing.assert_allclose(loaded.score_samples(X), flow.score_samples(X), atol=1e-8)
