@@ -389,30 +389,38 @@ class BaseFlow(BaseEstimator):
         for start in range(0, n_rows, size):
             yield slice(start, start + size)
 
-    def _map_rows(self, X_std: np.ndarray, function) -> list[np.ndarray]:
-        """Apply ``function(net, x)`` to standardised rows chunk by chunk, without gradients.
+    def _map_rows(
+        self, X: np.ndarray, function, *, standardise: bool = False, unstandardise: bool = False
+    ) -> list[np.ndarray]:
+        """Apply ``function(net, x)`` to rows chunk by chunk, without gradients.
 
         ``net`` is the float64 inference network on the estimator's device and ``x`` a chunk of rows
         as a float64 tensor there; ``function`` returns one tensor or a tuple of tensors whose first
         axis runs over the chunk's rows. Returns one array per returned tensor, over all rows.
+        ``standardise`` standardises each chunk of ``X`` on its way in and ``unstandardise`` maps the
+        first output back to the units of the data on its way out, so that no temporary array is as
+        long as ``X``: the memory beyond the inputs and the outputs is that of one chunk.
         """
         device = resolve_device(self.device)
         net = self._inference_network(device)
         outputs: list[np.ndarray] = []
         with torch.no_grad():
-            for rows in self._chunks(*X_std.shape, device):
+            for rows in self._chunks(*X.shape, device):
+                chunk = self._standardise(X[rows]) if standardise else X[rows]
                 # a copy: the rows may be the caller's array (read-only, or to be left untouched)
-                x = torch.tensor(X_std[rows], dtype=torch.float64, device=device)
-                result = function(net, x)
+                result = function(net, torch.tensor(chunk, dtype=torch.float64, device=device))
                 result = result if isinstance(result, tuple) else (result,)
                 if not outputs:
-                    outputs = [np.empty((X_std.shape[0], *r.shape[1:])) for r in result]
+                    outputs = [np.empty((X.shape[0], *r.shape[1:])) for r in result]
                 for out, r in zip(outputs, result):
                     out[rows] = r.cpu().numpy()
+                if unstandardise:
+                    outputs[0][rows] = self._unstandardise(outputs[0][rows])
         return outputs
 
-    def _integrate_flow(self, X_std: np.ndarray, t0: float, t1: float) -> np.ndarray:
-        """Carry standardised rows along the learned ODE from ``t0`` to ``t1``, chunk by chunk."""
+    def _integrate_flow(self, X: np.ndarray, t0: float, t1: float, **scaling: bool) -> np.ndarray:
+        """Carry rows along the learned ODE from ``t0`` to ``t1``, chunk by chunk; ``scaling``
+        (``standardise``, ``unstandardise``) as in :meth:`_map_rows`."""
 
         def carry(net: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
             def field(t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -420,7 +428,7 @@ class BaseFlow(BaseEstimator):
 
             return integrate(field, x, t0, t1, **self._solver_options())
 
-        (out,) = self._map_rows(X_std, carry)
+        (out,) = self._map_rows(X, carry, **scaling)
         return out
 
     def _integrate_stochastic(
@@ -448,16 +456,17 @@ class BaseFlow(BaseEstimator):
         return out
 
     def _flow_log_likelihood(
-        self, X_std: np.ndarray, t0: float, t1: float
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Pull standardised rows back from ``t1`` to ``t0``; returns the points and
-        ``-int div v dt`` (see :func:`skflow.likelihood.flow_log_likelihood`)."""
+        self, X: np.ndarray, t0: float, t1: float, *, standardise: bool = False, finish=None
+    ) -> tuple[np.ndarray, np.ndarray] | np.ndarray:
+        """Pull rows back from ``t1`` to ``t0``; returns the points and ``-int div v dt`` (see
+        :func:`skflow.likelihood.flow_log_likelihood`), or, with ``finish``, the array of
+        ``finish(z, delta)`` computed chunk by chunk. ``standardise`` as in :meth:`_map_rows`."""
         generator = None
         if self.divergence == "hutchinson":
             generator = torch.Generator().manual_seed(_seed(check_random_state(self.random_state)))
-        z, delta = self._map_rows(
-            X_std,
-            lambda net, x: flow_log_likelihood(
+
+        def pull_back(net: torch.nn.Module, x: torch.Tensor):
+            z, delta = flow_log_likelihood(
                 net,
                 x,
                 t0,
@@ -465,6 +474,8 @@ class BaseFlow(BaseEstimator):
                 divergence=self.divergence,
                 generator=generator,
                 **self._solver_options(),
-            ),
-        )
-        return z, delta
+            )
+            return (z, delta) if finish is None else finish(z, delta)
+
+        outputs = self._map_rows(X, pull_back, standardise=standardise)
+        return tuple(outputs) if finish is None else outputs[0]

@@ -312,9 +312,14 @@ class FlowMatchingDensity(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Den
         """
         X = self._check_predict_data(X)
         path = self._make_path()
-        z, delta = self._flow_log_likelihood(self._standardise(X), path.t_min, path.t_max)
-        base = standard_normal_log_density(torch.as_tensor(z)).numpy()
-        return base + delta - np.log(self.scale_).sum()
+        log_jacobian = float(np.log(self.scale_).sum())
+        return self._flow_log_likelihood(
+            X,
+            path.t_min,
+            path.t_max,
+            standardise=True,
+            finish=lambda z, delta: standard_normal_log_density(z) + delta - log_jacobian,
+        )
 
     def score(self, X, y=None) -> float:
         """Mean log-likelihood of ``X`` under the model, so that model selection needs no scorer.
@@ -372,7 +377,7 @@ class FlowMatchingDensity(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Den
         """
         X = self._check_predict_data(X)
         path = self._make_path()
-        return self._integrate_flow(self._standardise(X), path.t_max, path.t_min)
+        return self._integrate_flow(X, path.t_max, path.t_min, standardise=True)
 
     def inverse_transform(self, X) -> np.ndarray:
         """Map latent rows back to the data space by integrating the flow from ``t = 0`` to ``t = 1``.
@@ -398,7 +403,7 @@ class FlowMatchingDensity(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Den
 
     def _latent_to_data(self, Z: np.ndarray) -> np.ndarray:
         path = self._make_path()
-        return self._unstandardise(self._integrate_flow(Z, path.t_min, path.t_max))
+        return self._integrate_flow(Z, path.t_min, path.t_max, unstandardise=True)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -381,7 +381,7 @@ feature_names_in_
         """
         X = self._check_predict_data(X)
         t0, t1 = self._times()
-        return self._unstandardise(self._integrate_flow(self._standardise(X), t0, t1))
+        return self._integrate_flow(X, t0, t1, standardise=True, unstandardise=True)
 
     def inverse_transform(self, X) -> np.ndarray:
         """Pull target rows back to the source distribution along the ODE, ``t: 1 -> 0``.
@@ -397,7 +397,7 @@ feature_names_in_
         """
         X = self._check_predict_data(X)
         t0, t1 = self._times()
-        return self._unstandardise(self._integrate_flow(self._standardise(X), t1, t0))
+        return self._integrate_flow(X, t1, t0, standardise=True, unstandardise=True)
 
     def _epsilon_over_gamma_max(self) -> float:
         path = self._make_path()
