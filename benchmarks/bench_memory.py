@@ -11,13 +11,20 @@ seconds), on 10^4, 10^5 and 10^6 rows of d = 2 (``--dims`` adds others), this sc
   Python process, so that memory the allocator keeps from an earlier call does not hide a peak;
 - **output size**: the bytes of the returned array, which any implementation must allocate;
 - **working memory** = peak increase - output size: what the method needs beyond its result. It
-  is flat in the number of rows when the work is chunked;
+  is flat in the number of rows when the work is chunked. These processes run with
+  ``MALLOC_MMAP_THRESHOLD_=65536``: by default glibc raises its mmap threshold to the largest
+  block freed, so that the chunks' freed blocks stay in the heap and the resident size counts
+  what the allocator keeps, growing with the number of chunks (at 10^6 rows of d = 2 the peak
+  increase of ``score_samples`` was 140 MiB by default against 38 MiB with the fixed threshold,
+  and 84 against 31 MiB at 10^5 rows);
 - **NumPy working memory**: the peak of ``tracemalloc`` (which sees NumPy's allocations exactly,
   but not torch's) during the call minus the output's bytes: the temporary NumPy arrays. Torch
   works on one chunk at a time, so an array that grows with the rows would be a NumPy one;
-- **CPU time per row** (one thread), which is flat when the time is linear in the rows.
+- **CPU time per row** (one thread), which is flat when the time is linear in the rows. It is
+  measured in another fresh process with the default allocator settings (the fixed mmap
+  threshold makes allocation 2-3 times slower).
 
-Run from the repository root (about 2 minutes; Linux only, for ``/proc``)::
+Run from the repository root (about 4 minutes; Linux and glibc only)::
 
     OMP_NUM_THREADS=1 python benchmarks/bench_memory.py
 
@@ -105,6 +112,18 @@ def measure(method: str, n_rows: int, n_features: int) -> dict:
     return {"peak": peak - before, "numpy_peak": numpy_peak, "output": result.nbytes, "cpu": cpu}
 
 
+def run_child(method: str, n_rows: int, n_features: int, environment: dict) -> dict:
+    """:func:`measure` in a fresh Python process with ``environment`` added to this one's."""
+    child = subprocess.run(
+        [sys.executable, __file__, "--one", method, str(n_rows), str(n_features)],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, **environment},
+    )
+    return json.loads(child.stdout.strip().splitlines()[-1])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, nargs="+", default=[10**4, 10**5, 10**6])
@@ -122,13 +141,8 @@ def main() -> None:
         for method in METHODS:
             first = None
             for n in args.rows:
-                child = subprocess.run(
-                    [sys.executable, __file__, "--one", method, str(n), str(d)],
-                    capture_output=True,
-                    text=True,
-                    check=True,
-                )
-                m = json.loads(child.stdout.strip().splitlines()[-1])
+                m = run_child(method, n, d, {"MALLOC_MMAP_THRESHOLD_": "65536"})
+                m["cpu"] = run_child(method, n, d, {})["cpu"]
                 per_row = m["cpu"] / n
                 first = first or per_row
                 row = {
@@ -156,8 +170,10 @@ def main() -> None:
             "standard normal rows; inputs are standard normal rows. Each cell is one call in a "
             "fresh process. Peak RSS increase: largest resident size during the call (sampled "
             "every ms from /proc/self/statm) minus the resident size before it, input included "
-            "before. Working = peak increase - output bytes. CPU s: process CPU time of the call "
-            "(one thread). NumPy working: tracemalloc's peak during the call minus the output "
+            "before, with MALLOC_MMAP_THRESHOLD_=65536 (see the script's docstring). Working = "
+            "peak increase - output bytes. CPU s: process CPU time of the call "
+            "(one thread), in a separate process with the default allocator. NumPy working: "
+            "tracemalloc's peak during the call minus the output "
             "bytes (NumPy's temporaries; torch's allocations are not traced).",
             markdown_table(rows, list(rows[0])),
         ]

@@ -397,9 +397,9 @@ class BaseFlow(BaseEstimator):
         ``net`` is the float64 inference network on the estimator's device and ``x`` a chunk of rows
         as a float64 tensor there; ``function`` returns one tensor or a tuple of tensors whose first
         axis runs over the chunk's rows. Returns one array per returned tensor, over all rows.
-        ``standardise`` standardises each chunk of ``X`` on its way in and ``unstandardise`` maps the
-        first output back to the units of the data on its way out, so that no temporary array is as
-        long as ``X``: the memory beyond the inputs and the outputs is that of one chunk.
+        ``standardise`` standardises each chunk of ``X`` on its way in and ``unstandardise`` maps
+        the first output back to the units of the data on its way out, so that no temporary array
+        is as long as ``X``: the memory beyond the inputs and the outputs is that of one chunk.
         """
         device = resolve_device(self.device)
         net = self._inference_network(device)
