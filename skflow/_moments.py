@@ -38,7 +38,7 @@ class WeightedMoments:
         with np.errstate(over="ignore", invalid="ignore"):
             mean = np.average(X, axis=0, weights=weight)
             deviation = X - mean
-            std = _root_mean_square(deviation, weight)
+            std = _root_sum_of_squares(deviation, weight / weight.sum())
         if not (np.isfinite(mean).all() and np.isfinite(std).all()):
             raise ValueError(
                 "X has values too large to standardise in float64 (their mean or spread "
@@ -53,7 +53,8 @@ class WeightedMoments:
         delta = other.mean - self.mean
         terms = np.stack([self.std, other.std, delta])
         weights = np.array([1.0 - share, share, share * (1.0 - share)])
-        return WeightedMoments(total, self.mean + delta * share, _root_mean_square(terms, weights))
+        std = _root_sum_of_squares(terms, weights)
+        return WeightedMoments(total, self.mean + delta * share, std)
 
     def scale(self) -> np.ndarray:
         """Weighted standard deviation of each feature; 1 for a feature that is constant (to
@@ -62,9 +63,9 @@ class WeightedMoments:
         return np.where(constant, 1.0, self.std)
 
 
-def _root_mean_square(values: np.ndarray, weight: np.ndarray) -> np.ndarray:
-    """``sqrt(sum_i w_i v_i^2 / sum_i w_i)`` over axis 0, with ``v`` divided by its largest
-    magnitude before squaring, so that no square overflows."""
+def _root_sum_of_squares(values: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """``sqrt(sum_i w_i v_i^2)`` over axis 0, with ``v`` divided by its largest magnitude before
+    squaring, so that no square overflows."""
     peak = np.abs(values).max(axis=0)
     peak = np.where(peak == 0, 1.0, peak)
-    return peak * np.sqrt(np.average((values / peak) ** 2, axis=0, weights=weight))
+    return peak * np.sqrt(np.tensordot(weight, (values / peak) ** 2, axes=1))
