@@ -55,6 +55,7 @@ import _common  # noqa: I001  (first: sets one thread before torch is imported)
 import argparse
 import ast
 import datetime
+import importlib.util
 import math
 import shlex
 import sys
@@ -64,18 +65,20 @@ from typing import Callable
 import numpy as np
 from scipy.special import logsumexp
 from scipy.stats import multivariate_normal
-from sklearn.datasets import load_breast_cancer, load_digits, load_wine
+from sklearn.datasets import load_breast_cancer, load_digits, load_iris, load_wine
 from sklearn.mixture import GaussianMixture
 from sklearn.model_selection import GridSearchCV, train_test_split
 from sklearn.neighbors import KernelDensity
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
+from _spline_flow import SplineFlow
 from skflow import FlowMatchingDensity
 
 N_TOY = 4000
 N_TOY_QUICK = 1000
 N_MONTE_CARLO = 10**7
+LARGE = 10_000  # rows above which the baselines' grids are coarser (see make_models)
 
 
 @dataclass
@@ -149,8 +152,30 @@ def wine(n: int) -> Dataset:
     return Dataset("wine", load_wine().data)
 
 
+def iris(n: int) -> Dataset:
+    return Dataset("iris", load_iris().data)
+
+
+def diamonds(n: int) -> Dataset:
+    """(log carat, log price) of plotnine's 53,940 diamonds, dequantised before the log.
+
+    Carats are recorded to 0.01 and prices to the dollar, so the raw values repeat (a density on
+    them would be infinite); each gets uniform noise of its recording step, ``carat + U(-0.005,
+    0.005)`` and ``price + U(-0.5, 0.5)``, which turns the recorded grid into a continuous density.
+    The CSV file is read from the installed package's directory, without importing plotnine.
+    """
+    import pandas as pd
+
+    (package_dir,) = importlib.util.find_spec("plotnine").submodule_search_locations
+    table = pd.read_csv(f"{package_dir}/data/diamonds.csv", usecols=["carat", "price"])
+    rng = np.random.default_rng(0)
+    carat = table["carat"].to_numpy() + rng.uniform(-0.005, 0.005, size=len(table))
+    price = table["price"].to_numpy() + rng.uniform(-0.5, 0.5, size=len(table))
+    return Dataset("diamonds", np.column_stack([np.log(carat), np.log(price)]))
+
+
 TOYS = {f.__name__: f for f in (square, annulus, gaussians8, correlated_gaussian)}
-REAL = {f.__name__: f for f in (digits, breast_cancer, wine)}
+REAL = {f.__name__: f for f in (diamonds, digits, breast_cancer, wine, iris)}
 DATASETS = {**TOYS, **REAL}
 
 
@@ -183,15 +208,20 @@ def describe_choice(search: GridSearchCV) -> str:
 
 
 def make_models(dataset: Dataset, quick: bool, flow_params: dict) -> dict:
-    toy = dataset.log_density is not None
-    max_components = 5 if quick else (40 if toy else 10)
+    """The flow and the tuned baselines (the spline flow is made in :func:`evaluate`, once the
+    flow's fit time, its budget, is known)."""
+    many_components = dataset.log_density is not None or dataset.X.shape[0] > LARGE
+    max_components = 5 if quick else (40 if many_components else 10)
+    components = list(range(1, max_components + 1))
     bandwidths = np.logspace(-2, 1, 10 if quick else 31)
+    if dataset.X.shape[0] > LARGE:
+        # every grid point costs five fits on 32k rows: a coarser grid over the same range
+        components = [1, 2, 3, 4, 6, 8, 10, 13, 16, 20, 25, 30, 35, 40]
+        bandwidths = np.logspace(-2, 0, 11)
     return {
         "flow": FlowMatchingDensity(random_state=0).set_params(**flow_params),
         "gmm": standardised_search(
-            GaussianMixture(covariance_type="full", random_state=0),
-            "n_components",
-            range(1, max_components + 1),
+            GaussianMixture(covariance_type="full", random_state=0), "n_components", components
         ),
         "kde": standardised_search(KernelDensity(), "bandwidth", bandwidths),
     }
@@ -200,20 +230,60 @@ def make_models(dataset: Dataset, quick: bool, flow_params: dict) -> dict:
 # --------------------------------------------------------------------------------------------------
 
 
-def evaluate(dataset: Dataset, quick: bool, flow_params: dict) -> list[dict]:
+MODELS = ["flow", "gmm", "kde", "nsf"]
+SOLVER_CHECK_ROWS = 1000
+SOLVER_CHECK_STEPS = (5, 10, 20, 40)
+
+
+def solver_convergence(dataset: Dataset, flow, X_test: np.ndarray) -> dict:
+    """Mean test LL of the fitted ``flow`` with RK4 at several step counts and with dopri5 at
+    atol = rtol = 1e-7 (the reference), on at most ``SOLVER_CHECK_ROWS`` test rows; each RK4 entry
+    is the mean and the largest absolute per-row difference from the reference."""
+    X = X_test[:SOLVER_CHECK_ROWS]
+    solver = {k: flow.get_params()[k] for k in ("solver", "n_steps", "atol", "rtol")}
+    reference, seconds, _ = _common.timed(
+        flow.set_params(solver="dopri5", atol=1e-7, rtol=1e-7).score_samples, X
+    )
+    row = {"dataset": dataset.name, "rows": len(X), "dopri5 LL": f"{reference.mean():.4f}"}
+    row["dopri5 s"] = f"{seconds:.1f}"
+    for n_steps in SOLVER_CHECK_STEPS:
+        values = flow.set_params(solver="rk4", n_steps=n_steps).score_samples(X)
+        difference = values - reference
+        row[f"rk4 {n_steps}: mean diff / max abs diff"] = (
+            f"{difference.mean():+.4f} / {np.abs(difference).max():.4f}"
+        )
+    flow.set_params(**solver)
+    print(_common.markdown_table([row], list(row)).splitlines()[-1], flush=True)
+    return row
+
+
+def evaluate(
+    dataset: Dataset, quick: bool, flow_params: dict, names: list[str], solver_rows: list[dict]
+) -> list[dict]:
+    """The rows of the main table for ``dataset``; appends the flow's ODE-solver convergence row
+    to ``solver_rows`` when that is a list (``--solver-check``)."""
     X_train, X_test = train_test_split(dataset.X, test_size=0.25, random_state=0)
     floor = "" if dataset.entropy is None else f"{0.0 - dataset.entropy:.3f}"
     if dataset.entropy_se:
         floor += f" ± {dataset.entropy_se:.4f}"
     rows, flow_log_density = [], None
-    for name, model in make_models(dataset, quick, flow_params).items():
+    models = make_models(dataset, quick, flow_params)
+    for name in names:
+        if name == "nsf":  # the same CPU time as the flow's fit
+            model = SplineFlow(cpu_budget=flow_fit_seconds, random_state=0)
+        else:
+            model = models[name]
         _, fit_seconds, _ = _common.timed(model.fit, X_train)
         log_density, score_seconds, _ = _common.timed(held_out_log_density, model, X_test)
         mean, se = _common.mean_and_se(log_density)
         if name == "flow":
-            flow_log_density = log_density
+            flow_log_density, flow_fit_seconds = log_density, fit_seconds
+            if solver_rows is not None:
+                solver_rows.append(solver_convergence(dataset, model, X_test))
         if isinstance(model, GridSearchCV):
             note = describe_choice(model)
+        elif isinstance(model, SplineFlow):
+            note = model.describe()
         else:
             note = f"{model.n_iter_} epochs, {model.t_} steps"
         row = {
@@ -229,7 +299,7 @@ def evaluate(dataset: Dataset, quick: bool, flow_params: dict) -> list[dict]:
             "score s": f"{score_seconds:.1f}",
             "selected / trained": note,
         }
-        if name != "flow":
+        if name != "flow" and flow_log_density is not None:
             advantage, advantage_se = _common.mean_and_se(flow_log_density - log_density)
             row["flow - model ± SE"] = f"{advantage:+.3f} ± {advantage_se:.3f}"
         if dataset.log_density is not None:
@@ -277,9 +347,24 @@ def main(argv=None) -> None:
         metavar="NAME=VALUE",
         help="override a FlowMatchingDensity default, e.g. max_iter=1000 (repeatable)",
     )
+    parser.add_argument(
+        "--models",
+        nargs="+",
+        choices=MODELS,
+        default=MODELS,
+        help="models to run (default: all; nsf needs flow, whose fit time is its budget)",
+    )
+    parser.add_argument(
+        "--solver-check",
+        action="store_true",
+        help="also score the fitted flow with RK4 at 5, 10, 20, 40 steps and with dopri5 (1e-7)",
+    )
     parser.add_argument("--output", help="result file (default quality.md, quality_quick.md)")
     args = parser.parse_args(argv)
 
+    if "nsf" in args.models and "flow" not in args.models:
+        parser.error("--models nsf needs flow: the spline flow's budget is the flow's fit time")
+    models = [name for name in MODELS if name in args.models]
     flow_params = parse_flow_params(args.flow_param)
     if args.quick:
         flow_params = {"max_iter": 20, **flow_params}
@@ -287,11 +372,20 @@ def main(argv=None) -> None:
     n_toy = N_TOY_QUICK if args.quick else N_TOY
     load_at_start, code_at_start = _common.load_average(), _common.code_version()
 
-    rows = []
+    rows, solver_rows = [], [] if args.solver_check else None
     for name in names:
         dataset = DATASETS[name](n_toy)
-        rows += evaluate(dataset, args.quick, flow_params)
+        rows += evaluate(dataset, args.quick, flow_params, models, solver_rows)
     table = _common.markdown_table(rows, list(rows[0]))
+    if solver_rows:
+        table += (
+            "\n\n### Convergence of the flow's log-likelihood in the ODE solver\n\n"
+            f"The fitted flows above, on the first {SOLVER_CHECK_ROWS} test rows (all, when "
+            "fewer): mean LL with dopri5 at atol = rtol = 1e-7 (the reference) and its CPU "
+            "seconds; for RK4 with n steps, the mean and the largest absolute per-row difference "
+            "from the reference (nats).\n\n"
+            + _common.markdown_table(solver_rows, list(solver_rows[0]))
+        )
 
     arguments = sys.argv[1:] if argv is None else argv
     command = " ".join(
