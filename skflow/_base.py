@@ -22,6 +22,7 @@ from .likelihood import DIVERGENCES, flow_log_likelihood
 from .networks import ACTIVATIONS, RestandardisedVelocity, VelocityMLP
 from .paths import DENSITY_PATHS, PATHS, ProbabilityPath
 from .solvers import SOLVERS, integrate, integrate_sde
+from .times import TIME_DISTRIBUTIONS
 
 # Rows per inference chunk are chosen so that the largest intermediate (the d x rows x width block of
 # the batched Jacobian) stays near this many float64 numbers. On the CPU 8 MiB stays in cache: at
@@ -29,6 +30,50 @@ from .solvers import SOLVERS, integrate, integrate_sde
 # on an H200, 2^20-number chunks scored 2095 rows/s at d = 32 and 2^24 ones 30569
 # (benchmarks/results/speed.md and gpu.md).
 _CHUNK_ELEMENTS = {"cpu": 2**20, "cuda": 2**24}
+
+
+# max_iter="auto": the number of optimiser steps grows with the training rows, between these bounds
+# (see auto_max_iter; the numbers are in benchmarks/README.md, "Training budget").
+AUTO_STEPS_PER_ROW = 4
+AUTO_MIN_STEPS = 3000
+AUTO_MAX_STEPS = 20000
+
+# Early stopping checks the validation score this many times over the max_iter epochs.
+N_VALIDATION_CHECKS = 25
+
+# The held-out log-likelihood of early stopping (scoring="log_likelihood") is a cheaper estimate than
+# score_samples: on at most this many validation rows, with this many RK4 steps, and with the exact
+# divergence up to EXACT_DIVERGENCE_MAX_FEATURES features (d + 1 network passes per evaluation) and
+# Hutchinson's estimator with probes fixed across checks above (2 passes). It only has to rank the
+# checkpoints of one fit, and the same rows, steps and probes at every check make it consistent.
+VALIDATION_ROWS = 1000
+VALIDATION_STEPS = 8
+EXACT_DIVERGENCE_MAX_FEATURES = 8
+
+
+def auto_max_iter(n_rows: int, batch_size: int) -> int:
+    """Epochs of ``max_iter="auto"``: a budget of optimiser steps that grows with the data.
+
+    The budget is ``clip(AUTO_STEPS_PER_ROW * n_rows, AUTO_MIN_STEPS, AUTO_MAX_STEPS)`` steps, turned
+    into whole epochs of ``ceil(n_rows / batch_size)`` steps. A fixed number of epochs is wrong at
+    both ends: a few hundred rows get too few steps (and need held-out selection against
+    overfitting), tens of thousands get far more steps than they need.
+
+    Parameters
+    ----------
+    n_rows : int
+        Training rows (after the validation split).
+    batch_size : int
+        Rows per minibatch.
+
+    Returns
+    -------
+    int
+        Number of epochs, at least 1.
+    """
+    steps = min(max(AUTO_STEPS_PER_ROW * n_rows, AUTO_MIN_STEPS), AUTO_MAX_STEPS)
+    batches_per_epoch = math.ceil(n_rows / min(batch_size, n_rows))
+    return max(1, math.ceil(steps / batches_per_epoch))
 
 
 def resolve_device(device: str) -> torch.device:
@@ -98,12 +143,14 @@ class BaseFlow(BaseEstimator):
         "coupling_reg": [Interval(Real, 0, None, closed="neither")],
         "hidden_layer_sizes": ["array-like"],
         "activation": [StrOptions(set(ACTIVATIONS))],
-        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "max_iter": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
         "learning_rate": [StrOptions({"constant", "cosine"})],
         "ema_decay": [Interval(Real, 0, 1, closed="left")],
+        "time_distribution": [StrOptions(set(TIME_DISTRIBUTIONS))],
         "early_stopping": ["boolean"],
+        "scoring": [StrOptions({"log_likelihood", "loss"})],
         "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
@@ -148,6 +195,10 @@ class BaseFlow(BaseEstimator):
         """Whether training also regresses a denoiser (the network must have ``denoiser``)."""
         return False
 
+    def _base_log_density(self, z: np.ndarray) -> np.ndarray:
+        """Log-density of the ``t = 0`` end of the path at standardised rows ``z``."""
+        raise NotImplementedError
+
     def _solver_options(self) -> dict:
         return {
             "method": self.solver,
@@ -156,17 +207,30 @@ class BaseFlow(BaseEstimator):
             "rtol": self.rtol,
         }
 
-    def _training_config(self) -> TrainingConfig:
-        return TrainingConfig(
-            max_iter=self.max_iter,
-            batch_size=self.batch_size,
-            learning_rate_init=self.learning_rate_init,
-            learning_rate=self.learning_rate,
-            ema_decay=self.ema_decay,
-            early_stopping=self.early_stopping,
-            n_iter_no_change=self.n_iter_no_change,
-            tol=self.tol,
-            verbose=self.verbose,
+    def _make_trainer(
+        self, draw_base, rng: np.random.Generator, max_iter: int
+    ) -> FlowMatchingTrainer:
+        """The trainer of :meth:`fit` (``max_iter`` epochs) and of ``partial_fit`` (one epoch per
+        call), with this estimator's path, coupling, time distribution and optimisation settings."""
+        return FlowMatchingTrainer(
+            path=self._make_path(),
+            coupling=self._make_coupling(),
+            draw_base=draw_base,
+            config=TrainingConfig(
+                max_iter=max_iter,
+                batch_size=self.batch_size,
+                learning_rate_init=self.learning_rate_init,
+                learning_rate=self.learning_rate,
+                ema_decay=self.ema_decay,
+                early_stopping=self.early_stopping,
+                n_iter_no_change=self.n_iter_no_change,
+                tol=self.tol,
+                verbose=self.verbose,
+                validation_interval=max(1, math.ceil(max_iter / N_VALIDATION_CHECKS)),
+            ),
+            rng=rng,
+            learn_denoiser=self._learns_denoiser(),
+            times=TIME_DISTRIBUTIONS[self.time_distribution](),
         )
 
     # ----------------------------------------------------------------------------------------------
@@ -260,15 +324,17 @@ class BaseFlow(BaseEstimator):
         if np.all(weight == weight[0]):
             weight = None  # equal weights: the plain mean, exactly as without sample_weight
 
+        if self.max_iter == "auto":
+            max_iter = auto_max_iter(train_rows.size, self.batch_size)
+        else:
+            max_iter = self.max_iter
+        validation_loss = None
+        if self.early_stopping and self.scoring == "log_likelihood":
+            validation_loss = self._validation_negative_log_likelihood(
+                X_std[val_rows], None if weight is None else weight[val_rows], rng
+            )
         generator = torch.Generator(device=device).manual_seed(_seed(rng))
-        trainer = FlowMatchingTrainer(
-            path=self._make_path(),
-            coupling=self._make_coupling(),
-            draw_base=draw_base,
-            config=self._training_config(),
-            rng=np.random.default_rng(_seed(rng)),
-            learn_denoiser=self._learns_denoiser(),
-        )
+        trainer = self._make_trainer(draw_base, np.random.default_rng(_seed(rng)), max_iter)
         ema, history = trainer.fit(
             model,
             to_tensor(X_std[train_rows]),
@@ -276,12 +342,14 @@ class BaseFlow(BaseEstimator):
             None if val_rows is None else to_tensor(X_std[val_rows]),
             None if val_rows is None or weight is None else to_tensor(weight[val_rows]),
             generator,
+            validation_loss,
         )
         # the fitted network lives on the CPU so that a pickle loads anywhere
         self.model_ = ema.to("cpu").eval()
         self.loss_curve_ = history.loss_curve
         self.validation_loss_curve_ = history.validation_loss_curve
         self.best_loss_ = history.best_loss
+        self.best_iter_ = history.best_iter
         self.n_iter_ = history.n_iter
         self.t_ = history.n_steps
         # whether a KeyboardInterrupt cut this fit short (the trainer kept the best weights so far)
@@ -341,14 +409,7 @@ class BaseFlow(BaseEstimator):
         if not np.all(weight == weight[0]):
             w = torch.as_tensor(weight, dtype=torch.float32, device=device)
         generator = torch.Generator(device=device).manual_seed(int(rng.integers(2**62)))
-        trainer = FlowMatchingTrainer(
-            path=self._make_path(),
-            coupling=self._make_coupling(),
-            draw_base=draw_base,
-            config=self._training_config(),
-            rng=rng,
-            learn_denoiser=self._learns_denoiser(),
-        )
+        trainer = self._make_trainer(draw_base, rng, max_iter=1)
         loss, steps = trainer.train_epoch(
             online, ema, optimizer, X_std, w, generator, getattr(self, "t_", 0)
         )
@@ -374,6 +435,47 @@ class BaseFlow(BaseEstimator):
         """Drop the state that ``partial_fit`` carries between calls (a new fit starts afresh)."""
         for name in ("_online_model", "_optimizer_state", "_reference", "_partial_fit_calls"):
             self.__dict__.pop(name, None)
+
+    def _validation_negative_log_likelihood(
+        self, X_val: np.ndarray, weight: np.ndarray | None, rng: np.random.RandomState
+    ):
+        """The early-stopping score of ``scoring="log_likelihood"``: a callable giving a network's
+        (weighted) mean negative log-likelihood of the validation rows, in standardised units.
+
+        It integrates the log-density ODE with ``VALIDATION_STEPS`` RK4 steps on at most
+        ``VALIDATION_ROWS`` rows, in the training precision, with the exact divergence up to
+        ``EXACT_DIVERGENCE_MAX_FEATURES`` features and Hutchinson's estimator (the same probes at
+        every call) above: a consistent ranking of one fit's checkpoints at a small share of the
+        training cost, not the converged value of :meth:`score_samples`.
+        """
+        if X_val.shape[0] > VALIDATION_ROWS:
+            keep = rng.choice(X_val.shape[0], VALIDATION_ROWS, replace=False)
+            X_val, weight = X_val[keep], None if weight is None else weight[keep]
+        weight = np.ones(X_val.shape[0]) if weight is None else weight
+        if not weight.sum() > 0:
+            weight = np.ones(X_val.shape[0])  # only zero-weight rows held out: count them all
+        device = resolve_device(self.device)
+        x = torch.as_tensor(X_val, dtype=torch.float32, device=device)
+        exact = X_val.shape[1] <= EXACT_DIVERGENCE_MAX_FEATURES
+        probe_seed = _seed(rng)
+        path = self._make_path()
+
+        def negative_log_likelihood(network: torch.nn.Module) -> float:
+            with torch.no_grad():
+                z, delta = flow_log_likelihood(
+                    network,
+                    x,
+                    path.t_min,
+                    path.t_max,
+                    divergence="exact" if exact else "hutchinson",
+                    generator=torch.Generator().manual_seed(probe_seed),
+                    method="rk4",
+                    n_steps=VALIDATION_STEPS,
+                )
+            log_likelihood = self._base_log_density(z.double().cpu().numpy()) + delta.cpu().numpy()
+            return -float(np.average(log_likelihood, weights=weight))
+
+        return negative_log_likelihood
 
     # ----------------------------------------------------------------------------------------------
     # inference

@@ -1,7 +1,8 @@
 """The internal training loop: conditional flow matching with Adam, an EMA of the weights and early stopping.
 
 Each step draws a minibatch of data rows ``x1`` and base rows ``x0``, re-pairs them with the coupling,
-draws ``t ~ U[t_min, t_max]`` and regresses the network onto the conditional velocity,
+draws times ``t`` in ``[t_min, t_max]`` from a :class:`~skflow.times.TimeDistribution` and regresses
+the network onto the conditional velocity,
 
 .. math::
 
@@ -12,8 +13,10 @@ the simulation-free conditional flow-matching loss (Lipman et al., 2023, eq. 9; 
 eq. 11). When the path carries noise ``gamma(t) z`` the target is ``u_t = alpha' x0 + beta' x1 +
 gamma' z``, the quadratic loss of the velocity ``b`` of stochastic interpolants (Albergo, Boffi &
 Vanden-Eijnden, 2023, eq. 2.13), and a denoiser ``eta_z`` may be learned alongside by the loss
-``E |eta_z(t, x_t) - z|^2 / d`` (their eq. 2.15). The model kept is the exponential moving average of the weights, which is the one scored on
-the validation pairs for early stopping.
+``E |eta_z(t, x_t) - z|^2 / d`` (their eq. 2.15). The model kept is the exponential moving average
+of the weights. With early stopping, that average is scored every ``validation_interval`` epochs,
+either by the flow-matching loss on fixed validation pairs or by a callable the estimator supplies
+(its negative held-out log-likelihood), and the best-scoring average is the one returned.
 """
 
 from __future__ import annotations
@@ -32,8 +35,10 @@ from torch.optim.swa_utils import get_ema_multi_avg_fn
 
 from .couplings import Coupling
 from .paths import ProbabilityPath
+from .times import TimeDistribution, UniformTimes
 
 BaseSampler = Callable[[int, torch.Generator], torch.Tensor]
+ValidationLoss = Callable[[nn.Module], float]
 
 DIVERGENCE_FACTOR = 1e6
 """An epoch whose loss exceeds this many times the loss of the untrained network (the first
@@ -53,6 +58,8 @@ class TrainingConfig:
     n_iter_no_change: int
     tol: float
     verbose: int
+    validation_interval: int = 1
+    """Epochs between two validation checks (with early stopping)."""
 
 
 @dataclass
@@ -62,6 +69,7 @@ class TrainingHistory:
     loss_curve: list[float] = field(default_factory=list)
     validation_loss_curve: list[float] = field(default_factory=list)
     best_loss: float = math.inf
+    best_iter: int = 0
     n_iter: int = 0
     n_steps: int = 0
     interrupted: bool = False
@@ -108,6 +116,8 @@ class FlowMatchingTrainer:
         Seeds the torch generator of the loop and drives stochastic couplings.
     learn_denoiser : bool, default=False
         Also regress ``model.denoiser(t, x_t)`` onto the noise ``z`` (the path must carry noise).
+    times : TimeDistribution, optional
+        Law of the training times on ``(0, 1)``, mapped to ``[t_min, t_max]``; uniform by default.
     """
 
     def __init__(
@@ -118,6 +128,7 @@ class FlowMatchingTrainer:
         config: TrainingConfig,
         rng: np.random.Generator,
         learn_denoiser: bool = False,
+        times: TimeDistribution | None = None,
     ) -> None:
         self.path = path
         self.coupling = coupling
@@ -125,9 +136,10 @@ class FlowMatchingTrainer:
         self.config = config
         self.rng = rng
         self.learn_denoiser = learn_denoiser
+        self.times = UniformTimes() if times is None else times
 
     def _draw_times(self, n: int, generator: torch.Generator, device: torch.device) -> torch.Tensor:
-        u = torch.rand(n, generator=generator, device=device)
+        u = self.times.sample(n, generator, device)
         return self.path.t_min + (self.path.t_max - self.path.t_min) * u
 
     def _regression_pairs(
@@ -191,6 +203,7 @@ class FlowMatchingTrainer:
         x_val: torch.Tensor | None,
         w_val: torch.Tensor | None,
         generator: torch.Generator,
+        validation_loss: ValidationLoss | None = None,
     ) -> tuple[nn.Module, TrainingHistory]:
         """Train ``model`` in place and return its EMA with the history.
 
@@ -204,11 +217,14 @@ class FlowMatchingTrainer:
             Validation rows and weights; required when ``config.early_stopping`` is True.
         generator : torch.Generator
             Random source of the loop (on the training device).
+        validation_loss : callable, optional
+            ``validation_loss(ema) -> float``, lower is better, monitored instead of the
+            flow-matching loss on validation pairs built from ``x_val`` (with early stopping).
 
         Returns
         -------
         ema : torch.nn.Module
-            The averaged network at the best validation epoch (with early stopping) or at the last
+            The averaged network at the best validation check (with early stopping) or at the last
             completed epoch (without it).
         history : TrainingHistory
         """
@@ -218,12 +234,16 @@ class FlowMatchingTrainer:
         ema_parameters, model_parameters = list(ema.parameters()), list(model.parameters())
         scheduler = self._scheduler(optimizer, len(self._batches(torch.arange(x_train.shape[0]))))
         history = TrainingHistory()
-        validation = (
-            self._validation_batches(x_val, w_val, generator) if cfg.early_stopping else None
-        )
+        if cfg.early_stopping and validation_loss is None:
+            batches = self._validation_batches(x_val, w_val, generator)
+
+            def validation_loss(network: nn.Module) -> float:
+                return self._validation_loss(network, batches)
+
+        validation = validation_loss if cfg.early_stopping else None
         best_state = copy.deepcopy(ema.state_dict())
         n_train = x_train.shape[0]
-        epochs_without_improvement = 0
+        checks_without_improvement = 0
         diverged_epoch = None
         initial_loss = None  # the first minibatch's loss, before any step: the divergence yardstick
         start_time = time.perf_counter()
@@ -254,24 +274,31 @@ class FlowMatchingTrainer:
                     # the training loss is dominated by the irreducible variance of the conditional
                     # targets, too noisy to stop on: without validation, run the whole budget
                     history.best_loss = min(history.best_loss, history.loss_curve[-1])
+                    history.best_iter = epoch + 1
                     best_state = copy.deepcopy(ema.state_dict())
                     self._report(epoch, history, start_time)
                     continue
-                monitored = self._validation_loss(ema, validation)
+                if (epoch + 1) % cfg.validation_interval and epoch + 1 < cfg.max_iter:
+                    self._report(epoch, history, start_time)
+                    continue
+                monitored = validation(ema)
+                if not math.isfinite(monitored):
+                    monitored = math.inf  # a blown-up check never counts as the best
                 history.validation_loss_curve.append(monitored)
                 self._report(epoch, history, start_time)
                 if monitored < history.best_loss - cfg.tol:
-                    epochs_without_improvement = 0
+                    checks_without_improvement = 0
                 else:
-                    epochs_without_improvement += 1
+                    checks_without_improvement += 1
                 if monitored < history.best_loss:
                     history.best_loss = monitored
+                    history.best_iter = epoch + 1
                     best_state = copy.deepcopy(ema.state_dict())
-                if epochs_without_improvement >= cfg.n_iter_no_change:
+                if checks_without_improvement >= cfg.n_iter_no_change:
                     if cfg.verbose:
                         print(
                             f"Validation loss did not improve by more than tol={cfg.tol} for "
-                            f"{cfg.n_iter_no_change} consecutive epochs. Stopping."
+                            f"{cfg.n_iter_no_change} consecutive checks. Stopping."
                         )
                     break
         except FloatingPointError:

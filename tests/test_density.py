@@ -181,14 +181,34 @@ def test_solvers_converge_to_the_same_likelihood(fitted, solver, n_steps, tolera
 
 
 
-def test_early_stopping_records_validation_and_stops():
+@pytest.mark.parametrize("scoring", ["log_likelihood", "loss"])
+def test_early_stopping_records_validation_and_stops(scoring):
     flow = FlowMatchingDensity(
-        early_stopping=True, random_state=0, n_iter_no_change=2, tol=10.0, **{**SMALL, "max_iter": 50}
+        early_stopping=True,
+        scoring=scoring,
+        random_state=0,
+        n_iter_no_change=2,
+        tol=10.0,
+        **{**SMALL, "max_iter": 50},
     ).fit(gaussian(300, 0))
-    # with a huge tol no epoch counts as an improvement: stop after the first n_iter_no_change + 1
-    assert flow.n_iter_ == 3
-    assert len(flow.validation_loss_curve_) == len(flow.loss_curve_) == 3
+    # a check every ceil(50 / 25) = 2 epochs; with a huge tol no check counts as an improvement:
+    # stop after the first n_iter_no_change + 1 checks
+    assert flow.n_iter_ == 6 and len(flow.loss_curve_) == 6
+    assert len(flow.validation_loss_curve_) == 3
     assert flow.best_loss_ == min(flow.validation_loss_curve_)
+    assert flow.best_iter_ == 2 * (1 + flow.validation_loss_curve_.index(flow.best_loss_))
+
+
+@pytest.mark.parametrize("n_features", [2, 10])  # exact divergence, then Hutchinson's
+def test_log_likelihood_check_matches_score_samples(n_features):
+    # the early-stopping score is minus the mean log-likelihood of standardised rows, estimated
+    # cheaply (8 RK4 steps, float32, Hutchinson above 8 features): close to score_samples
+    X = np.random.default_rng(0).standard_normal((300, n_features)) * 3.0 + 1.0
+    flow = FlowMatchingDensity(random_state=0, early_stopping=False, **SMALL).fit(X)
+    rows = flow._standardise(X[:200])
+    check = flow._validation_negative_log_likelihood(rows, None, np.random.RandomState(0))
+    expected = flow.score(X[:200]) + np.log(flow.scale_).sum()
+    assert -check(flow.model_) == pytest.approx(expected, abs=0.05 if n_features > 8 else 0.01)
     no_es = FlowMatchingDensity(random_state=0, early_stopping=False, **{**SMALL, "max_iter": 4})
     assert no_es.fit(gaussian(300, 0)).validation_loss_curve_ == []
 

@@ -6,21 +6,22 @@ import numpy as np
 import pytest
 import torch
 
+from skflow._base import AUTO_MAX_STEPS, AUTO_MIN_STEPS, AUTO_STEPS_PER_ROW, auto_max_iter
 from skflow._trainer import FlowMatchingTrainer, TrainingConfig
 from skflow.couplings import IndependentCoupling
 from skflow.paths import LinearPath
 
 
-def make_trainer(learning_rate: str, max_iter: int = 3, ema_decay: float = 0.999):
+def make_trainer(
+    learning_rate: str, max_iter: int = 3, ema_decay: float = 0.999, **early_stopping
+):
     config = TrainingConfig(
         max_iter=max_iter,
         batch_size=4,
         learning_rate_init=0.1,
         learning_rate=learning_rate,
         ema_decay=ema_decay,
-        early_stopping=False,
-        n_iter_no_change=1,
-        tol=0.0,
+        **{"early_stopping": False, "n_iter_no_change": 1, "tol": 0.0, **early_stopping},
         verbose=0,
     )
     return FlowMatchingTrainer(
@@ -65,3 +66,45 @@ def test_batches_are_near_equal_and_cover_every_row():
     batches = make_trainer("constant")._batches(torch.arange(10))
     assert [len(b) for b in batches] == [4, 3, 3]
     assert torch.equal(torch.cat(batches), torch.arange(10))
+
+
+class AffineField(torch.nn.Module):
+    """The smallest velocity network ``v(t, x) = a x + b``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = torch.nn.Linear(1, 1)
+
+    def forward(self, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        return self.linear(x)
+
+
+def test_checkpoint_selection_keeps_the_best_check_and_stops_on_patience():
+    # a scripted validation score, lowest at the third check: the weights of that check come back
+    scores = iter([3.0, 2.0, 1.0, 1.5, 2.5, 0.0])
+    snapshots = []
+
+    def validation_loss(ema):
+        snapshots.append([p.detach().clone() for p in ema.parameters()])
+        return next(scores)
+
+    trainer = make_trainer(
+        "constant", max_iter=20, early_stopping=True, n_iter_no_change=2, validation_interval=3
+    )
+    x = torch.randn(8, 1, generator=torch.Generator().manual_seed(0))
+    ema, history = trainer.fit(
+        AffineField(), x, None, None, None, torch.Generator().manual_seed(1), validation_loss
+    )
+    assert history.validation_loss_curve == [3.0, 2.0, 1.0, 1.5, 2.5]  # 2 checks without gain
+    assert history.n_iter == 15 and history.best_iter == 9 and history.best_loss == 1.0
+    for kept, snapshot in zip(ema.parameters(), snapshots[2]):
+        torch.testing.assert_close(kept, snapshot)
+
+
+@pytest.mark.parametrize("n_rows", [1, 50, 700, 3000, 10**5])
+def test_auto_budget_is_clipped_steps_in_whole_epochs(n_rows):
+    batch_size = 256
+    epochs = auto_max_iter(n_rows, batch_size)
+    batches = math.ceil(n_rows / min(batch_size, n_rows))
+    steps = min(max(AUTO_STEPS_PER_ROW * n_rows, AUTO_MIN_STEPS), AUTO_MAX_STEPS)
+    assert (epochs - 1) * batches < steps <= epochs * batches
