@@ -1,0 +1,96 @@
+"""GridSearchCV over a small grid of FlowMatchingDensity hyperparameters against the defaults.
+
+What is measured: on the small real data sets of ``bench_quality.py`` (the same 75/25 split,
+``random_state=0``), ``GridSearchCV(FlowMatchingDensity(random_state=0), GRID, cv=3)`` is fitted on
+the training rows (its score is the flow's own ``score``, the mean log-likelihood, so no scorer is
+needed) and its refitted best model is scored on the test rows, next to the default model. The table
+gives both test LLs, the paired difference over the test rows, the chosen setting, and for each
+hyperparameter of the grid the spread of the mean CV score over its values (the best mean CV score
+with that value fixed, best minus worst value): the larger the spread, the more the knob matters.
+
+Reproduce (from the repository root)::
+
+    OMP_NUM_THREADS=1 python benchmarks/bench_model_selection.py   # ~10 CPU min
+
+The table is printed and written to ``benchmarks/results/model_selection.md``.
+"""
+
+from __future__ import annotations
+
+import _common  # noqa: I001  (first: sets one thread before torch is imported)
+
+import argparse
+import datetime
+
+import numpy as np
+from sklearn.model_selection import GridSearchCV, train_test_split
+
+from bench_quality import DATASETS
+from skflow import FlowMatchingDensity
+
+GRID = {
+    "hidden_layer_sizes": [(64, 64), (128, 128, 128)],
+    "learning_rate_init": [2e-3, 5e-3],
+    "time_distribution": ["uniform", "arcsine"],
+}
+
+
+def knob_spreads(search: GridSearchCV) -> str:
+    """For each parameter of the grid: best mean CV score over the others, best minus worst value."""
+    results = search.cv_results_
+    parts = []
+    for name in GRID:
+        values = [repr(v) for v in results[f"param_{name}"]]
+        best = {
+            v: max(s for s, w in zip(results["mean_test_score"], values) if w == v)
+            for v in set(values)
+        }
+        parts.append(f"{name} {max(best.values()) - min(best.values()):.3f}")
+    return ", ".join(parts)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--datasets", nargs="+", default=["wine", "iris", "breast_cancer"])
+    parser.add_argument("--output", default="model_selection.md")
+    args = parser.parse_args(argv)
+    load_at_start, code_at_start = _common.load_average(), _common.code_version()
+    rows = []
+    for name in args.datasets:
+        X = DATASETS[name](0).X
+        X_train, X_test = train_test_split(X, test_size=0.25, random_state=0)
+        default = FlowMatchingDensity(random_state=0)
+        _, default_seconds, _ = _common.timed(default.fit, X_train)
+        search = GridSearchCV(FlowMatchingDensity(random_state=0), GRID, cv=3)
+        _, search_seconds, _ = _common.timed(search.fit, X_train)
+        default_ll = default.score_samples(X_test)
+        tuned_ll = search.best_estimator_.score_samples(X_test)
+        gain, gain_se = _common.mean_and_se(tuned_ll - default_ll)
+        row = {
+            "dataset": name,
+            "default test LL ± SE": "%.3f ± %.3f" % _common.mean_and_se(default_ll),
+            "tuned test LL ± SE": "%.3f ± %.3f" % _common.mean_and_se(tuned_ll),
+            "tuned - default ± SE": f"{gain:+.3f} ± {gain_se:.3f}",
+            "chosen": ", ".join(f"{k}={v!r}" for k, v in search.best_params_.items()),
+            "CV-score spread per knob": knob_spreads(search),
+            "fit s default / search": f"{default_seconds:.1f} / {search_seconds:.1f}",
+        }
+        print(_common.markdown_table([row], list(row)).splitlines()[-1], flush=True)
+        rows.append(row)
+    grid = ", ".join(f"{k}: {v}" for k, v in GRID.items())
+    text = (
+        "## Model selection: GridSearchCV against the defaults\n\n"
+        f"`OMP_NUM_THREADS=1 python benchmarks/bench_model_selection.py`, {datetime.date.today()}; "
+        f"{_common.code_version_since(code_at_start)}; {_common.machine_description()}. "
+        f"1-minute load average {load_at_start} at the start, {_common.load_average()} at the end. "
+        f"Grid ({np.prod([len(v) for v in GRID.values()])} settings, 3-fold CV on the training "
+        f"rows, every other hyperparameter at its default): {grid}.\n\n"
+        + _common.markdown_table(rows, list(rows[0]))
+        + "\n"
+    )
+    print("\n" + text)
+    print(f"written to {_common.write_result(args.output, text)}")
+
+
+if __name__ == "__main__":
+    main()
