@@ -36,7 +36,8 @@ GRID = {
 
 
 def knob_spreads(search: GridSearchCV) -> str:
-    """For each parameter of the grid: best mean CV score over the others, best minus worst value."""
+    """For each parameter of the grid: the best mean CV score with each of its values, best minus
+    worst."""
     results = search.cv_results_
     parts = []
     for name in GRID:

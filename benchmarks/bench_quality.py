@@ -1,4 +1,5 @@
-"""Held-out log-likelihood of the default FlowMatchingDensity against tuned GMM, KDE and spline-flow baselines.
+"""Held-out log-likelihood of the default FlowMatchingDensity against tuned GMM, KDE and spline
+flow baselines.
 
 What is measured: every data set is split once, 75 % train / 25 % test (``random_state=0``). Each
 model is fitted on the train rows and scored on the test rows; the table gives the mean log-density
@@ -276,7 +277,11 @@ def solver_convergence(dataset: Dataset, flow, X_test: np.ndarray) -> dict:
 
 
 def evaluate(
-    dataset: Dataset, quick: bool, flow_params: dict, names: list[str], solver_rows: list[dict]
+    dataset: Dataset,
+    quick: bool,
+    flow_params: dict,
+    names: list[str],
+    solver_rows: list[dict] | None,
 ) -> list[dict]:
     """The rows of the main table for ``dataset``; appends the flow's ODE-solver convergence row
     to ``solver_rows`` when that is a list (``--solver-check``)."""
@@ -415,8 +420,9 @@ def main(argv=None) -> None:
         table += (
             "\n\n### Convergence of the flow's log-likelihood in the ODE solver\n\n"
             f"The fitted flows above, on the first {SOLVER_CHECK_ROWS} test rows (100 above 16 "
-            "features; all, when fewer): mean LL with dopri5 at atol = rtol = 1e-7 (the reference) and its CPU "
-            "seconds; for RK4 with n steps, the mean and the largest absolute per-row difference "
+            "features; all, when fewer): mean LL with dopri5 at atol = rtol = 1e-7 (the "
+            "reference) and its CPU seconds; for RK4 with n steps, the mean and the largest "
+            "absolute per-row difference "
             "from the reference (nats).\n\n"
             + _common.markdown_table(solver_rows, list(solver_rows[0]))
         )

@@ -78,7 +78,7 @@ class LogitNormalTimes(TimeDistribution):
 
 
 class ArcsineTimes(TimeDistribution):
-    """``u = sin^2(pi w / 2)`` with ``w ~ U(0, 1)``: the Beta(1/2, 1/2) law, more weight on both ends.
+    """``u = sin^2(pi w / 2)``, ``w ~ U(0, 1)``: the Beta(1/2, 1/2) law, more weight on both ends.
 
     .. math::
 
@@ -101,4 +101,4 @@ TIME_DISTRIBUTIONS: dict[str, type[TimeDistribution]] = {
     "logit_normal": LogitNormalTimes,
     "arcsine": ArcsineTimes,
 }
-"""Registry of time distributions by the name that the ``time_distribution`` hyperparameter takes."""
+"""Registry of time distributions by the name the ``time_distribution`` hyperparameter takes."""
