@@ -302,11 +302,14 @@ class FlowMatchingTrainer:
                         )
                     break
         except FloatingPointError:
-            if not history.loss_curve:
+            # no good weights to fall back on: the first epoch, or (with early stopping) any
+            # epoch before the first validation check, whose checkpoint is the only one kept
+            if not history.loss_curve or (validation is not None and not history.best_iter):
                 raise ValueError(
-                    "Training diverged: in the first epoch the flow-matching loss grew "
-                    f"{DIVERGENCE_FACTOR:.0e}-fold or became non-finite, or the weights did. Lower "
-                    "learning_rate_init or check the data for extreme values."
+                    f"Training diverged in epoch {history.n_iter + 1}, before any weights were "
+                    f"kept: the flow-matching loss grew {DIVERGENCE_FACTOR:.0e}-fold or became "
+                    "non-finite, or the weights did. Lower learning_rate_init or check the data "
+                    "for extreme values."
                 ) from None
             diverged_epoch = history.n_iter + 1
         except KeyboardInterrupt:
