@@ -17,7 +17,10 @@ samples. The :doc:`user guide <../user_guide>` gives the formulas, and
 ``benchmarks/results/transport.md`` the same comparison of couplings with larger models.
 
 **Training budget.** Each flow has ``hidden_layer_sizes=(64, 64, 64)`` and trains on 1000 rows for
-``max_iter=200`` epochs of ``batch_size=128`` (1600 steps) with ``learning_rate_init=1e-2``; the
+``max_iter=200`` epochs of ``batch_size=128`` (1600 steps) with ``learning_rate_init=1e-2``, with
+``early_stopping=False`` so that the four flows get the same fixed budget (with the default early
+stopping the trigonometric and VP fits stop after 80 epochs and keep their model of epoch 16,
+which would compare stopping points rather than paths); the
 three independent-coupling fits take a few seconds each on one core, the OT one about twice as long
 (its minibatch OT solve costs more than the network's step). Sample quality is measured on 500 rows,
 so the numbers carry a few hundredths of sampling noise.
@@ -51,6 +54,7 @@ budget = dict(
     batch_size=128,
     max_iter=200,
     learning_rate_init=1e-2,
+    early_stopping=False,
     random_state=0,
 )
 settings = {
