@@ -69,8 +69,8 @@ class FlowMatchingDensity(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Den
         ``clip(4 n, 3000, 20000)`` steps for ``n`` training rows, rounded up to whole epochs (see
         :func:`skflow._base.auto_max_iter`). A fixed number of epochs is wrong at both ends: the
         former default of 500 epochs is 79,500 steps on the 40,455 training rows of the diamonds
-        benchmark set, where ``"auto"`` takes 20,020 steps in 97 CPU seconds of one core
-        (-0.730 nats); on 3000-row toys it gives 10,800 steps, twice the former budget (annulus:
+        benchmark set, where ``"auto"`` takes 20,020 steps in 86 CPU seconds of one core
+        (-0.730 nats); on 3000-row toys it gives 10,800 steps, 1.8 times the former 6,000 (annulus:
         0.072 nats from the true entropy against 0.105), and small sets get enough steps for
         early stopping to pick from (``benchmarks/README.md``, "Quality").
     batch_size : int, default=256
@@ -80,7 +80,7 @@ class FlowMatchingDensity(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Den
     learning_rate : {"constant", "cosine"}, default="cosine"
         Step-size schedule: constant, or a cosine decay to zero over the ``max_iter`` epochs (on
         two moons, -0.775 nats against -0.788 with a constant step at 500 epochs,
-        ``benchmarks/bench_defaults.py``).
+        ``benchmarks/results/defaults.md``).
     ema_decay : float, default=0.999
         Decay of the exponential moving average of the weights; the average is the fitted model.
         The decay is warmed up as ``min(ema_decay, (1 + k) / (10 + k))`` at step ``k``.
@@ -105,7 +105,7 @@ class FlowMatchingDensity(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Den
         1000 validation rows, 8 RK4 steps, Hutchinson's divergence above 8 features), or the
         flow-matching loss of fixed validation pairs. The loss is a bad stopping signal: it
         bottoms out long before the likelihood does (on two moons it stopped after 193 epochs at
-        -0.854 nats where the full budget reached -0.775, ``benchmarks/bench_defaults.py``).
+        -0.854 nats where the full budget reached -0.775, ``benchmarks/results/defaults.md``).
     validation_fraction : float, default=0.1
         Share of rows held out for early stopping.
     n_iter_no_change : int, default=8
