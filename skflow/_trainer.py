@@ -242,25 +242,25 @@ class FlowMatchingTrainer:
 
         validation = validation_loss if cfg.early_stopping else None
         best_state = copy.deepcopy(ema.state_dict())
-        n_train = x_train.shape[0]
         checks_without_improvement = 0
         diverged_epoch = None
         initial_loss = None  # the first minibatch's loss, before any step: the divergence yardstick
         start_time = time.perf_counter()
         try:
             for epoch in range(cfg.max_iter):
-                order = torch.randperm(n_train, generator=generator, device=x_train.device)
-                # the epoch's loss stays on the device: no host synchronisation inside the epoch
-                epoch_loss = torch.zeros((), device=x_train.device)
-                for index in self._batches(order):
-                    loss = self._step(model, optimizer, x_train, w_train, index, generator)
-                    if initial_loss is None:
-                        initial_loss = loss
-                    scheduler.step()
-                    history.n_steps += 1
-                    self._update_ema(ema_parameters, model_parameters, history.n_steps)
-                    epoch_loss += loss.detach() * _total(w_train, index)
-                epoch_loss = epoch_loss.item() / float(_total(w_train, order))
+                epoch_loss, first_loss, history.n_steps = self._epoch(
+                    model,
+                    optimizer,
+                    ema_parameters,
+                    model_parameters,
+                    x_train,
+                    w_train,
+                    generator,
+                    history.n_steps,
+                    scheduler,
+                )
+                if initial_loss is None:
+                    initial_loss = first_loss
                 # a finite loss can still have blown up, and a step can overflow the weights after
                 # a finite loss: check the loss against the untrained network's and the weights
                 if (
@@ -354,22 +354,43 @@ class FlowMatchingTrainer:
         loss = float(self._loss(model, *pairs, None))
         return loss <= DIVERGENCE_FACTOR * float(reference)
 
-    def _step(
+    def _epoch(
         self,
         model: nn.Module,
         optimizer: torch.optim.Optimizer,
+        ema_parameters: list[torch.Tensor],
+        model_parameters: list[torch.Tensor],
         x_train: torch.Tensor,
         w_train: torch.Tensor | None,
-        index: torch.Tensor,
         generator: torch.Generator,
-    ) -> torch.Tensor:
-        """One optimiser step on the minibatch ``index``; returns its loss, detached."""
-        pairs = self._regression_pairs(x_train[index], generator)
-        loss = self._loss(model, *pairs, _rows(w_train, index))
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        return loss.detach()
+        steps_done: int,
+        scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
+    ) -> tuple[float, torch.Tensor, int]:
+        """One pass over ``x_train`` in a random order: an optimiser step per minibatch, then the
+        schedule's step (if any) and the EMA update, whose warm-up counts from ``steps_done``.
+
+        Returns the weighted mean loss of the pass, the loss of its first minibatch (before any
+        of its steps) and the number of optimiser steps taken so far, this pass included. The
+        losses are summed on the device: one host synchronisation per pass.
+        """
+        order = torch.randperm(x_train.shape[0], generator=generator, device=x_train.device)
+        total = torch.zeros((), device=x_train.device)
+        first_loss = None
+        for index in self._batches(order):
+            pairs = self._regression_pairs(x_train[index], generator)
+            loss = self._loss(model, *pairs, _rows(w_train, index))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            loss = loss.detach()
+            if first_loss is None:
+                first_loss = loss
+            if scheduler is not None:
+                scheduler.step()
+            steps_done += 1
+            self._update_ema(ema_parameters, model_parameters, steps_done)
+            total += loss * _total(w_train, index)
+        return total.item() / float(_total(w_train, order)), first_loss, steps_done
 
     def train_epoch(
         self,
@@ -416,14 +437,16 @@ class FlowMatchingTrainer:
             If the loss becomes non-finite; ``model`` and ``ema`` are then in an undefined state.
         """
         ema_parameters, model_parameters = list(ema.parameters()), list(model.parameters())
-        order = torch.randperm(x_train.shape[0], generator=generator, device=x_train.device)
-        total = torch.zeros((), device=x_train.device)
-        for index in self._batches(order):
-            loss = self._step(model, optimizer, x_train, w_train, index, generator)
-            steps_done += 1
-            self._update_ema(ema_parameters, model_parameters, steps_done)
-            total += loss * _total(w_train, index)
-        mean_loss = total.item() / float(_total(w_train, order))
+        mean_loss, _, steps_done = self._epoch(
+            model,
+            optimizer,
+            ema_parameters,
+            model_parameters,
+            x_train,
+            w_train,
+            generator,
+            steps_done,
+        )
         if not math.isfinite(mean_loss) or not _all_finite(ema_parameters):
             raise ValueError(
                 "Training diverged: the flow-matching loss became non-finite. Lower "

@@ -545,7 +545,7 @@ feature_names_in_
             z, delta = Z, np.zeros(Z.shape[0])
         else:
             z, delta = self._flow_log_likelihood(Z, t_min, t)
-        return self.source_density_.score_samples(z) + delta - np.log(self.scale_).sum()
+        return self._base_log_density(z) + delta - np.log(self.scale_).sum()
 
     def score_samples(self, X) -> np.ndarray:
         """Log-density of the target distribution at each row of ``X``, in the units of ``X``:
