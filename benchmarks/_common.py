@@ -8,6 +8,7 @@ installed, the repository root is put on ``sys.path`` so the scripts also run fr
 
 from __future__ import annotations
 
+import ast
 import os
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -135,6 +136,15 @@ def time_method(cls: type, name: str):
         yield record
     finally:
         setattr(cls, name, original)
+
+
+def parse_flow_params(items: list[str]) -> dict:
+    """``["max_iter=1000", "hidden_layer_sizes=(64, 64)"]`` -> keyword arguments (``--flow-param``)."""
+    params = {}
+    for item in items:
+        key, _, value = item.partition("=")
+        params[key.strip()] = ast.literal_eval(value.strip())
+    return params
 
 
 def mean_and_se(values) -> tuple[float, float]:

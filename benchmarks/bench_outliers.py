@@ -46,6 +46,8 @@ Reproduce (from the repository root)::
     OMP_NUM_THREADS=1 python benchmarks/bench_outliers.py            # both parts, ~8 min, one core
     OMP_NUM_THREADS=1 python benchmarks/bench_outliers.py --part 1   # the comparison only
     OMP_NUM_THREADS=1 python benchmarks/bench_outliers.py --quick    # 2 seeds, max_iter=50
+    OMP_NUM_THREADS=1 python benchmarks/bench_outliers.py --part 1 --flow-param bandwidth=1.0 \\
+        --output outliers_bandwidth_1.md                                 # blurred scores
 
 The tables are printed and written to ``benchmarks/results/outliers.md`` (``outliers_quick.md`` with
 ``--quick``; ``--output`` picks another file).
@@ -329,8 +331,8 @@ def run_part(datasets: dict, make_detectors, seeds, flow_params: dict, done: dic
 def _flow_settings(flow_params: dict) -> str:
     """The flow's training settings in force (FlowMatchingDensity's defaults change over time)."""
     params = FlowMatchingOutlierDetector(**flow_params).get_params()
-    keys = ["hidden_layer_sizes", "max_iter", "batch_size", "learning_rate_init", "learning_rate",
-            "early_stopping", "path", "coupling", "solver", "n_steps", "contamination"]
+    keys = ["hidden_layer_sizes", "activation", "max_iter", "batch_size", "learning_rate_init", "learning_rate",
+            "early_stopping", "path", "coupling", "solver", "n_steps", "contamination", "bandwidth"]
     return ", ".join(f"{k}={params[k]!r}" for k in keys if k in params)
 
 
@@ -341,9 +343,19 @@ def main(argv=None) -> None:
     parser.add_argument("--datasets", nargs="+", choices=names, default=names)
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--quick", action="store_true", help="2 seeds, max_iter=50")
+    parser.add_argument(
+        "--flow-param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="override a flow hyperparameter, e.g. --flow-param bandwidth=1.0 (repeatable)",
+    )
     parser.add_argument("--output", default=None)
     args = parser.parse_args(argv)
-    flow_params = {"max_iter": 50} if args.quick else {}
+    flow_params = {
+        **({"max_iter": 50} if args.quick else {}),
+        **_common.parse_flow_params(args.flow_param),
+    }
     seeds = range(2 if args.quick else args.seeds)
     date, load_start = datetime.date.today().isoformat(), _common.load_average()
 

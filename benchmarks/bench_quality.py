@@ -68,7 +68,6 @@ from __future__ import annotations
 import _common  # noqa: I001  (first: sets one thread before torch is imported)
 
 import argparse
-import ast
 import datetime
 import importlib.util
 import math
@@ -342,15 +341,6 @@ def run_dataset(
     return rows, solver_rows or []
 
 
-def parse_flow_params(items: list[str]) -> dict:
-    """``["max_iter=1000", "hidden_layer_sizes=(64, 64)"]`` -> keyword arguments."""
-    params = {}
-    for item in items:
-        key, _, value = item.partition("=")
-        params[key.strip()] = ast.literal_eval(value.strip())
-    return params
-
-
 NOTES = """\
 Test LL: mean log-density of the test rows (nats per row, units of X), ± its standard error over the
 test rows. Flow - model: paired mean over the test rows of the flow's log-density minus the
@@ -403,7 +393,7 @@ def main(argv=None) -> None:
     if "nsf" in args.models and "flow" not in args.models:
         parser.error("--models nsf needs flow: the spline flow's budget is the flow's fit time")
     models = [name for name in MODELS if name in args.models]
-    flow_params = parse_flow_params(args.flow_param)
+    flow_params = _common.parse_flow_params(args.flow_param)
     if args.quick:
         flow_params = {"max_iter": 20, **flow_params}
     names = args.datasets or list(TOYS if args.quick else DATASETS)

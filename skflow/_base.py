@@ -558,11 +558,19 @@ class BaseFlow(BaseEstimator):
         return out
 
     def _flow_log_likelihood(
-        self, X: np.ndarray, t0: float, t1: float, *, standardise: bool = False, finish=None
+        self,
+        X: np.ndarray,
+        t0: float,
+        t1: float,
+        *,
+        standardise: bool = False,
+        shrink: float = 1.0,
+        finish=None,
     ) -> tuple[np.ndarray, np.ndarray] | np.ndarray:
         """Pull rows back from ``t1`` to ``t0``; returns the points and ``-int div v dt`` (see
         :func:`skflow.likelihood.flow_log_likelihood`), or, with ``finish``, the array of
-        ``finish(z, delta)`` computed chunk by chunk. ``standardise`` as in :meth:`_map_rows`."""
+        ``finish(z, delta)`` computed chunk by chunk. ``standardise`` as in :meth:`_map_rows`;
+        the rows are multiplied by ``shrink`` (after standardising) before the pull-back."""
         generator = None
         if self.divergence == "hutchinson":
             generator = torch.Generator().manual_seed(_seed(check_random_state(self.random_state)))
@@ -570,7 +578,7 @@ class BaseFlow(BaseEstimator):
         def pull_back(net: torch.nn.Module, x: torch.Tensor):
             z, delta = flow_log_likelihood(
                 net,
-                x,
+                x if shrink == 1.0 else shrink * x,
                 t0,
                 t1,
                 divergence=self.divergence,

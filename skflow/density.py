@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from numbers import Integral
 
 import numpy as np
@@ -60,30 +62,32 @@ class FlowMatchingDensity(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Den
         between the paired minibatches (so it does not depend on the dimension); small values approach
         ``"ot"``, large ones ``"independent"``.
     hidden_layer_sizes : array-like of int, default=(128, 128, 128, 128)
-        Widths of the hidden layers of the velocity MLP. A fourth layer of 128 over the former three
-        brought the 2-D toys 0.004-0.008 nats closer to their entropy, at 25 % more time per step
-        (``benchmarks/results/quality_levers.md``).
+        Widths of the hidden layers of the velocity MLP. With GELU and minibatches of 1024, a
+        fourth layer of 128 over the former three brought the non-Gaussian 2-D toys 0.003-0.008
+        nats closer to their entropy and diamonds from -0.519 to -0.486 nats, at about 30 % more
+        time per step; it cost digits 2 nats (``benchmarks/results/quality_levers.md``).
     activation : {"silu", "tanh", "gelu", "softplus", "relu"}, default="gelu"
         Activation of the hidden layers. Smooth activations give smooth flows. GELU beat SiLU on
-        every set of the lever sweep, by 0.09 nats on diamonds and 2.4 nats on digits
-        (``benchmarks/results/quality_levers.md``).
+        every set of the lever sweep; with minibatches of 1024, by 0.09 nats on diamonds and
+        2.4 nats on digits (``benchmarks/results/quality_levers.md``).
     max_iter : int or "auto", default="auto"
         Number of epochs (passes over the training rows); the most, with early stopping.
         ``"auto"`` sets a budget of optimiser steps that grows with the data,
         ``clip(4 n, 3000, 20000)`` steps for ``n`` training rows, rounded up to whole epochs (see
-        :func:`skflow._base.auto_max_iter`). A fixed number of epochs is wrong at both ends: the
-        former default of 500 epochs is 79,500 steps on the 40,455 training rows of the diamonds
-        benchmark set, where ``"auto"`` takes 20,020 steps in 86 CPU seconds of one core
-        (-0.730 nats); on 3000-row toys it gives 10,800 steps, 1.8 times the former 6,000 (annulus:
-        0.072 nats from the true entropy against 0.105), and small sets get enough steps for
-        early stopping to pick from (``benchmarks/README.md``, "Quality").
+        :func:`skflow._base.auto_max_iter`). A fixed number of epochs is wrong at both ends: 500
+        epochs of 1024 rows are 20,000 steps on the 40,455 rows of the diamonds benchmark set but
+        1,500 on a 3,000-row toy. ``"auto"`` takes 20,016 steps on diamonds (207 CPU seconds of
+        one core, -0.486 nats) and 10,800 on the toys (with the former network and minibatches of
+        256, 10,800 steps instead of 6,000 took the annulus from 0.105 to 0.072 nats from its
+        entropy); small sets get enough steps for early stopping to pick from
+        (``benchmarks/README.md``, "Quality").
     batch_size : int, default=1024
         Rows per minibatch (capped at the number of training rows). The flow-matching loss is a
         regression on a random target ``x1 - x0`` whose variance does not shrink as the model
         improves, so larger minibatches buy a more accurate gradient at the same number of steps:
         1024 rows against the former 256 took diamonds from -0.731 to -0.610 nats and the eight
-        Gaussians from 0.053 to 0.029 nats from their entropy, for about 1.7 times the time per step
-        (``benchmarks/results/quality_levers.md``).
+        Gaussians from 0.053 to 0.029 nats from their entropy (former network), for 1.2-2 times
+        the time per step (``benchmarks/results/quality_levers.md``).
     learning_rate_init : float, default=5e-3
         Initial step size of Adam.
     learning_rate : {"constant", "cosine"}, default="cosine"
@@ -97,9 +101,11 @@ class FlowMatchingDensity(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Den
         Law of the training times ``t`` of the flow-matching loss (:mod:`skflow.times`): uniform,
         logit-normal ``sigmoid(N(0, 1))`` (more weight in the middle; Esser et al., *Scaling
         Rectified Flow Transformers*, ICML 2024) or arcsine ``Beta(1/2, 1/2)`` (more weight at
-        both ends). On the benchmark sets the choice is within the noise: arcsine reached -0.716
-        nats against -0.730 on diamonds, and gaps to the true entropy of 0.059 against 0.060 on
-        the uniform square and 0.077 against 0.072 on the annulus (``benchmarks/README.md``).
+        both ends). With the former network (SiLU, three layers, minibatches of 256) the choice
+        was within the noise: arcsine reached -0.716 nats against -0.730 on diamonds, and gaps to
+        the true entropy of 0.059 against 0.060 on the uniform square and 0.077 against 0.072 on
+        the annulus; logit-normal was worse on all five sets of the lever sweep
+        (``benchmarks/README.md``, ``benchmarks/results/quality_levers.md``).
     early_stopping : bool, default=True
         Hold out ``validation_fraction`` of the rows, score the averaged model on them
         ``25`` times over the budget (every ``ceil(max_iter / 25)`` epochs), keep the best-scoring
@@ -350,14 +356,31 @@ class FlowMatchingDensity(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Den
         log_density : ndarray of shape (n_samples,)
             ``log p(x)``; higher means more typical of the training data.
         """
+        return self._smoothed_log_density(X, 0.0)
+
+    def _smoothed_log_density(self, X, bandwidth: float) -> np.ndarray:
+        """Log-density at the rows of ``X`` of the model blurred by Gaussian noise of standard
+        deviation ``bandwidth`` times each feature's scale (the model itself at 0).
+
+        The flow's marginal at the time ``t`` where the path's relative noise is ``bandwidth`` (see
+        :meth:`skflow.paths.ProbabilityPath.noise_ratio`) gives it without a second model:
+        ``log p_t(beta u) + d log beta - sum log scale_`` at the standardised row ``u``, with
+        ``beta = beta(t)``. Exact for the independent coupling, for which ``p_t`` is the data
+        convolved with the noise; an OT coupling makes ``p_t`` another intermediate density.
+        """
         X = self._check_predict_data(X)
         path = self._make_path()
-        log_jacobian = float(np.log(self.scale_).sum())
+        t, shrink = path.t_max, 1.0
+        if bandwidth > 0:
+            t = path.time_of_noise_ratio(bandwidth)
+            shrink = float(path.beta(torch.tensor(t, dtype=torch.float64)))
+        log_jacobian = float(np.log(self.scale_).sum()) - X.shape[1] * math.log(shrink)
         return self._flow_log_likelihood(
             X,
             path.t_min,
-            path.t_max,
+            t,
             standardise=True,
+            shrink=shrink,
             finish=lambda z, delta: standard_normal_log_density(z) + delta - log_jacobian,
         )
 

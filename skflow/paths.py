@@ -229,6 +229,64 @@ class ProbabilityPath:
         self.t_max = min(self.t_max, noise.t_max)
         return self
 
+    def noise_ratio(self, t: torch.Tensor) -> torch.Tensor:
+        """Relative noise ``r(t) = sqrt(alpha(t)^2 + gamma(t)^2) / beta(t)`` of ``x_t``.
+
+        With a standard normal ``x0`` drawn independently of ``x1`` (and of ``z``),
+        ``x_t / beta(t) = x1 + r(t) e`` with ``e`` standard normal: the density of ``x_t`` is that of
+        the data convolved with ``N(0, r(t)^2 I)``, compressed by ``beta(t)``,
+
+        .. math::
+
+            p_t(\\beta(t)\\, x)\\, \\beta(t)^d = (p_1 * \\mathcal N(0, r(t)^2 I))(x).
+
+        ``r`` is infinite where ``beta`` vanishes (the base end).
+        """
+        noise = self.noise.gamma(t) if not self.noise.is_zero else torch.zeros_like(t)
+        beta = self.beta(t)
+        spread = torch.sqrt(self.alpha(t) ** 2 + noise**2)
+        return torch.where(beta > 0, spread / beta, torch.full_like(t, math.inf))
+
+    def time_of_noise_ratio(self, ratio: float) -> float:
+        """The time at which :meth:`noise_ratio` equals ``ratio``: where ``x_t`` is the data blurred
+        by Gaussian noise of standard deviation ``ratio``.
+
+        Found by bisection to float64 precision on ``[t_min, t_max]``, on which ``r(t)`` falls on
+        every path here; ``t_max`` where ``ratio <= r(t_max)`` (a path that stops short of the data,
+        or ``sigma > 0``, is already that blurred at its end).
+
+        Parameters
+        ----------
+        ratio : float
+            Non-negative relative noise.
+
+        Returns
+        -------
+        t : float
+
+        Raises
+        ------
+        ValueError
+            If ``ratio`` exceeds ``r(t_min)``, the most blur the path reaches.
+        """
+
+        def r(t: float) -> float:
+            return float(self.noise_ratio(torch.tensor([t], dtype=torch.float64))[0])
+
+        lo, hi = self.t_min, self.t_max
+        if ratio <= r(hi):
+            return hi
+        if ratio > r(lo):
+            raise ValueError(
+                f"A noise ratio (bandwidth) of {ratio} is more than this path reaches, {r(lo)}."
+            )
+        for _ in range(200):
+            mid = 0.5 * (lo + hi)
+            if mid in (lo, hi):
+                break
+            lo, hi = (mid, hi) if r(mid) > ratio else (lo, mid)
+        return hi
+
     def alpha(self, t: torch.Tensor) -> torch.Tensor:
         """Coefficient of the base sample ``x0`` at time ``t``."""
         raise NotImplementedError

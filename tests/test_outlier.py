@@ -2,6 +2,8 @@
 
 - Gaussian training data: the detector ranks rows like the true Gaussian log-density, and
   ``contamination="auto"`` agrees with the exact chi-squared test of the Mahalanobis distance.
+- ``bandwidth``: the score is the log-density blurred by Gaussian noise, exactly (dopri5 on the
+  exact velocity field of Gaussian data) and as trained.
 - ``contamination=float`` flags exactly that share of the training rows (weighted-out rows aside).
 - Far-away rows (10^3 to 10^6 standard deviations) get finite scores, strictly ordered by distance.
 - Constant and duplicated columns, and gross outliers in the training data, do not break the fit.
@@ -20,7 +22,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from _shared import COVARIANCE, FAST, MEAN, SMALL, gaussian
 from skflow import FlowMatchingDensity, FlowMatchingOutlierDetector
-from skflow.outlier import AUTO_LEVEL
+from skflow.outlier import AUTO_LEVEL, BANDWIDTH
 
 
 
@@ -30,12 +32,18 @@ def mahalanobis_squared(X):
     return np.einsum("ij,jk,ik->i", diff, np.linalg.inv(COVARIANCE), diff)
 
 
+def blurred_truth(detector, X, bandwidth):
+    """Exact log-density of the training law blurred by N(0, (bandwidth * scale_)^2) per feature."""
+    blur = np.diag((bandwidth * detector.scale_) ** 2)
+    return multivariate_normal(MEAN, COVARIANCE + blur).logpdf(X)
+
+
 @pytest.fixture(scope="module")
 def fitted():
-    # a fixed budget on all rows: these tests are about the threshold, not the stopping rule
-    return FlowMatchingOutlierDetector(random_state=0, early_stopping=False, **SMALL).fit(
-        gaussian(2000, 0)
-    )
+    # a fixed budget on all rows, and the unblurred density: these tests are about the threshold
+    return FlowMatchingOutlierDetector(
+        random_state=0, early_stopping=False, bandwidth=0.0, **SMALL
+    ).fit(gaussian(2000, 0))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -70,6 +78,54 @@ def test_decision_function_and_predict_follow_offset(fitted):
     )
     # the score is the log-density of the flow
     np.testing.assert_array_equal(scores, FlowMatchingDensity.score_samples(fitted, X_test))
+
+
+class ExactGaussianVelocity(torch.nn.Module):
+    """Marginal velocity of the linear path from N(0, I) to N(m, C):
+    ``E[x1 - x0 | x_t = x] = m + (t C - (1 - t) I) S_t^{-1} (x - t m)``, ``S_t = (1 - t)^2 I + t^2 C``.
+    """
+
+    def __init__(self, mean, covariance):
+        super().__init__()
+        self.register_buffer("m", torch.as_tensor(mean))
+        self.register_buffer("C", torch.as_tensor(covariance))
+
+    def forward(self, t, x):
+        t = t.to(x.dtype)[:, None, None]
+        eye = torch.eye(x.shape[1], dtype=x.dtype)
+        S = (1 - t) ** 2 * eye + t**2 * self.C
+        gain = torch.linalg.solve(S, (t * self.C - (1 - t) * eye).transpose(1, 2))
+        return self.m + ((x - t[:, :, 0] * self.m)[:, None, :] @ gain)[:, 0, :]
+
+
+@pytest.mark.parametrize("bandwidth", [0.0, 0.3, 1.0, 2.5])
+def test_bandwidth_blurs_the_density_exactly(bandwidth):
+    # the fitted network swapped for the exact field of the standardised training law
+    detector = FlowMatchingOutlierDetector(bandwidth=bandwidth, random_state=0, **FAST)
+    detector.fit(gaussian(200, 20)).set_params(solver="dopri5", atol=1e-10, rtol=1e-10)
+    mean = (MEAN - detector.mean_) / detector.scale_
+    covariance = COVARIANCE / np.outer(detector.scale_, detector.scale_)
+    detector.model_ = ExactGaussianVelocity(mean, covariance)
+    X_test = gaussian(50, 21) + np.random.default_rng(22).normal(size=(50, 2))
+    np.testing.assert_allclose(
+        detector.score_samples(X_test), blurred_truth(detector, X_test, bandwidth), atol=1e-6
+    )
+
+
+def test_trained_flow_blurs_like_the_truth(fitted):
+    X_test = gaussian(1000, 23)
+    for bandwidth in (0.5, 1.0, 2.0):
+        blurred = fitted.set_params(bandwidth=bandwidth).score_samples(X_test)
+        error = np.abs(blurred - blurred_truth(fitted, X_test, bandwidth)).mean()
+        assert error < 0.1, (bandwidth, error)
+    fitted.set_params(bandwidth=0.0)
+
+
+def test_bandwidth_beyond_the_paths_reach_is_an_error():
+    # the VP path starts from a trace exp(-T(1)/2) of the data: its blur is at most about 150
+    detector = FlowMatchingOutlierDetector(path="vp", bandwidth=1e4, **FAST)
+    with pytest.raises(ValueError, match="bandwidth"):
+        detector.fit(gaussian(50, 24))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -154,14 +210,14 @@ def test_gross_outliers_in_the_training_data_are_trimmed():
     X = np.vstack([clean, junk])
     # a fixed budget on all rows: the test is about trimming, not the stopping rule
     budget = {**SMALL, "early_stopping": False}
-    detector = FlowMatchingOutlierDetector(random_state=0, **budget).fit(X)
+    detector = FlowMatchingOutlierDetector(random_state=0, bandwidth=0.0, **budget).fit(X)
     assert detector.trimmed_[len(clean):].all()
     assert detector.trimmed_[: len(clean)].mean() < 0.02
 
     class SingleFit(FlowMatchingOutlierDetector):
         _trim = False
 
-    single = SingleFit(random_state=0, **budget).fit(X)
+    single = SingleFit(random_state=0, bandwidth=0.0, **budget).fit(X)
     assert not single.trimmed_.any()
     X_test = gaussian(1000, 12)
     truth = multivariate_normal(MEAN, COVARIANCE).logpdf(X_test)
@@ -175,16 +231,17 @@ def test_gross_outliers_in_the_training_data_are_trimmed():
 # the same hyperparameters as FlowMatchingDensity, and the estimator API
 
 
-def test_hyperparameters_are_flow_matching_densitys_plus_contamination():
+def test_hyperparameters_are_flow_matching_densitys_plus_contamination_and_bandwidth():
     density = inspect.signature(FlowMatchingDensity).parameters
     detector = inspect.signature(FlowMatchingOutlierDetector).parameters
-    assert list(detector) == ["contamination", *density]
+    assert list(detector) == ["contamination", "bandwidth", *density]
     for name, parameter in density.items():
         assert detector[name].default == parameter.default
         assert detector[name].kind is inspect.Parameter.KEYWORD_ONLY
     assert FlowMatchingOutlierDetector().get_params() == {
         **FlowMatchingDensity().get_params(),
         "contamination": "auto",
+        "bandwidth": BANDWIDTH,
     }
     with pytest.raises(TypeError):
         FlowMatchingOutlierDetector(n_estimators=100)
@@ -223,7 +280,7 @@ def test_cuda_end_to_end_and_loads_on_cpu():
     detector = FlowMatchingOutlierDetector(device="cuda", random_state=0, **SMALL).fit(X)
     assert detector.trimmed_[1000:].all()
     X_test = gaussian(500, 18)
-    truth = multivariate_normal(MEAN, COVARIANCE).logpdf(X_test)
+    truth = blurred_truth(detector, X_test, detector.bandwidth)
     assert np.abs(detector.score_samples(X_test) - truth).mean() < 0.15
     on_cpu = pickle.loads(pickle.dumps(detector)).set_params(device="cpu")
     np.testing.assert_allclose(
