@@ -29,7 +29,7 @@ from bench_quality import DATASETS
 from skflow import FlowMatchingDensity
 
 GRID = {
-    "hidden_layer_sizes": [(64, 64), (128, 128, 128)],
+    "hidden_layer_sizes": [(64, 64), (128, 128, 128, 128)],
     "learning_rate_init": [2e-3, 5e-3],
     "time_distribution": ["uniform", "arcsine"],
 }

@@ -18,8 +18,8 @@ fewer steps: 1000 rows, ``hidden_layer_sizes=(64, 64, 64)``, ``batch_size=128``,
 default) holds out 100 of the rows to score the model on 25 times during training and keeps the
 best check; here the held-out likelihood was still improving at the end, so all 300 epochs of the
 other 900 rows run (2400 optimiser steps, about 5 s on one core each). The densities are
-accordingly a little blurred; the defaults (a (128, 128, 128) network and ``max_iter="auto"``,
-3,600 steps for 900 training rows) give sharper ones.
+accordingly a little blurred; the defaults (four hidden layers of 128 with GELU, minibatches of up
+to 1024 rows and ``max_iter="auto"``, 3,600 steps for 900 training rows) give sharper ones.
 """
 
 # %%
