@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-
 from numbers import Integral
 
 import numpy as np
