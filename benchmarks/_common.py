@@ -147,6 +147,15 @@ def parse_flow_params(items: list[str]) -> dict:
     return params
 
 
+def plotnine_csv(name: str, columns: list[str]):
+    """Columns of one of the data sets shipped with plotnine (``plotnine/data/<name>.csv``) as a
+    pandas DataFrame, read from the installed package's directory without importing plotnine."""
+    import pandas as pd
+
+    (package_dir,) = importlib.util.find_spec("plotnine").submodule_search_locations
+    return pd.read_csv(f"{package_dir}/data/{name}.csv", usecols=columns)
+
+
 def mean_and_se(values) -> tuple[float, float]:
     """Mean of ``values`` and its standard error ``std / sqrt(n)``."""
     values = np.asarray(values, dtype=np.float64)

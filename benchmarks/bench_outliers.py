@@ -171,16 +171,13 @@ def robustness_detectors(seed: int, flow_params: dict) -> dict:
 # one split
 
 
-def run_seed(dataset: Dataset, seed: int, detectors: dict, done: dict) -> dict:
-    """Fit every detector on one split; returns {detector: {metric: value}}.
-
-    ``done`` maps ``(dataset, seed, detector)`` to results already measured (the same detector on
-    the same split in the other part); those are reused, and new ones added.
-    """
+def split(dataset: Dataset, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The stratified 60/40 split of ``seed``, standardised on its training part: ``X_train,
+    X_test, y_train, y_test``; with ``dataset.gross``, gross errors added to the training part
+    (labelled 1) before it is standardised."""
     X_train, X_test, y_train, y_test = train_test_split(
         dataset.X, dataset.y, test_size=0.4, stratify=dataset.y, random_state=seed
     )
-    inliers = X_train[y_train == 0]
     if dataset.gross:
         rng = np.random.default_rng(1000 + seed)
         n_gross = int(round(GROSS_SHARE * len(X_train)))
@@ -190,7 +187,17 @@ def run_seed(dataset: Dataset, seed: int, detectors: dict, done: dict) -> dict:
         X_train = np.vstack([X_train, gross])
         y_train = np.r_[y_train, np.ones(n_gross, dtype=int)]
     scaler = StandardScaler().fit(X_train)
-    X_train, X_test, inliers = (scaler.transform(a) for a in (X_train, X_test, inliers))
+    return scaler.transform(X_train), scaler.transform(X_test), y_train, y_test
+
+
+def run_seed(dataset: Dataset, seed: int, detectors: dict, done: dict) -> dict:
+    """Fit every detector on one split; returns {detector: {metric: value}}.
+
+    ``done`` maps ``(dataset, seed, detector)`` to results already measured (the same detector on
+    the same split in the other part); those are reused, and new ones added.
+    """
+    X_train, X_test, y_train, y_test = split(dataset, seed)
+    inliers = X_train[y_train == 0]
     results = {}
     for name, detector in detectors.items():
         if (dataset.name, seed, name) in done:

@@ -69,7 +69,6 @@ import _common  # noqa: I001  (first: sets one thread before torch is imported)
 
 import argparse
 import datetime
-import importlib.util
 import math
 import multiprocessing
 import shlex
@@ -179,10 +178,7 @@ def diamonds(n: int) -> Dataset:
     0.005)`` and ``price + U(-0.5, 0.5)``, which turns the recorded grid into a continuous density.
     The CSV file is read from the installed package's directory, without importing plotnine.
     """
-    import pandas as pd
-
-    (package_dir,) = importlib.util.find_spec("plotnine").submodule_search_locations
-    table = pd.read_csv(f"{package_dir}/data/diamonds.csv", usecols=["carat", "price"])
+    table = _common.plotnine_csv("diamonds", ["carat", "price"])
     rng = np.random.default_rng(0)
     carat = table["carat"].to_numpy() + rng.uniform(-0.005, 0.005, size=len(table))
     price = table["price"].to_numpy() + rng.uniform(-0.5, 0.5, size=len(table))
