@@ -66,10 +66,12 @@ from bench_outliers import (
     comparison_detectors,
     split,
 )
-from skflow import FlowMatchingDensity
+from skflow import FlowMatchingDensity, FlowMatchingOutlierDetector
 
 BANDWIDTHS = [0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0, 1.5, 2.0, 3.0]
+MULTI_SCALE = (0.0, 0.5, 1.0)
 BASELINES = ["iforest", "lof", "ocsvm", "gmm"]
+DETECTORS = [f"detector h={h}" for h in ("0", "(0, 0.5, 1)")]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -141,6 +143,10 @@ def run_split(job: tuple[str, int]) -> tuple[str, int, dict]:
     X_train, X_test, _, y_test = split(dataset, seed)
     flow = FlowMatchingDensity(random_state=seed).fit(X_train)
     auc = {h: roc_auc_score(y_test, -flow._smoothed_log_density(X_test, h)) for h in BANDWIDTHS}
+    detectors = dict(zip(DETECTORS, (0.0, MULTI_SCALE)))
+    for key, bandwidth in detectors.items():
+        detector = FlowMatchingOutlierDetector(bandwidth=bandwidth, random_state=seed)
+        auc[key] = roc_auc_score(y_test, -detector.fit(X_train).score_samples(X_test))
     baselines = comparison_detectors(seed, {})
     for key in BASELINES:
         auc[key] = roc_auc_score(y_test, -baselines[key].fit(X_train).score_samples(X_test))
@@ -152,16 +158,16 @@ def run_split(job: tuple[str, int]) -> tuple[str, int, dict]:
 
 
 def table(names: list[str], results: dict) -> str:
-    """Rows: the problems, then the bandwidths' mean ROC-AUC and mean rank over them."""
-    columns = [*(f"h={h:g}" for h in BANDWIDTHS), *BASELINES]
+    """Rows: the problems, then the flow variants' mean ROC-AUC and mean rank over them."""
+    columns = [*(f"h={h:g}" for h in BANDWIDTHS), *DETECTORS, *BASELINES]
     rows, means = [], []
     for name in names:
         per_seed = results[name]
         row = {"problem": name}
-        for column, key in zip(columns, [*BANDWIDTHS, *BASELINES]):
+        for column, key in zip(columns, [*BANDWIDTHS, *DETECTORS, *BASELINES]):
             row[column] = _mean_std([r[key] for r in per_seed])
         rows.append(row)
-        means.append([np.mean([r[key] for r in per_seed]) for key in BANDWIDTHS])
+        means.append([np.mean([r[key] for r in per_seed]) for key in [*BANDWIDTHS, *DETECTORS]])
     means = np.array(means)
     ranks = np.array([_average_ranks(-m) for m in means])
     for label, values, digits in (("mean ROC-AUC", means, 3), ("mean rank", ranks, 2)):
@@ -174,9 +180,12 @@ def table(names: list[str], results: dict) -> str:
 
 NOTES = """ROC-AUC of the test part, mean ± standard deviation over the seeds. `h=...`: the flow's
 density blurred by `h` standard deviations of each feature (`bandwidth=h`; `h=0` is the density
-itself), one flow per split; iforest, lof, ocsvm, gmm: scikit-learn's detectors with their
-defaults, as in `bench_outliers.py`. Mean rank: the bandwidths ranked by their mean ROC-AUC on each
-problem (1 = best, ties share their mean rank), averaged over the problems.
+itself), one flow per split. `detector h=...`: `FlowMatchingOutlierDetector(bandwidth=...)`, the
+whole detector (held-out scores, trimmed refit), with one bandwidth or with the multi-scale score
+of several; iforest, lof, ocsvm, gmm: scikit-learn's detectors with their
+defaults, as in `bench_outliers.py`. Mean ROC-AUC and mean rank: of the flow's variants (the
+bandwidths and the two detectors), ranked by their mean ROC-AUC on each problem (1 = best, ties
+share their mean rank), averaged over the problems.
 """
 
 

@@ -39,7 +39,7 @@ class FlowMatchingOutlierDetector(OutlierMixin, FlowMatchingDensity):
     _parameter_constraints: dict = {
         **FlowMatchingDensity._parameter_constraints,
         "contamination": [StrOptions({"auto"}), Interval(Real, 0, 0.5, closed="right")],
-        "bandwidth": [Interval(Real, 0, None, closed="left")],
+        "bandwidth": [Interval(Real, 0, None, closed="left"), "array-like"],
     }
 
     # Whether the rows flagged by the held-out scores are left out of the final fit. A class
@@ -75,15 +75,23 @@ class FlowMatchingOutlierDetector(OutlierMixin, FlowMatchingDensity):
         self : FlowMatchingOutlierDetector
             The fitted detector.
         """
+        bandwidths = self._bandwidths()
         X_checked, weight = self._validate_fit_data(X, sample_weight)
         counted = weight > 0
         self.effective_rank_ = _effective_rank(X_checked[counted])
-        held_out = self._held_out_scores(X_checked, weight)
+        held_out = self._held_out_scores(X_checked, weight, bandwidths)
+        if held_out is not None and bandwidths.size > 1:
+            self._set_score_standardisation(held_out[counted])
         trimmed = np.zeros(X_checked.shape[0], dtype=bool)
-        if held_out is not None and self._trim:
-            trimmed = counted & (held_out < self._threshold(held_out[counted]))
+        if held_out is not None:
+            held_out = self._combine(held_out)
+            if self._trim:
+                trimmed = counted & (held_out < self._threshold(held_out[counted]))
         # the final flow: the same X as given (feature names included), flagged rows weighted out
         super().fit(X, sample_weight=np.where(trimmed, 0.0, weight))
+        self.bandwidths_ = bandwidths
+        if held_out is None and bandwidths.size > 1:  # too few rows: standardise by the final flow
+            self._set_score_standardisation(_log_densities(self, X_checked[counted], bandwidths))
         if self.contamination == "auto" and held_out is not None:
             self.offset_ = self._threshold(held_out[counted])
         else:  # a float: flag that share of the training rows (scikit-learn's convention)
@@ -92,8 +100,35 @@ class FlowMatchingOutlierDetector(OutlierMixin, FlowMatchingDensity):
         self.trimmed_ = trimmed
         return self
 
-    def _held_out_scores(self, X: np.ndarray, weight: np.ndarray) -> np.ndarray | None:
-        """Each row's log-density under a flow fitted on the other half of the rows (two folds).
+    def _bandwidths(self) -> np.ndarray:
+        """``bandwidth`` as a 1-D array of non-negative floats (one entry for a number)."""
+        bandwidths = np.atleast_1d(np.asarray(self.bandwidth, dtype=np.float64))
+        if bandwidths.ndim != 1 or bandwidths.size == 0 or not np.all(bandwidths >= 0):
+            raise ValueError(
+                "bandwidth must be a number >= 0 or a non-empty 1-D sequence of numbers >= 0, "
+                f"got {self.bandwidth!r}."
+            )
+        return bandwidths
+
+    def _set_score_standardisation(self, log_densities: np.ndarray) -> None:
+        """Median and interquartile range of training log-densities, one per bandwidth."""
+        q25, q50, q75 = np.percentile(log_densities, [25, 50, 75], axis=0)
+        self.score_location_ = q50
+        self.score_scale_ = np.maximum(q75 - q25, np.finfo(np.float64).tiny)
+
+    def _combine(self, log_densities: np.ndarray) -> np.ndarray:
+        """The score from the log-densities at the bandwidths: the log-density itself for one
+        bandwidth; for several, the lowest of their standardised values (see the class docstring).
+        """
+        if log_densities.shape[1] == 1:
+            return log_densities[:, 0]
+        return ((log_densities - self.score_location_) / self.score_scale_).min(axis=1)
+
+    def _held_out_scores(
+        self, X: np.ndarray, weight: np.ndarray, bandwidths: np.ndarray
+    ) -> np.ndarray | None:
+        """Each row's log-densities, one column per bandwidth, under a flow fitted on the other
+        half of the rows (two folds).
 
         Returns None when fewer than four rows have a positive weight. A KeyboardInterrupt
         during either fit stops :meth:`fit` at once: there is no final flow yet to keep.
@@ -107,14 +142,14 @@ class FlowMatchingOutlierDetector(OutlierMixin, FlowMatchingDensity):
             k: v for k, v in self.get_params().items() if k not in ("contamination", "bandwidth")
         }
         params["warm_start"] = False
-        scores = np.full(X.shape[0], np.nan)
+        scores = np.full((X.shape[0], bandwidths.size), np.nan)
         for train, test in ((halves[0], halves[1]), (halves[1], halves[0])):
             flow = FlowMatchingDensity(**params).fit(X[train], sample_weight=weight[train])
             if flow._interrupted:
                 raise KeyboardInterrupt(
                     "interrupted while fitting the held-out scores; the detector is left as it was"
                 )
-            scores[test] = flow._smoothed_log_density(X[test], self.bandwidth)
+            scores[test] = _log_densities(flow, X[test], bandwidths)
         return scores
 
     def _threshold(self, scores: np.ndarray) -> float:
@@ -129,7 +164,7 @@ class FlowMatchingOutlierDetector(OutlierMixin, FlowMatchingDensity):
 
     def score_samples(self, X) -> np.ndarray:
         """Normality score of each row: its log-density under the flow blurred by ``bandwidth``,
-        in the units of ``X``.
+        in the units of ``X``, or the multi-scale score of several bandwidths.
 
         Parameters
         ----------
@@ -139,10 +174,19 @@ class FlowMatchingOutlierDetector(OutlierMixin, FlowMatchingDensity):
         Returns
         -------
         scores : ndarray of shape (n_samples,)
-            ``log p_h(x)``; the lower, the more abnormal. Far from the data the score falls
-            quadratically with the distance: finite, and ordered by distance.
+            ``log p_h(x)`` for one bandwidth ``h``; for several, the lowest of their standardised
+            log-densities (see the class docstring). The lower, the more abnormal. Far from the
+            data the score falls quadratically with the distance: finite, and ordered by distance.
         """
-        return self._smoothed_log_density(X, self.bandwidth)
+        check_is_fitted(self, "bandwidths_")
+        bandwidths = self._bandwidths()
+        if bandwidths.size > 1 and not np.array_equal(bandwidths, self.bandwidths_):
+            raise ValueError(
+                f"bandwidth is {self.bandwidth!r}, but the detector was fitted with "
+                f"{self.bandwidths_.tolist()}: several bandwidths are standardised by the "
+                "training scores, so call fit again after changing them."
+            )
+        return self._combine(_log_densities(self, X, bandwidths))
 
     def decision_function(self, X) -> np.ndarray:
         """Score shifted by the threshold: negative for outliers, non-negative for inliers.
@@ -174,6 +218,12 @@ class FlowMatchingOutlierDetector(OutlierMixin, FlowMatchingDensity):
             ``+1`` where ``decision_function(X) >= 0``, ``-1`` elsewhere.
         """
         return np.where(self.decision_function(X) < 0, -1, 1)
+
+
+def _log_densities(flow: FlowMatchingDensity, X, bandwidths: np.ndarray) -> np.ndarray:
+    """``(n_samples, n_bandwidths)``: the log-density at the rows of ``X`` of ``flow`` blurred by
+    each bandwidth."""
+    return np.column_stack([flow._smoothed_log_density(X, h) for h in bandwidths])
 
 
 def _effective_rank(X: np.ndarray) -> int:
