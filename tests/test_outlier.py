@@ -128,6 +128,78 @@ def test_bandwidth_beyond_the_paths_reach_is_an_error():
         detector.fit(gaussian(50, 24))
 
 
+def test_multi_scale_score_is_the_lowest_standardised_blurred_density():
+    # the exact field again: each blurred log-density is a closed form, standardised by the
+    # median and interquartile range of the held-out scores of its bandwidth
+    bandwidths = (0.0, 0.5, 1.0)
+    detector = FlowMatchingOutlierDetector(bandwidth=bandwidths, random_state=0, **FAST)
+    detector.fit(gaussian(200, 20)).set_params(solver="dopri5", atol=1e-10, rtol=1e-10)
+    mean = (MEAN - detector.mean_) / detector.scale_
+    covariance = COVARIANCE / np.outer(detector.scale_, detector.scale_)
+    detector.model_ = ExactGaussianVelocity(mean, covariance)
+    X_test = gaussian(50, 21) + np.random.default_rng(22).normal(size=(50, 2))
+    standardised = [
+        (blurred_truth(detector, X_test, h) - location) / scale
+        for h, location, scale in zip(bandwidths, detector.score_location_, detector.score_scale_)
+    ]
+    np.testing.assert_allclose(
+        detector.score_samples(X_test), np.min(standardised, axis=0), atol=1e-6
+    )
+    np.testing.assert_array_equal(detector.bandwidths_, bandwidths)
+
+
+def test_one_repeated_bandwidth_gives_the_standardised_single_bandwidth_detector():
+    # the threshold rule and the trimming are affine-equivariant: standardising the scores of a
+    # single bandwidth changes neither the rows trimmed nor the labels
+    X = np.vstack([gaussian(300, 25), MEAN + np.random.default_rng(26).normal(size=(15, 2)) * 4])
+    single = FlowMatchingOutlierDetector(bandwidth=0.5, random_state=0, **FAST).fit(X)
+    repeated = FlowMatchingOutlierDetector(bandwidth=[0.5, 0.5], random_state=0, **FAST).fit(X)
+    location, scale = repeated.score_location_[0], repeated.score_scale_[0]
+    np.testing.assert_array_equal(repeated.score_location_, [location, location])
+    held_out = repeated.held_out_scores_
+    assert np.median(held_out) == pytest.approx(0.0, abs=1e-12)
+    assert np.subtract(*np.percentile(held_out, [75, 25])) == pytest.approx(1.0)
+    np.testing.assert_allclose(held_out, (single.held_out_scores_ - location) / scale)
+    np.testing.assert_array_equal(repeated.trimmed_, single.trimmed_)
+    X_test = gaussian(100, 27) * 2
+    np.testing.assert_allclose(
+        repeated.score_samples(X_test), (single.score_samples(X_test) - location) / scale
+    )
+    np.testing.assert_array_equal(repeated.predict(X_test), single.predict(X_test))
+
+
+def test_multi_scale_scores_of_far_rows_stay_finite_and_ordered():
+    detector = FlowMatchingOutlierDetector(bandwidth=(0.0, 1.0), random_state=0, **SMALL)
+    detector.fit(gaussian(500, 28))
+    u = np.array([0.6, 0.8])
+    far = detector.mean_ + 10.0 ** np.arange(2, 6)[:, None] * u * detector.scale_
+    scores = detector.score_samples(far)
+    assert np.all(np.isfinite(scores)) and np.all(np.diff(scores) < 0), scores
+    np.testing.assert_array_equal(detector.predict(far), -1)
+
+
+def test_multi_scale_with_too_few_rows_is_standardised_by_the_final_flow():
+    tiny = FlowMatchingOutlierDetector(bandwidth=(0.0, 1.0), random_state=0, **FAST)
+    tiny.fit(gaussian(3, 0))
+    assert tiny.held_out_scores_ is None and tiny.score_scale_.shape == (2,)
+    assert np.all(np.isfinite(tiny.score_samples(gaussian(5, 1))))
+
+
+@pytest.mark.parametrize("bandwidth", [[], [[0.5]], [0.5, -1.0], [0.5, np.nan]])
+def test_bad_bandwidth_sequences_are_errors(bandwidth):
+    with pytest.raises(ValueError, match="bandwidth"):
+        FlowMatchingOutlierDetector(bandwidth=bandwidth, **FAST).fit(gaussian(20, 29))
+
+
+def test_bandwidths_changed_after_fit_need_a_new_fit():
+    detector = FlowMatchingOutlierDetector(bandwidth=(0.0, 1.0), random_state=0, **FAST)
+    detector.fit(gaussian(20, 30)).set_params(bandwidth=(0.0, 2.0))
+    with pytest.raises(ValueError, match="fit again"):
+        detector.score_samples(gaussian(5, 31))
+    # a single bandwidth needs nothing from the fit: it may change
+    assert detector.set_params(bandwidth=2.0).score_samples(gaussian(5, 31)).shape == (5,)
+
+
 # --------------------------------------------------------------------------------------------------
 # contamination and sample weights
 
