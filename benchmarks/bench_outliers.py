@@ -43,7 +43,7 @@ below the tables of ``benchmarks/results/outliers.md`` after a run.
 
 Reproduce (from the repository root)::
 
-    OMP_NUM_THREADS=1 python benchmarks/bench_outliers.py            # both parts, ~8 min, one core
+    OMP_NUM_THREADS=1 python benchmarks/bench_outliers.py            # both parts, ~20 min, one core
     OMP_NUM_THREADS=1 python benchmarks/bench_outliers.py --part 1   # the comparison only
     OMP_NUM_THREADS=1 python benchmarks/bench_outliers.py --quick    # 2 seeds, max_iter=50
     OMP_NUM_THREADS=1 python benchmarks/bench_outliers.py --part 1 --flow-param bandwidth=1.0 \\
