@@ -64,6 +64,7 @@ from bench_outliers import (
     _inliers_and_outliers,
     _mean_std,
     comparison_detectors,
+    rare_class,
     split,
 )
 from skflow import FlowMatchingDensity, FlowMatchingOutlierDetector
@@ -81,17 +82,13 @@ DETECTORS = [f"detector h={h}" for h in ("0", "(0, 0.5, 1)")]
 def penguins() -> Dataset:
     measures = ["bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g"]
     table = _common.plotnine_csv("penguins", ["species", *measures]).dropna()
-    inliers = table.loc[table["species"] != "Chinstrap", measures].to_numpy(float)
-    chinstrap = table.loc[table["species"] == "Chinstrap", measures].to_numpy(float)
-    pick = np.random.default_rng(0).choice(len(chinstrap), 12, replace=False)
-    return _inliers_and_outliers("penguins", inliers, chinstrap[pick])
+    is_chinstrap = (table["species"] == "Chinstrap").to_numpy()
+    return rare_class("penguins", table[measures].to_numpy(float), is_chinstrap, 12)
 
 
 def iris() -> Dataset:
     data = load_iris()
-    setosa = data.data[data.target == 0]
-    pick = np.random.default_rng(0).choice(len(setosa), 5, replace=False)
-    return _inliers_and_outliers("iris", data.data[data.target > 0], setosa[pick])
+    return rare_class("iris", data.data, data.target == 0, 5)  # setosa
 
 
 def blobs() -> Dataset:

@@ -99,18 +99,21 @@ def _inliers_and_outliers(name, inliers, outliers) -> Dataset:
     return Dataset(name, X, y)
 
 
+def rare_class(name: str, X: np.ndarray, is_rare: np.ndarray, n_outliers: int) -> Dataset:
+    """The rows outside a class as inliers, ``n_outliers`` of its rows (drawn with seed 0) as the
+    outliers: the ODDS way of turning a classification set into an anomaly problem."""
+    pick = np.random.default_rng(0).choice(is_rare.sum(), n_outliers, replace=False)
+    return _inliers_and_outliers(name, X[~is_rare], X[is_rare][pick])
+
+
 def breast_cancer() -> Dataset:
     data = load_breast_cancer()
-    malignant = data.data[data.target == 0]
-    pick = np.random.default_rng(0).choice(len(malignant), 21, replace=False)
-    return _inliers_and_outliers("breast_cancer", data.data[data.target == 1], malignant[pick])
+    return rare_class("breast_cancer", data.data, data.target == 0, 21)  # malignant
 
 
 def wine() -> Dataset:
     data = load_wine()
-    class0 = data.data[data.target == 0]
-    pick = np.random.default_rng(0).choice(len(class0), 10, replace=False)
-    return _inliers_and_outliers("wine", data.data[data.target > 0], class0[pick])
+    return rare_class("wine", data.data, data.target == 0, 10)
 
 
 def digits() -> Dataset:

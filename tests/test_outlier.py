@@ -98,15 +98,20 @@ class ExactGaussianVelocity(torch.nn.Module):
         return self.m + ((x - t[:, :, 0] * self.m)[:, None, :] @ gain)[:, 0, :]
 
 
-@pytest.mark.parametrize("bandwidth", [0.0, 0.3, 1.0, 2.5])
-def test_bandwidth_blurs_the_density_exactly(bandwidth):
-    # the fitted network swapped for the exact field of the standardised training law
+def with_exact_field(bandwidth):
+    """A detector fitted on Gaussian rows with its final network swapped for the exact field of
+    the standardised training law (solved by dopri5), and test rows."""
     detector = FlowMatchingOutlierDetector(bandwidth=bandwidth, random_state=0, **FAST)
     detector.fit(gaussian(200, 20)).set_params(solver="dopri5", atol=1e-10, rtol=1e-10)
     mean = (MEAN - detector.mean_) / detector.scale_
     covariance = COVARIANCE / np.outer(detector.scale_, detector.scale_)
     detector.model_ = ExactGaussianVelocity(mean, covariance)
-    X_test = gaussian(50, 21) + np.random.default_rng(22).normal(size=(50, 2))
+    return detector, gaussian(50, 21) + np.random.default_rng(22).normal(size=(50, 2))
+
+
+@pytest.mark.parametrize("bandwidth", [0.0, 0.3, 1.0, 2.5])
+def test_bandwidth_blurs_the_density_exactly(bandwidth):
+    detector, X_test = with_exact_field(bandwidth)
     np.testing.assert_allclose(
         detector.score_samples(X_test), blurred_truth(detector, X_test, bandwidth), atol=1e-6
     )
@@ -132,12 +137,7 @@ def test_multi_scale_score_is_the_lowest_standardised_blurred_density():
     # the exact field again: each blurred log-density is a closed form, standardised by the
     # median and interquartile range of the held-out scores of its bandwidth
     bandwidths = (0.0, 0.5, 1.0)
-    detector = FlowMatchingOutlierDetector(bandwidth=bandwidths, random_state=0, **FAST)
-    detector.fit(gaussian(200, 20)).set_params(solver="dopri5", atol=1e-10, rtol=1e-10)
-    mean = (MEAN - detector.mean_) / detector.scale_
-    covariance = COVARIANCE / np.outer(detector.scale_, detector.scale_)
-    detector.model_ = ExactGaussianVelocity(mean, covariance)
-    X_test = gaussian(50, 21) + np.random.default_rng(22).normal(size=(50, 2))
+    detector, X_test = with_exact_field(bandwidths)
     standardised = [
         (blurred_truth(detector, X_test, h) - location) / scale
         for h, location, scale in zip(bandwidths, detector.score_location_, detector.score_scale_)
