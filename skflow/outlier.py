@@ -190,6 +190,25 @@ class FlowMatchingOutlierDetector(OutlierMixin, FlowMatchingDensity):
             )
         return self._combine(_log_densities(self, X, bandwidths))
 
+    def score(self, X, y=None) -> float:
+        """Mean score of the rows of ``X``, so that model selection needs no scorer.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Rows to score.
+        y : None
+            Ignored; present for API consistency.
+
+        Returns
+        -------
+        float
+            ``mean(score_samples(X))``: the mean log-likelihood for ``bandwidth=0``, of the
+            blurred model for another number, and the mean multi-scale score (in interquartile
+            ranges of the training scores, not a log-likelihood) for several bandwidths.
+        """
+        return super().score(X)
+
     def decision_function(self, X) -> np.ndarray:
         """Score shifted by the threshold: negative for outliers, non-negative for inliers.
 

@@ -178,6 +178,11 @@ def test_multi_scale_scores_of_far_rows_stay_finite_and_ordered():
     np.testing.assert_array_equal(detector.predict(far), -1)
 
 
+def test_score_is_the_mean_score(fitted):
+    X = gaussian(50, 32)
+    assert fitted.score(X) == pytest.approx(fitted.score_samples(X).mean())
+
+
 def test_multi_scale_with_too_few_rows_is_standardised_by_the_final_flow():
     tiny = FlowMatchingOutlierDetector(bandwidth=(0.0, 1.0), random_state=0, **FAST)
     tiny.fit(gaussian(3, 0))
