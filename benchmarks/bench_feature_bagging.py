@@ -34,20 +34,30 @@ import numpy as np
 from scipy.stats import rankdata
 from sklearn.metrics import roc_auc_score
 
-from bench_outliers import _mean_std, digits, split
+from bench_outliers import DATASETS, _mean_std, split
 from skflow import FlowMatchingDensity
 
 N_SUBSETS = 6
 SUBSET_SIZE = 16
 
 
-def run_split(seed: int) -> dict:
+def subset_size(rng: np.random.Generator, n_features: int, size: int | None) -> int:
+    """``size``, or for None Lazarevic and Kumar's draw: uniform on [d // 2, d - 1] for
+    ``d = n_features``."""
+    if size is not None:
+        return size
+    return int(rng.integers(n_features // 2, n_features))
+
+
+def run_split(seed: int, dataset: str = "digits", size: int | None = SUBSET_SIZE) -> dict:
     """Test ROC-AUC of each subset's flow and of the two rank combinations on one split."""
-    X_train, X_test, _, y_test = split(digits(), seed)
+    X_train, X_test, _, y_test = split(DATASETS[dataset](), seed)
     rng = np.random.default_rng(100 + seed)
     auc, ranks = {}, []
     for k in range(N_SUBSETS):
-        columns = rng.choice(X_train.shape[1], SUBSET_SIZE, replace=False)
+        columns = rng.choice(
+            X_train.shape[1], subset_size(rng, X_train.shape[1], size), replace=False
+        )
         flow = FlowMatchingDensity(random_state=seed).fit(X_train[:, columns])
         scores = flow.score_samples(X_test[:, columns])
         ranks.append(rankdata(scores))
@@ -61,28 +71,40 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--jobs", type=int, default=1)
+    parser.add_argument("--dataset", choices=sorted(DATASETS), default="digits")
+    parser.add_argument(
+        "--subset-size", type=int, default=SUBSET_SIZE,
+        help="features per subset; 0 draws each size uniformly on [d // 2, d - 1]",
+    )
     args = parser.parse_args(argv)
+    size = args.subset_size or None
     date, load_start, version = (
         datetime.date.today().isoformat(), _common.load_average(), _common.code_version()
     )
     with multiprocessing.get_context("spawn").Pool(args.jobs) as pool:
-        per_seed = pool.map(run_split, range(args.seeds))
+        per_seed = pool.starmap(
+            run_split, [(seed, args.dataset, size) for seed in range(args.seeds)]
+        )
     rows = [{"score": key, "ROC-AUC": _mean_std([r[key] for r in per_seed])} for key in per_seed[0]]
     command = "OMP_NUM_THREADS=1 python benchmarks/bench_feature_bagging.py " + shlex.join(
         sys.argv[1:]
     )
     text = (
-        "## Feature bagging of the flow's density on digits (exploration)\n\n"
+        f"## Feature bagging of the flow's density on {args.dataset} (exploration)\n\n"
         f"`{command.strip()}`, {date}; {_common.code_version_since(version)}; "
         f"{_common.machine_description()}. 1-minute load average {load_start} at the start, "
         f"{_common.load_average()} at the end. {args.seeds} seeds (the splits of "
-        f"`bench_outliers.py`), {N_SUBSETS} random subsets of {SUBSET_SIZE} pixels per split, "
+        f"`bench_outliers.py`), {N_SUBSETS} random subsets of "
+        f"{size or 'd // 2 to d - 1'} features per split, "
         "FlowMatchingDensity defaults. Test ROC-AUC, mean ± standard deviation over the seeds.\n\n"
         + _common.markdown_table(rows, ["score", "ROC-AUC"])
         + "\n"
     )
     print(text)
-    print(f"written to {_common.write_result('feature_bagging_digits.md', text)}")
+    name = f"feature_bagging_{args.dataset}" + (
+        "" if size == SUBSET_SIZE else f"_{size or 'lk'}"
+    )
+    print(f"written to {_common.write_result(name + '.md', text)}")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """skflow: flow matching and stochastic interpolants for scikit-learn."""
 
 from .density import FlowMatchingDensity
+from .ensemble import SubspaceOutlierEnsemble
 from .outlier import FlowMatchingOutlierDetector
 from .persistence import load, save
 from .transport import InterpolantTransport
@@ -9,6 +10,7 @@ __all__ = [
     "FlowMatchingDensity",
     "FlowMatchingOutlierDetector",
     "InterpolantTransport",
+    "SubspaceOutlierEnsemble",
     "__version__",
     "load",
     "save",

@@ -35,7 +35,43 @@ score (chosen on anomaly problems outside the outlier benchmark,
 ``benchmarks/results/outlier_bandwidth_detector.md``)."""
 
 
-class FlowMatchingOutlierDetector(OutlierMixin, FlowMatchingDensity):
+class ThresholdMixin:
+    """``decision_function`` and ``predict`` of a detector with ``score_samples`` and ``offset_``,
+    as in :class:`sklearn.ensemble.IsolationForest`."""
+
+    def decision_function(self, X) -> np.ndarray:
+        """Score shifted by the threshold: negative for outliers, non-negative for inliers.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Rows to score.
+
+        Returns
+        -------
+        decision : ndarray of shape (n_samples,)
+            ``score_samples(X) - offset_``.
+        """
+        check_is_fitted(self, "offset_")
+        return self.score_samples(X) - self.offset_
+
+    def predict(self, X) -> np.ndarray:
+        """Label each row as an inlier (+1) or an outlier (-1).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Rows to label.
+
+        Returns
+        -------
+        labels : ndarray of shape (n_samples,)
+            ``+1`` where ``decision_function(X) >= 0``, ``-1`` elsewhere.
+        """
+        return np.where(self.decision_function(X) < 0, -1, 1)
+
+
+class FlowMatchingOutlierDetector(ThresholdMixin, OutlierMixin, FlowMatchingDensity):
     # the docstring is assembled below the class, from _DOC and FlowMatchingDensity's sections
 
     _parameter_constraints: dict = {
@@ -114,9 +150,7 @@ class FlowMatchingOutlierDetector(OutlierMixin, FlowMatchingDensity):
 
     def _set_score_standardisation(self, log_densities: np.ndarray) -> None:
         """Median and interquartile range of training log-densities, one per bandwidth."""
-        q25, q50, q75 = np.percentile(log_densities, [25, 50, 75], axis=0)
-        self.score_location_ = q50
-        self.score_scale_ = np.maximum(q75 - q25, np.finfo(np.float64).tiny)
+        self.score_location_, self.score_scale_ = median_and_iqr(log_densities)
 
     def _combine(self, log_densities: np.ndarray) -> np.ndarray:
         """The score from the log-densities at the bandwidths: the log-density itself for one
@@ -209,36 +243,23 @@ class FlowMatchingOutlierDetector(OutlierMixin, FlowMatchingDensity):
         """
         return super().score(X)
 
-    def decision_function(self, X) -> np.ndarray:
-        """Score shifted by the threshold: negative for outliers, non-negative for inliers.
 
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Rows to score.
+def median_and_iqr(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per column of ``scores`` (rows: training rows), the median and the interquartile range,
+    the latter at least the smallest positive float: the robust location and scale that put
+    scores of different units on one footing.
 
-        Returns
-        -------
-        decision : ndarray of shape (n_samples,)
-            ``score_samples(X) - offset_``.
-        """
-        check_is_fitted(self, "offset_")
-        return self.score_samples(X) - self.offset_
+    Parameters
+    ----------
+    scores : ndarray of shape (n_rows, n_columns)
+        Training scores, one column per score to standardise.
 
-    def predict(self, X) -> np.ndarray:
-        """Label each row as an inlier (+1) or an outlier (-1).
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Rows to label.
-
-        Returns
-        -------
-        labels : ndarray of shape (n_samples,)
-            ``+1`` where ``decision_function(X) >= 0``, ``-1`` elsewhere.
-        """
-        return np.where(self.decision_function(X) < 0, -1, 1)
+    Returns
+    -------
+    location, scale : ndarray of shape (n_columns,)
+    """
+    q25, q50, q75 = np.percentile(scores, [25, 50, 75], axis=0)
+    return q50, np.maximum(q75 - q25, np.finfo(np.float64).tiny)
 
 
 def _log_densities(flow: FlowMatchingDensity, X, bandwidths: np.ndarray) -> np.ndarray:
