@@ -11,6 +11,10 @@ ranks averaged over the data sets. Every detector runs with its default hyperpar
 on the labels):
 
 * ``flow``: ``FlowMatchingOutlierDetector(random_state=seed)``;
+* ``flow subspaces``: ``SubspaceOutlierEnsemble(FlowMatchingOutlierDetector(),
+  random_state=seed)``, six such detectors on random feature subsets of rotated bagging's size
+  (6 of digits' 64 features, 5 of 30, 4 of 13, both of moons' 2), their standardised scores
+  averaged;
 * ``iforest``: ``IsolationForest(random_state=seed)``;
 * ``lof``: ``LocalOutlierFactor(novelty=True)`` (20 neighbours);
 * ``ocsvm``: ``OneClassSVM()`` (RBF kernel, ``gamma="scale"``, ``nu=0.5``);
@@ -43,7 +47,7 @@ below the tables of ``benchmarks/results/outliers.md`` after a run.
 
 Reproduce (from the repository root)::
 
-    OMP_NUM_THREADS=1 python benchmarks/bench_outliers.py            # both parts, ~20 min, one core
+    OMP_NUM_THREADS=1 python benchmarks/bench_outliers.py --jobs 2   # both parts, two processes
     OMP_NUM_THREADS=1 python benchmarks/bench_outliers.py --part 1   # the comparison only
     OMP_NUM_THREADS=1 python benchmarks/bench_outliers.py --quick    # 2 seeds, max_iter=50
     OMP_NUM_THREADS=1 python benchmarks/bench_outliers.py --part 1 --flow-param bandwidth=1.0 \\

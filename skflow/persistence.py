@@ -35,6 +35,7 @@ from sklearn.mixture import BayesianGaussianMixture, GaussianMixture
 
 from ._moments import WeightedMoments
 from .density import FlowMatchingDensity
+from .ensemble import SubspaceOutlierEnsemble
 from .networks import RestandardisedVelocity
 from .outlier import FlowMatchingOutlierDetector
 from .transport import InterpolantTransport
@@ -45,7 +46,12 @@ FORMAT = "skflow-estimator"
 FORMAT_VERSION = 1
 MANIFEST = "skflow.json"
 
-PUBLIC_ESTIMATORS = (FlowMatchingDensity, FlowMatchingOutlierDetector, InterpolantTransport)
+PUBLIC_ESTIMATORS = (
+    FlowMatchingDensity,
+    FlowMatchingOutlierDetector,
+    InterpolantTransport,
+    SubspaceOutlierEnsemble,
+)
 """The estimators that :func:`save` writes and :func:`load` returns."""
 
 ESTIMATORS: dict[str, type[BaseEstimator]] = {
@@ -63,10 +69,12 @@ def save(estimator: BaseEstimator, path: str | os.PathLike) -> None:
 
     Parameters
     ----------
-    estimator : FlowMatchingDensity, FlowMatchingOutlierDetector or InterpolantTransport
-        The estimator. An :class:`~skflow.InterpolantTransport` is saved with its source density
+    estimator : estimator of a class in ``PUBLIC_ESTIMATORS``
+        A :class:`~skflow.FlowMatchingDensity`, :class:`~skflow.FlowMatchingOutlierDetector`,
+        :class:`~skflow.InterpolantTransport` or :class:`~skflow.SubspaceOutlierEnsemble`. An :class:`~skflow.InterpolantTransport` is saved with its source density
         when that is a :class:`~sklearn.mixture.GaussianMixture` (the default), a
-        :class:`~sklearn.mixture.BayesianGaussianMixture` or a skflow density.
+        :class:`~sklearn.mixture.BayesianGaussianMixture` or a skflow density; a
+        :class:`~skflow.SubspaceOutlierEnsemble` when its members are skflow estimators.
     path : str or path-like
         Where to write the zip archive (overwritten if it exists).
 
@@ -128,7 +136,7 @@ def load(path: str | os.PathLike) -> BaseEstimator:
 
     Returns
     -------
-    estimator : FlowMatchingDensity, FlowMatchingOutlierDetector or InterpolantTransport
+    estimator : estimator of a class in ``PUBLIC_ESTIMATORS``
         The estimator, with its networks on the CPU; its outputs are those of the saved one, bit
         for bit.
 

@@ -135,6 +135,15 @@ def test_a_far_row_is_an_outlier_and_scores_lowest(flow_ensemble):
     assert scores[-1] < scores[:-1].min() and ensemble.predict(far[None])[0] == -1
 
 
+def test_scores_do_not_depend_on_the_units():
+    # the members standardise their features and the ensemble their scores: X * 1e8 scores alike
+    X, X_new = correlated(80, 5, 6), correlated(20, 5, 7)
+    ensemble = SubspaceOutlierEnsemble(FLOW, n_estimators=2, random_state=0)
+    unscaled = ensemble.fit(X).score_samples(X_new)
+    scaled = clone(ensemble).fit(X * 1e8).score_samples(X_new * 1e8)
+    np.testing.assert_allclose(scaled, unscaled, atol=1e-5)
+
+
 # --------------------------------------------------------------------------------------------------
 # the subsets
 

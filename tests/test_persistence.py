@@ -11,12 +11,18 @@ import joblib
 import numpy as np
 import pytest
 import torch
+from sklearn.ensemble import IsolationForest
 from sklearn.mixture import GaussianMixture
 from sklearn.neighbors import KernelDensity
 
 import skflow
 from _shared import FAST, gaussian
-from skflow import FlowMatchingDensity, FlowMatchingOutlierDetector, InterpolantTransport
+from skflow import (
+    FlowMatchingDensity,
+    FlowMatchingOutlierDetector,
+    InterpolantTransport,
+    SubspaceOutlierEnsemble,
+)
 
 
 def two_sides(n, seed):
@@ -35,6 +41,9 @@ ESTIMATORS = {
     "density": lambda: FlowMatchingDensity(random_state=0, **FAST).fit(gaussian(200, 0)),
     "density-streamed": streamed,
     "outlier": lambda: FlowMatchingOutlierDetector(random_state=0, **FAST).fit(gaussian(200, 0)),
+    "subspace-ensemble": lambda: SubspaceOutlierEnsemble(
+        FlowMatchingOutlierDetector(**FAST), n_estimators=2, max_features=1, random_state=0
+    ).fit(gaussian(200, 0)),
     "transport": lambda: InterpolantTransport(
         gamma="brownian", eps=0.5, sde_n_steps=5, random_state=0, **FAST
     ).fit(*two_sides(100, 0)),
@@ -46,15 +55,21 @@ ESTIMATORS = {
 
 def outputs(estimator):
     X = gaussian(20, 9)
-    result = {
-        "score_samples": estimator.score_samples(X),
-        "transform": estimator.transform(X),
-        "inverse_transform": estimator.inverse_transform(X),
-        "sample": estimator.sample(5, random_state=0),
-    }
-    if isinstance(estimator, FlowMatchingOutlierDetector):
+    result = {"score_samples": estimator.score_samples(X)}
+    if not isinstance(estimator, SubspaceOutlierEnsemble):  # a flow of its own
+        result.update(
+            transform=estimator.transform(X),
+            inverse_transform=estimator.inverse_transform(X),
+            sample=estimator.sample(5, random_state=0),
+        )
+    if hasattr(estimator, "offset_"):
         result.update(offset=estimator.offset_, predict=estimator.predict(X * 3))
     return result
+
+
+def flows(estimator):
+    """The fitted flows of an estimator: itself, or an ensemble's members."""
+    return getattr(estimator, "estimators_", [estimator])
 
 
 def round_trip(estimator, how, folder):
@@ -82,7 +97,7 @@ def test_round_trip_gives_identical_outputs(fitted, how, tmp_path):
     expected = outputs(fitted)
     for name, value in outputs(loaded).items():
         np.testing.assert_array_equal(value, expected[name], err_msg=name)
-    assert all(p.device.type == "cpu" for p in loaded.model_.parameters())
+    assert all(p.device.type == "cpu" for flow in flows(loaded) for p in flow.model_.parameters())
 
 
 def test_a_loaded_stream_continues_exactly(tmp_path):
@@ -198,6 +213,8 @@ def test_what_cannot_be_saved_safely_is_a_clear_error(tmp_path):
         skflow.save(transport, tmp_path / "model.skflow")
     with pytest.raises(TypeError, match="estimator must be one of"):
         skflow.save(GaussianMixture(), tmp_path / "model.skflow")
+    with pytest.raises(TypeError, match="IsolationForest.*joblib"):
+        skflow.save(SubspaceOutlierEnsemble(IsolationForest()), tmp_path / "model.skflow")
 
 
 @pytest.mark.cuda
