@@ -333,11 +333,11 @@ training rows and the final fit.
 # --------------------------------------------------------------------------------------------------
 
 
-def _run_task(load, seed: int, make_detectors, flow_params: dict, done: dict) -> dict:
+def _run_task(dataset: Dataset, seed: int, make_detectors, flow_params: dict, done: dict) -> dict:
     """One split of one data set (a task of the process pool); returns ``done`` with its new
     results added."""
     done = dict(done)
-    run_seed(load(), seed, make_detectors(seed, flow_params), done)
+    run_seed(dataset, seed, make_detectors(seed, flow_params), done)
     return done
 
 
@@ -345,26 +345,26 @@ def run_part(
     datasets: dict, make_detectors, seeds, flow_params: dict, done: dict, pool
 ) -> list[dict]:
     """Every split of every data set, as tasks of ``pool``; ``done`` gains their results."""
-    tasks = [(load, seed) for load in datasets.values() for seed in seeds]
-    finished = pool.starmap(
-        _run_task,
-        [
-            (load, seed, make_detectors, flow_params,
-             {k: v for k, v in done.items() if k[:2] == (load().name, seed)})
-            for load, seed in tasks
-        ],
-    )
-    for found in finished:
+    loaded = [load() for load in datasets.values()]
+    tasks = [
+        (dataset, seed, make_detectors, flow_params,
+         {k: v for k, v in done.items() if k[:2] == (dataset.name, seed)})
+        for dataset in loaded
+        for seed in seeds
+    ]
+    for found in pool.starmap(_run_task, tasks):
         done.update(found)
+    detectors = list(make_detectors(0, flow_params))
     rows = []
-    for load in datasets.values():
-        name = load().name
-        names = list(make_detectors(0, flow_params))
-        per_seed = [{detector: done[name, seed, detector] for detector in names} for seed in seeds]
+    for dataset in loaded:
+        per_seed = [
+            {detector: done[dataset.name, seed, detector] for detector in detectors}
+            for seed in seeds
+        ]
         for seed, results in zip(seeds, per_seed):
             aucs = ", ".join(f"{k} {v['auc']:.3f}" for k, v in results.items())
-            print(f"{name} seed {seed}: {aucs}", flush=True)
-        rows += summarise(name, per_seed)
+            print(f"{dataset.name} seed {seed}: {aucs}", flush=True)
+        rows += summarise(dataset.name, per_seed)
     return rows
 
 
