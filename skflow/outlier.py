@@ -128,6 +128,9 @@ class FlowMatchingOutlierDetector(ThresholdMixin, OutlierMixin, FlowMatchingDens
         # the final flow: the same X as given (feature names included), flagged rows weighted out
         super().fit(X, sample_weight=np.where(trimmed, 0.0, weight))
         self.bandwidths_ = bandwidths
+        if bandwidths.size == 1:  # unstandardised: drop what an earlier multi-scale fit set
+            for name in ("score_location_", "score_scale_"):
+                self.__dict__.pop(name, None)
         if held_out is None and bandwidths.size > 1:  # too few rows: standardise by the final flow
             self._set_score_standardisation(_log_densities(self, X_checked[counted], bandwidths))
         if self.contamination == "auto" and held_out is not None:

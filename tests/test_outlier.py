@@ -205,6 +205,17 @@ def test_bandwidths_changed_after_fit_need_a_new_fit():
     assert detector.set_params(bandwidth=2.0).score_samples(gaussian(5, 31)).shape == (5,)
 
 
+def test_refit_with_one_bandwidth_drops_the_multi_scale_standardisation():
+    detector = FlowMatchingOutlierDetector(bandwidth=(0.0, 1.0), random_state=0, **FAST)
+    assert detector.fit(gaussian(20, 32)).score_scale_.shape == (2,)
+    detector.set_params(bandwidth=0.5).fit(gaussian(20, 32))
+    assert not hasattr(detector, "score_location_") and not hasattr(detector, "score_scale_")
+    np.testing.assert_allclose(
+        detector.score_samples(gaussian(5, 33)),
+        detector._smoothed_log_density(gaussian(5, 33), 0.5),
+    )
+
+
 # --------------------------------------------------------------------------------------------------
 # contamination and sample weights
 
