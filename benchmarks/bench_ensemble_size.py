@@ -1,10 +1,10 @@
 """Exploration for #4: how the subspace ensemble's test ROC-AUC grows with its number of members.
 
-Why: ``SubspaceOutlierEnsemble``'s first default of six members was a choice of cost; feature bagging and rotated
-bagging use tens of members (Lazarevic and Kumar, KDD 2005; Aggarwal and Sathe, SIGKDD
-Explorations 2015), since the average over random subspaces only loses variance as members are
-added. On ``bench_outliers.py`` the six-member ensemble is second to IsolationForest on
-breast_cancer and digits by 0.003 and 0.022.
+Why: ``SubspaceOutlierEnsemble``'s first default of six members was a choice of cost; feature
+bagging and rotated bagging use tens of members (Lazarevic and Kumar, KDD 2005; Aggarwal and
+Sathe, SIGKDD Explorations 2015), since the average over random subspaces only loses variance
+as members are added. On ``bench_outliers.py`` the six-member ensemble was second to
+IsolationForest on breast_cancer and digits by 0.003 and 0.022.
 
 What is measured: on the splits of ``bench_outliers.py`` (``split``, 5 seeds), one
 ``SubspaceOutlierEnsemble(FlowMatchingOutlierDetector(), n_estimators=12, random_state=seed)`` per
