@@ -182,7 +182,7 @@ NOTES = """ROC-AUC of the test part, mean ± standard deviation over the seeds. 
 density blurred by `h` standard deviations of each feature (`bandwidth=h`; `h=0` is the density
 itself), one flow per split. `detector h=...`: `FlowMatchingOutlierDetector(bandwidth=...)`, the
 whole detector (held-out scores, trimmed refit), with one bandwidth or with the multi-scale score
-of several; `subspace ensemble`: `SubspaceOutlierEnsemble()`, six default detectors on random
+of several; `subspace ensemble`: `SubspaceOutlierEnsemble()`, twelve default detectors on random
 feature subsets of rotated bagging's size (all features for d <= 3, 3 of 4, 4 of 5 and of 8);
 iforest, lof, ocsvm, gmm: scikit-learn's detectors with their defaults, as in
 `bench_outliers.py`. Mean ROC-AUC and mean rank: of the flow's variants (the bandwidths, the two

@@ -92,9 +92,10 @@ class SubspaceOutlierEnsemble(ThresholdMixin, OutlierMixin, BaseEstimator):
     digits, 0.77 on wine, 0.91 on breast_cancer and 0.97 on moons (one member against another:
     0.11, 0.34, 0.65, 0.90), so six members leave much of the ranking to the draw; twelve
     halve that variance (the Spearman-Brown prediction for twelve against twelve: 0.66, 0.87,
-    0.95, 0.99). Feature bagging and rotated bagging average tens of members for the same
-    reason (``benchmarks/results/ensemble_size.md``, an exploration, also shows test ROC-AUC
-    against the number of members). The cost is that of
+    0.95, 0.99; ``benchmarks/results/ensemble_agreement.md``). Feature bagging and rotated
+    bagging average tens of members for the same reason. An exploration,
+    ``benchmarks/results/ensemble_size.md``, also shows the test ROC-AUC against the number of
+    members, so the benchmark's labels were seen before this choice. The cost is that of
     ``n_estimators`` detectors on fewer features each: training costs about the same per member
     whatever the number of features, scoring with the exact divergence costs in proportion to
     it.
