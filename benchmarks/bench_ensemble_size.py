@@ -11,9 +11,9 @@ What is measured: on the splits of ``bench_outliers.py`` (``split``, 5 seeds), o
 split. The ensemble of its first ``k`` members averages the first ``k`` columns of the members'
 standardised test scores (the ensemble's own ``_combine`` on fewer columns), so ``k = 12`` is
 exactly ``n_estimators=12`` and ``k = 6`` has the same feature subsets as ``n_estimators=6`` (the
-members' seeds differ: they are drawn after all subsets). What this run showed made twelve the
-default. ``6 (2nd half)`` is members 6-11, a second draw
-of six. IsolationForest and LocalOutlierFactor on the same splits are the references.
+members' seeds differ: they are drawn after all subsets). ``6 (2nd half)`` is members 6-11, a
+second draw of six. IsolationForest and LocalOutlierFactor on the same splits are the references.
+What this run showed made twelve the default.
 
 Reproduce (from the repository root)::
 
@@ -167,6 +167,11 @@ def table_rows(results: dict, datasets: list[str], seeds: int) -> list[dict]:
     return rows
 
 
+def _command() -> str:
+    """The command line of this run, as the results files record it."""
+    return f"OMP_NUM_THREADS=1 python benchmarks/bench_ensemble_size.py {shlex.join(sys.argv[1:])}"
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=5)
@@ -192,12 +197,9 @@ def main(argv=None) -> None:
         per_split = pool.starmap(run_split, tasks)
     results = dict(zip([t[:2] for t in tasks], per_split))
     rows = table_rows(results, args.datasets, args.seeds)
-    command = "OMP_NUM_THREADS=1 python benchmarks/bench_ensemble_size.py " + shlex.join(
-        sys.argv[1:]
-    )
     text = (
         "## Members of the subspace ensemble (exploration)\n\n"
-        f"`{command.strip()}`, {date}; {_common.code_version_since(version)}; "
+        f"`{_command()}`, {date}; {_common.code_version_since(version)}; "
         f"{_common.machine_description()}. 1-minute load average {load_start} at the start, "
         f"{_common.load_average()} at the end. {args.seeds} seeds (the splits of "
         f"`bench_outliers.py`); one {N_MEMBERS}-member `SubspaceOutlierEnsemble` per split, "
@@ -213,12 +215,9 @@ def main(argv=None) -> None:
 def write_agreement(args: argparse.Namespace) -> None:
     """Write ``results/ensemble_agreement.md`` from saved scores."""
     rows = agreement_from(args.agreement_from, args.datasets, args.seeds)
-    command = "OMP_NUM_THREADS=1 python benchmarks/bench_ensemble_size.py " + shlex.join(
-        sys.argv[1:]
-    )
     text = (
         "## Agreement of disjoint subspace ensembles (no labels)\n\n"
-        f"`{command.strip()}`, {datetime.date.today().isoformat()}; from the test scores that "
+        f"`{_command()}`, {datetime.date.today().isoformat()}; from the test scores that "
         f"`--save-scores` kept of one {N_MEMBERS}-member `SubspaceOutlierEnsemble` per split "
         f"({args.seeds} seeds, the splits of `bench_outliers.py`). Spearman correlation of the "
         "test scores of two ensembles of k members with no member in common (mean over the "
