@@ -15,6 +15,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import importlib.util  # noqa: E402
 import platform  # noqa: E402
+import shlex  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
@@ -171,6 +172,15 @@ def markdown_table(rows: list[dict], columns: list[str]) -> str:
     for row in rows:
         lines.append("| " + " | ".join(str(row.get(c, "")) for c in columns) + " |")
     return "\n".join(lines)
+
+
+def command_line() -> str:
+    """The command that reproduces this run, as the results files record it.
+
+    The running script, from the repository root, with its arguments and one thread.
+    """
+    script = f"benchmarks/{Path(sys.argv[0]).name}"
+    return f"OMP_NUM_THREADS=1 python {script} {shlex.join(sys.argv[1:])}".strip()
 
 
 def write_result(filename: str, text: str) -> Path:

@@ -33,8 +33,6 @@ import argparse
 import datetime
 import itertools
 import multiprocessing
-import shlex
-import sys
 import time
 from pathlib import Path
 
@@ -167,11 +165,6 @@ def table_rows(results: dict, datasets: list[str], seeds: int) -> list[dict]:
     return rows
 
 
-def _command() -> str:
-    """The command line of this run, as the results files record it."""
-    return f"OMP_NUM_THREADS=1 python benchmarks/bench_ensemble_size.py {shlex.join(sys.argv[1:])}"
-
-
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=5)
@@ -199,7 +192,7 @@ def main(argv=None) -> None:
     rows = table_rows(results, args.datasets, args.seeds)
     text = (
         "## Members of the subspace ensemble (exploration)\n\n"
-        f"`{_command()}`, {date}; {_common.code_version_since(version)}; "
+        f"`{_common.command_line()}`, {date}; {_common.code_version_since(version)}; "
         f"{_common.machine_description()}. 1-minute load average {load_start} at the start, "
         f"{_common.load_average()} at the end. {args.seeds} seeds (the splits of "
         f"`bench_outliers.py`); one {N_MEMBERS}-member `SubspaceOutlierEnsemble` per split, "
@@ -217,12 +210,12 @@ def write_agreement(args: argparse.Namespace) -> None:
     rows = agreement_from(args.agreement_from, args.datasets, args.seeds)
     text = (
         "## Agreement of disjoint subspace ensembles (no labels)\n\n"
-        f"`{_command()}`, {datetime.date.today().isoformat()}; from the test scores that "
-        f"`--save-scores` kept of one {N_MEMBERS}-member `SubspaceOutlierEnsemble` per split "
-        f"({args.seeds} seeds, the splits of `bench_outliers.py`). Spearman correlation of the "
-        "test scores of two ensembles of k members with no member in common (mean over the "
-        "pairs of disjoint blocks), mean ± standard deviation over the seeds; the last row is "
-        "the Spearman-Brown prediction from the two halves.\n\n"
+        f"`{_common.command_line()}`, {datetime.date.today().isoformat()}; from the test "
+        f"scores that `--save-scores` kept of one {N_MEMBERS}-member `SubspaceOutlierEnsemble` "
+        f"per split ({args.seeds} seeds, the splits of `bench_outliers.py`). Spearman "
+        "correlation of the test scores of two ensembles of k members with no member in common "
+        "(mean over the pairs of disjoint blocks), mean ± standard deviation over the seeds; the "
+        "last row is the Spearman-Brown prediction from the two halves.\n\n"
         + _common.markdown_table(rows, ["ensembles", *args.datasets])
         + "\n"
     )

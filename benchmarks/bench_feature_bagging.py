@@ -27,8 +27,6 @@ import _common  # noqa: I001  (first: sets one thread before torch is imported)
 import argparse
 import datetime
 import multiprocessing
-import shlex
-import sys
 
 import numpy as np
 from scipy.stats import rankdata
@@ -86,12 +84,9 @@ def main(argv=None) -> None:
             run_split, [(seed, args.dataset, size) for seed in range(args.seeds)]
         )
     rows = [{"score": key, "ROC-AUC": _mean_std([r[key] for r in per_seed])} for key in per_seed[0]]
-    command = "OMP_NUM_THREADS=1 python benchmarks/bench_feature_bagging.py " + shlex.join(
-        sys.argv[1:]
-    )
     text = (
         f"## Feature bagging of the flow's density on {args.dataset} (exploration)\n\n"
-        f"`{command.strip()}`, {date}; {_common.code_version_since(version)}; "
+        f"`{_common.command_line()}`, {date}; {_common.code_version_since(version)}; "
         f"{_common.machine_description()}. 1-minute load average {load_start} at the start, "
         f"{_common.load_average()} at the end. {args.seeds} seeds (the splits of "
         f"`bench_outliers.py`), {N_SUBSETS} random subsets of "

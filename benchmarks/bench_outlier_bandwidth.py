@@ -50,8 +50,6 @@ import _common  # noqa: I001  (first: sets one thread before torch is imported)
 import argparse
 import datetime
 import multiprocessing
-import shlex
-import sys
 
 import numpy as np
 from sklearn.datasets import load_iris, make_s_curve
@@ -215,12 +213,9 @@ def main(argv=None) -> None:
             aucs = ", ".join(f"{k} {v:.3f}" for k, v in auc.items())
             print(f"{name} seed {seed}: {aucs}", flush=True)
 
-    command = "OMP_NUM_THREADS=1 python benchmarks/bench_outlier_bandwidth.py " + shlex.join(
-        sys.argv[1:]
-    )
     header = (
         "## Outlier scores against the bandwidth\n\n"
-        f"`{command.strip()}`, {date}; {_common.code_version_since(version)}; "
+        f"`{_common.command_line()}`, {date}; {_common.code_version_since(version)}; "
         f"{_common.machine_description()}. 1-minute load "
         f"average {load_start} at the start, {_common.load_average()} at the end. {args.seeds} "
         "seeds (stratified 60/40 splits). FlowMatchingDensity: defaults.\n\n"

@@ -64,8 +64,6 @@ import _common  # noqa: I001  (first: sets one thread before torch is imported)
 import argparse
 import datetime
 import multiprocessing
-import shlex
-import sys
 from dataclasses import dataclass
 
 import numpy as np
@@ -411,12 +409,11 @@ def main(argv=None) -> None:
             rows = run_part(datasets, robustness_detectors, seeds, flow_params, done, pool)
             sections.append(robustness_table(rows))
 
-    command = "OMP_NUM_THREADS=1 python benchmarks/bench_outliers.py " + shlex.join(sys.argv[1:])
     header = (
         "## Outlier-detection benchmark\n\n"
-        f"`{command.strip()}`, {date}; {_common.machine_description()}. 1-minute load average "
-        f"{load_start} at the start, {_common.load_average()} at the end. {len(seeds)} seeds "
-        "(stratified 60/40 splits), mean ± standard deviation over the seeds."
+        f"`{_common.command_line()}`, {date}; {_common.machine_description()}. 1-minute load "
+        f"average {load_start} at the start, {_common.load_average()} at the end. {len(seeds)} "
+        "seeds (stratified 60/40 splits), mean ± standard deviation over the seeds."
         + (f" Flow overrides: {flow_params}." if flow_params else " Default hyperparameters.")
         + f" The flow's were: {_flow_settings(flow_params)}.\n\n"
     )
