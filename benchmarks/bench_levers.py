@@ -14,6 +14,11 @@ chosen in three rounds, each on what the one before showed:
 3. *Robustness*: the leading combinations with another seed (``random_state=1``: another network
    initialisation and other minibatches, on the same split), with twice the steps instead of twice
    the rows per step, and with minibatches of 2048.
+4. *Network shape*, on top of the defaults that rounds 1-3 chose (GELU, 128 x 4, minibatches of
+   1024): ``architecture="residual"`` (residual blocks, layer normalisation, the time embedding in
+   every block) on all sets and with a second seed, and the block network with each of its three
+   parts switched off in turn (a ``"block"`` entry of the changes sets
+   :class:`~skflow.networks.VelocityBlockMLP`'s switches in the worker process).
 
 Every task is a separate process (``spawn``) with one torch thread; ``--jobs`` run at once. Fit
 seconds are the process's CPU seconds, comparable within one run only.
@@ -22,18 +27,23 @@ Reproduce (from the repository root)::
 
     OMP_NUM_THREADS=1 python benchmarks/bench_levers.py --jobs 16          # all 142 fits
     OMP_NUM_THREADS=1 python benchmarks/bench_levers.py --round 1 --datasets square --jobs 2
+    OMP_NUM_THREADS=1 python benchmarks/bench_levers.py --round 4 --jobs 2 \
+        --output quality_levers_network.md                                # round 4, 34 fits
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime
+import functools
 import multiprocessing
 import shlex
 import sys
 
 import _common
 from bench_quality import N_TOY, run_dataset
+
+from skflow import networks
 
 FORMER = {"activation": "silu", "hidden_layer_sizes": (128, 128, 128), "batch_size": 256}
 """The defaults before the sweep, in the places the sweep changes."""
@@ -45,6 +55,9 @@ ALL = (*MISSED, "correlated_gaussian", "breast_cancer", "wine", "iris")
 
 GELU = {"activation": "gelu"}
 DEEP = {"hidden_layer_sizes": (128, 128, 128, 128)}
+DEFAULTS = {**GELU, **DEEP, "batch_size": 1024}
+"""The network and minibatch defaults that rounds 1-3 chose (round 4 starts from them)."""
+RESIDUAL = {**DEFAULTS, "architecture": "residual"}
 
 # epochs that make twice the former "auto" step budget at the named batch size (the 90 % of the
 # training rows left after early stopping's validation split, in minibatches of that size)
@@ -87,12 +100,21 @@ SETTINGS: list[tuple[int, str, dict, tuple[str, ...]]] = [
      {**GELU, "hidden_layer_sizes": (128,) * 5, "batch_size": 512}, ("diamonds",)),
     (3, "GELU, 128 x 4, batch 512, lr 1e-2",
      {**GELU, **DEEP, "batch_size": 512, "learning_rate_init": 1e-2}, ("diamonds",)),
+    (4, "defaults, seed 1", {**DEFAULTS, "random_state": 1}, MISSED),
+    (4, "residual", RESIDUAL, ALL),
+    (4, "residual, seed 1", {**RESIDUAL, "random_state": 1}, MISSED),
+    (4, "residual without skips", {**RESIDUAL, "block": {"skip": False}}, MISSED),
+    (4, "residual without layer norm", {**RESIDUAL, "block": {"layer_norm": False}}, MISSED),
+    (4, "residual, time in the first layer only",
+     {**RESIDUAL, "block": {"time_every_layer": False}}, MISSED),
 ]
 
 
 def flow_params(changes: dict, dataset: str) -> dict:
-    """The former defaults with ``changes`` applied, per-data-set budgets resolved."""
+    """The former defaults with ``changes`` applied, per-data-set budgets resolved (the block
+    network's switches, ``"block"``, are not a hyperparameter and are left out)."""
     params = {**FORMER, **changes}
+    params.pop("block", None)
     if isinstance(params.get("max_iter"), dict):
         params["max_iter"] = params["max_iter"][dataset]
     return params
@@ -100,12 +122,19 @@ def flow_params(changes: dict, dataset: str) -> dict:
 
 def describe(changes: dict, dataset: str) -> str:
     """``changes`` as ``key=value`` pairs, per-data-set budgets resolved."""
-    resolved = {key: flow_params(changes, dataset)[key] for key in changes}
+    resolved = {
+        key: changes[key] if key == "block" else flow_params(changes, dataset)[key]
+        for key in changes
+    }
     return ", ".join(f"{key}={value!r}" for key, value in resolved.items()) or "(none)"
 
 
 def run_task(round_: int, name: str, changes: dict, dataset: str) -> dict:
     """Fit and score one flow; the row of the results table."""
+    if "block" in changes:  # this process only: the "residual" architecture with switches changed
+        networks.ARCHITECTURES["residual"] = functools.partial(
+            networks.VelocityBlockMLP, **changes["block"]
+        )
     (row,), _ = run_dataset(dataset, N_TOY, False, flow_params(changes, dataset), ["flow"], False)
     result = {
         "dataset": dataset,
@@ -121,7 +150,7 @@ def run_task(round_: int, name: str, changes: dict, dataset: str) -> dict:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--round", type=int, nargs="+", choices=(1, 2, 3), help="default: all")
+    parser.add_argument("--round", type=int, nargs="+", choices=(1, 2, 3, 4), help="default: all")
     parser.add_argument("--datasets", nargs="+", choices=ALL, help="default: all")
     parser.add_argument("--jobs", type=int, default=1, help="processes at once (default 1)")
     parser.add_argument("--output", default="quality_levers.md", help="result file")

@@ -19,7 +19,7 @@ from ._trainer import FlowMatchingTrainer, TrainingConfig
 from .couplings import COUPLINGS, make_coupling
 from ._moments import WeightedMoments
 from .likelihood import DIVERGENCES, flow_log_likelihood
-from .networks import ACTIVATIONS, RestandardisedVelocity, VelocityMLP
+from .networks import ACTIVATIONS, ARCHITECTURES, RestandardisedVelocity
 from .paths import DENSITY_PATHS, PATHS, ProbabilityPath
 from .solvers import SOLVERS, integrate, integrate_sde
 from .times import TIME_DISTRIBUTIONS
@@ -143,6 +143,7 @@ class BaseFlow(BaseEstimator):
         "coupling_reg": [Interval(Real, 0, None, closed="neither")],
         "hidden_layer_sizes": ["array-like"],
         "activation": [StrOptions(set(ACTIVATIONS))],
+        "architecture": [StrOptions(set(ARCHITECTURES))],
         "max_iter": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
@@ -189,7 +190,8 @@ class BaseFlow(BaseEstimator):
 
     def _make_network(self, n_features: int) -> torch.nn.Module:
         """A fresh network; subclasses that learn more than a velocity override it."""
-        return VelocityMLP(n_features, self._check_hidden_layer_sizes(), self.activation)
+        network = ARCHITECTURES[self.architecture]
+        return network(n_features, self._check_hidden_layer_sizes(), self.activation)
 
     def _learns_denoiser(self) -> bool:
         """Whether training also regresses a denoiser (the network must have ``denoiser``)."""

@@ -10,8 +10,10 @@ from torch import nn
 
 __all__ = [
     "ACTIVATIONS",
+    "ARCHITECTURES",
     "RestandardisedVelocity",
     "TimeEmbedding",
+    "VelocityBlockMLP",
     "VelocityDenoiserMLP",
     "VelocityMLP",
 ]
@@ -85,8 +87,88 @@ class VelocityMLP(nn.Module):
         return self.layers(torch.cat([x, self.time_embedding(t).to(x.dtype)], dim=1))
 
 
+class VelocityBlockMLP(nn.Module):
+    """An MLP ``v_theta(t, x)`` whose hidden layers after the first are pre-normalised residual
+    blocks that each see the time.
+
+    The first layer maps ``[x, embed(t)]`` to the first width, ``h = act(W_0 [x, embed(t)])``. Every
+    further hidden layer ``k`` is a block
+
+    .. math::
+
+        h \\leftarrow h + \\mathrm{act}\\bigl(W_k\\,[\\mathrm{LN}(h),\\ \\mathrm{embed}(t)]\\bigr),
+
+    with layer normalisation ``LN`` (Ba, Kiros & Hinton, 2016) before the layer, as in
+    pre-activation residual networks (He et al., 2016) and the tabular ResNet of Gorishniy et al.
+    (NeurIPS 2021);
+    the identity path is kept only where the block keeps the width. Handing ``embed(t)`` to every
+    block, as diffusion networks condition every block on the noise level (Ho, Jain & Abbeel, 2020),
+    keeps the time from fading with depth. A last linear layer gives the velocity. The three parts
+    can be switched off one by one, which is how the benchmark attributes their effects
+    (``benchmarks/bench_levers.py``, round 4); with all three off the network is a
+    :class:`VelocityMLP`.
+
+    Parameters
+    ----------
+    n_features : int
+        Dimension ``d`` of ``x`` and of the output.
+    hidden_layer_sizes : sequence of int
+        Width of each hidden layer.
+    activation : str
+        Name of the activation in :data:`ACTIVATIONS`.
+    skip : bool, default=True
+        Whether a block adds its input to its output (where the widths agree).
+    layer_norm : bool, default=True
+        Whether a block normalises its input.
+    time_every_layer : bool, default=True
+        Whether a block also takes ``embed(t)``.
+    """
+
+    def __init__(
+        self,
+        n_features: int,
+        hidden_layer_sizes: Sequence[int],
+        activation: str,
+        *,
+        skip: bool = True,
+        layer_norm: bool = True,
+        time_every_layer: bool = True,
+    ) -> None:
+        super().__init__()
+        self.time_embedding = TimeEmbedding()
+        n_time = self.time_embedding.n_features
+        self.skip = skip
+        self.time_every_layer = time_every_layer
+        self.first = nn.Linear(n_features + n_time, hidden_layer_sizes[0])
+        pairs = list(zip(hidden_layer_sizes[:-1], hidden_layer_sizes[1:]))
+        extra = n_time if time_every_layer else 0
+        self.blocks = nn.ModuleList(nn.Linear(fan_in + extra, fan_out) for fan_in, fan_out in pairs)
+        self.norms = nn.ModuleList(
+            nn.LayerNorm(fan_in) if layer_norm else nn.Identity() for fan_in, _ in pairs
+        )
+        self.activation = ACTIVATIONS[activation]()
+        self.last = nn.Linear(hidden_layer_sizes[-1], n_features)
+
+    def forward(self, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """Velocity at times ``t`` (shape (n,)) and points ``x`` (shape (n, d))."""
+        embedding = self.time_embedding(t).to(x.dtype)
+        h = self.activation(self.first(torch.cat([x, embedding], dim=1)))
+        for norm, linear in zip(self.norms, self.blocks):
+            inputs = norm(h)
+            if self.time_every_layer:
+                inputs = torch.cat([inputs, embedding], dim=1)
+            update = self.activation(linear(inputs))
+            h = h + update if self.skip and update.shape == h.shape else update
+        return self.last(h)
+
+
+ARCHITECTURES: dict[str, type[nn.Module]] = {"mlp": VelocityMLP, "residual": VelocityBlockMLP}
+"""Registry of velocity networks by the name that the ``architecture`` hyperparameter takes."""
+
+
 class VelocityDenoiserMLP(nn.Module):
-    """A velocity ``b(t, x)`` and a denoiser ``eta_z(t, x) = E[z | x_t = x]``, two :class:`VelocityMLP`.
+    """A velocity ``b(t, x)`` and a denoiser ``eta_z(t, x) = E[z | x_t = x]``, two networks of one
+    architecture (:class:`VelocityMLP` by default).
 
     Calling the module returns the velocity alone, so every ODE and likelihood routine treats it as
     a velocity field; :meth:`denoiser` gives ``eta_z``, from which the score of the interpolant's
@@ -102,14 +184,21 @@ class VelocityDenoiserMLP(nn.Module):
         Width of each hidden layer of each network.
     activation : str
         Name of the activation in :data:`ACTIVATIONS`.
+    architecture : str, default="mlp"
+        Name of both networks' class in :data:`ARCHITECTURES`.
     """
 
     def __init__(
-        self, n_features: int, hidden_layer_sizes: Sequence[int], activation: str
+        self,
+        n_features: int,
+        hidden_layer_sizes: Sequence[int],
+        activation: str,
+        architecture: str = "mlp",
     ) -> None:
         super().__init__()
-        self.velocity = VelocityMLP(n_features, hidden_layer_sizes, activation)
-        self.eta = VelocityMLP(n_features, hidden_layer_sizes, activation)
+        network = ARCHITECTURES[architecture]
+        self.velocity = network(n_features, hidden_layer_sizes, activation)
+        self.eta = network(n_features, hidden_layer_sizes, activation)
 
     def forward(self, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """Velocity ``b`` at times ``t`` (shape (n,)) and points ``x`` (shape (n, d))."""

@@ -24,7 +24,7 @@ from sklearn.utils.validation import (
 
 from ._base import BaseFlow, _seed, check_not_bool, keeps_state_on_error, resolve_device
 from .couplings import make_coupling
-from .networks import VelocityDenoiserMLP, VelocityMLP
+from .networks import VelocityDenoiserMLP
 from .paths import GAMMAS, PATHS, TRANSPORT_PATHS, ProbabilityPath
 
 __all__ = ["InterpolantTransport"]
@@ -129,7 +129,7 @@ class InterpolantTransport(OneToOneFeatureMixin, TransformerMixin, BaseFlow):
         As in :class:`~skflow.FlowMatchingDensity`; off here, as measured by the transport
         benchmark. With ``scoring="log_likelihood"`` the monitored score is the held-out
         log-likelihood of target rows under :meth:`score_samples` (source density and flow).
-    hidden_layer_sizes, activation, batch_size, learning_rate_init, learning_rate, ema_decay, \
+    hidden_layer_sizes, activation, architecture, batch_size, learning_rate_init, learning_rate, ema_decay, \
 time_distribution, scoring, validation_fraction, n_iter_no_change, tol, solver, n_steps, atol, \
 rtol, divergence, device, warm_start, verbose
         As in :class:`~skflow.FlowMatchingDensity`.
@@ -188,6 +188,7 @@ feature_names_in_
         source_density=None,
         hidden_layer_sizes=(128, 128, 128),
         activation: str = "silu",
+        architecture: str = "mlp",
         max_iter: int | str = 500,
         batch_size: int = 256,
         learning_rate_init: float = 5e-3,
@@ -219,6 +220,7 @@ feature_names_in_
         self.source_density = source_density
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
+        self.architecture = architecture
         self.max_iter = max_iter
         self.batch_size = batch_size
         self.learning_rate_init = learning_rate_init
@@ -259,8 +261,10 @@ feature_names_in_
         return self.eps > 0
 
     def _make_network(self, n_features: int) -> torch.nn.Module:
-        network = VelocityDenoiserMLP if self._learns_denoiser() else VelocityMLP
-        return network(n_features, self._check_hidden_layer_sizes(), self.activation)
+        sizes = self._check_hidden_layer_sizes()
+        if self._learns_denoiser():
+            return VelocityDenoiserMLP(n_features, sizes, self.activation, self.architecture)
+        return super()._make_network(n_features)
 
     def _check_components(self) -> ProbabilityPath:
         path = self._make_path()
