@@ -13,16 +13,21 @@ What is tested against what
   approaches the exact cost as ``reg`` shrinks, and it approaches the independent cost ``mean(C)``
   as ``reg`` grows; the cost of the pairs actually drawn follows both limits; the pairs drawn follow
   the plan's columns (checked by frequencies against a plan fixed by the test); the draw is
-  reproducible for a fixed seed.
+  reproducible for a fixed seed. Minibatches of 1024 and more rows converge to a plan of total mass
+  one (POT's default absorption threshold stalled there), a tiny ``reg`` gives a finite plan, and a
+  plan that does not converge raises skflow's ConvergenceWarning naming ``coupling_reg``, not POT's.
 * :func:`~skflow.couplings.make_coupling` builds the registered classes.
 """
 
 import itertools
 import math
+import warnings
 
 import numpy as np
 import pytest
 import torch
+from scipy.optimize import linear_sum_assignment
+from sklearn.exceptions import ConvergenceWarning
 
 from skflow.couplings import (
     COUPLINGS,
@@ -122,6 +127,33 @@ def test_independent_returns_x0_unchanged():
 # --- Sinkhorn ------------------------------------------------------------------------------------
 
 SINKHORN_BATCHES = [(6, 2, 0), (7, 3, 1), (8, 1, 2), (5, 4, 3)]
+
+
+@pytest.mark.parametrize("n", [1000, 1024, 2048])
+def test_sinkhorn_plan_converges_on_large_minibatches(n):
+    x0, x1 = _batches(n, 2, 7)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # neither skflow's nor POT's warning
+        plan = SinkhornCoupling(0.1).plan(x0, x1)
+    assert plan.sum() == pytest.approx(1.0, rel=1e-6)
+    np.testing.assert_allclose(plan.sum(axis=0), np.full(n, 1 / n), rtol=1e-3)
+    np.testing.assert_allclose(plan.sum(axis=1), np.full(n, 1 / n), rtol=1e-3)
+
+
+@pytest.mark.parametrize("reg", [1e-3, 1e-4])
+def test_sinkhorn_tiny_reg_gives_a_finite_plan_and_names_coupling_reg(reg):
+    x0, x1 = _batches(64, 2, 8)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        plan = SinkhornCoupling(reg).plan(x0, x1)
+    assert [w.category for w in caught] == [ConvergenceWarning]
+    assert "coupling_reg" in str(caught[0].message)
+    assert np.isfinite(plan).all() and (plan >= 0).all()
+    assert plan.sum() == pytest.approx(1.0, rel=1e-6)
+    # close to exact OT: the transport cost within 1 % of the optimal matching's (SciPy's solver)
+    cost = _cost_matrix(x0, x1)
+    rows, columns = linear_sum_assignment(cost)
+    assert (plan * cost).sum() <= 1.01 * cost[rows, columns].mean()
 
 
 @pytest.mark.parametrize(("n", "d", "seed"), SINKHORN_BATCHES)
