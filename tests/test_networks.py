@@ -12,6 +12,11 @@ What is tested against what
   finite outputs.
 * Float64: after ``.double()`` the parameters, the embedding's buffer and the output are float64,
   and the output agrees with the float32 network to float32 precision.
+* :class:`~skflow.networks.VelocityBlockMLP` against :class:`~skflow.networks.VelocityMLP`: with its
+  three parts switched off and the MLP's weights copied in, the same outputs; with skips, blocks
+  whose weights are zero pass their input through unchanged; the switches add or remove layer norms
+  and the time embedding's inputs of every block; outputs depend on ``t`` and ``x`` row by row and
+  gradients reach every parameter. :data:`~skflow.networks.ARCHITECTURES` names both.
 """
 
 import numpy as np
@@ -19,7 +24,13 @@ import pytest
 import torch
 from torch import nn
 
-from skflow.networks import ACTIVATIONS, TimeEmbedding, VelocityMLP
+from skflow.networks import (
+    ACTIVATIONS,
+    ARCHITECTURES,
+    TimeEmbedding,
+    VelocityBlockMLP,
+    VelocityMLP,
+)
 
 TIMES = np.array([0.0, 0.125, 0.3, 0.5, 0.77, 1.0])
 
@@ -130,3 +141,73 @@ def test_float64_conversion(activation):
     out64 = model64(t.double(), x.double())
     assert out64.dtype == torch.float64
     torch.testing.assert_close(out64, out32.double(), rtol=1e-5, atol=1e-5)
+
+
+# --- block network -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("hidden", [(7,), (16, 8), (6, 6, 6)])
+def test_block_network_with_every_part_off_is_the_mlp(hidden):
+    torch.manual_seed(4)
+    mlp = VelocityMLP(3, hidden, "gelu")
+    block = VelocityBlockMLP(
+        3, hidden, "gelu", skip=False, layer_norm=False, time_every_layer=False
+    )
+    mlp_linears = [m for m in mlp.layers if isinstance(m, nn.Linear)]
+    block_linears = [block.first, *block.blocks, block.last]
+    assert len(block_linears) == len(mlp_linears)
+    with torch.no_grad():
+        for source, target in zip(mlp_linears, block_linears):
+            target.weight.copy_(source.weight)
+            target.bias.copy_(source.bias)
+    t, x = _inputs(5, 3)
+    torch.testing.assert_close(block(t, x), mlp(t, x))
+
+
+def test_block_network_skips_pass_a_zero_block_through():
+    torch.manual_seed(5)
+    block = VelocityBlockMLP(2, (8, 8, 8), "gelu")
+    t, x = _inputs(4, 2)
+    with torch.no_grad():
+        for linear in block.blocks:
+            linear.weight.zero_()
+            linear.bias.zero_()
+    embedding = block.time_embedding(t)
+    first = block.activation(block.first(torch.cat([x, embedding], dim=1)))
+    torch.testing.assert_close(block(t, x), block.last(first))  # GELU(0) = 0: blocks add nothing
+
+
+@pytest.mark.parametrize("layer_norm", [True, False])
+@pytest.mark.parametrize("time_every_layer", [True, False])
+def test_block_network_switches_shape_its_blocks(layer_norm, time_every_layer):
+    block = VelocityBlockMLP(
+        3, (10, 12, 12), "silu", layer_norm=layer_norm, time_every_layer=time_every_layer
+    )
+    n_time = block.time_embedding.n_features
+    norms = [m for m in block.modules() if isinstance(m, nn.LayerNorm)]
+    assert [m.normalized_shape for m in norms] == ([(10,), (12,)] if layer_norm else [])
+    extra = n_time if time_every_layer else 0
+    assert [(m.in_features, m.out_features) for m in block.blocks] == [
+        (10 + extra, 12),
+        (12 + extra, 12),
+    ]
+    assert (block.first.in_features, block.last.out_features) == (3 + n_time, 3)
+
+
+def test_block_network_depends_on_time_and_state_row_by_row():
+    torch.manual_seed(6)
+    model = VelocityBlockMLP(3, (16, 16, 16), "gelu")
+    t, x = _inputs(6, 3)
+    out = model(t, x)
+    assert out.shape == (6, 3)
+    assert not torch.allclose(model(t + 0.1, x), out)
+    assert not torch.allclose(model(t, x + 0.1), out)
+    for i in (0, 5):
+        torch.testing.assert_close(model(t[i : i + 1], x[i : i + 1]), out[i : i + 1])
+    model(t, x).pow(2).sum().backward()
+    for name, parameter in model.named_parameters():
+        assert parameter.grad is not None and parameter.grad.abs().sum() > 0, name
+
+
+def test_architecture_registry():
+    assert ARCHITECTURES == {"mlp": VelocityMLP, "residual": VelocityBlockMLP}

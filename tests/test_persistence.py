@@ -39,6 +39,9 @@ def streamed():
 
 ESTIMATORS = {
     "density": lambda: FlowMatchingDensity(random_state=0, **FAST).fit(gaussian(200, 0)),
+    "density-residual": lambda: FlowMatchingDensity(
+        architecture="residual", random_state=0, **FAST
+    ).fit(gaussian(200, 0)),
     "density-streamed": streamed,
     "outlier": lambda: FlowMatchingOutlierDetector(random_state=0, **FAST).fit(gaussian(200, 0)),
     "subspace-ensemble": lambda: SubspaceOutlierEnsemble(
@@ -46,6 +49,9 @@ ESTIMATORS = {
     ).fit(gaussian(200, 0)),
     "transport": lambda: InterpolantTransport(
         gamma="brownian", eps=0.5, sde_n_steps=5, random_state=0, **FAST
+    ).fit(*two_sides(100, 0)),
+    "transport-residual": lambda: InterpolantTransport(
+        architecture="residual", gamma="brownian", eps=0.5, sde_n_steps=5, random_state=0, **FAST
     ).fit(*two_sides(100, 0)),
     "transport-flow-source": lambda: InterpolantTransport(
         source_density=FlowMatchingDensity(**FAST), random_state=0, **FAST
