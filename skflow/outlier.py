@@ -4,8 +4,9 @@ The detector is a :class:`~skflow.FlowMatchingDensity` with a threshold: it is t
 training loop on the same standardised data, scores rows by the same exact log-likelihood, and adds
 the outlier-detection API of :class:`sklearn.ensemble.IsolationForest` (``decision_function``,
 ``predict``, ``fit_predict``, ``contamination``, ``offset_``). Its hyperparameters are
-FlowMatchingDensity's, defaults included, plus ``contamination``; they are read from
-FlowMatchingDensity's signature and docstring, so the two cannot drift apart.
+FlowMatchingDensity's plus ``contamination`` and ``bandwidth``; they are read from
+FlowMatchingDensity's signature and docstring, so the two cannot drift apart. The defaults are
+FlowMatchingDensity's except those in :data:`OWN_DEFAULTS`.
 """
 
 from __future__ import annotations
@@ -24,7 +25,12 @@ from sklearn.utils.validation import check_is_fitted
 from ._base import keeps_state_on_error
 from .density import FlowMatchingDensity
 
-__all__ = ["FlowMatchingOutlierDetector"]
+__all__ = ["OWN_DEFAULTS", "FlowMatchingOutlierDetector"]
+
+OWN_DEFAULTS: dict[str, object] = {"architecture": "mlp"}
+"""FlowMatchingDensity's hyperparameters whose default differs here: the plain MLP, with which the
+detection benchmarks (``benchmarks/bench_outliers.py`` and the bandwidth study) were measured; the
+residual network that is the density's default since has not been measured for detection."""
 
 AUTO_LEVEL = 0.01
 """Level of the chi-squared test that ``contamination="auto"`` is on Gaussian data."""
@@ -88,9 +94,10 @@ class FlowMatchingOutlierDetector(ThresholdMixin, OutlierMixin, FlowMatchingDens
         self.contamination = contamination
         self.bandwidth = bandwidth
         # Every other hyperparameter, with its default, is FlowMatchingDensity's (an unknown name
-        # is a TypeError there). scikit-learn reads the parameters from the explicit signature
-        # that is set on this method below the class, built from FlowMatchingDensity's.
-        super().__init__(**flow_params)
+        # is a TypeError there), except for OWN_DEFAULTS. scikit-learn reads the parameters from the
+        # explicit signature that is set on this method below the class, built from
+        # FlowMatchingDensity's.
+        super().__init__(**{**OWN_DEFAULTS, **flow_params})
 
     @keeps_state_on_error
     @_fit_context(prefer_skip_nested_validation=True)
@@ -288,8 +295,9 @@ def _effective_rank(X: np.ndarray) -> int:
 
 def _init_signature() -> inspect.Signature:
     """``(self, *, contamination="auto", bandwidth=BANDWIDTH, <FlowMatchingDensity's keyword-only
-    parameters>)``."""
+    parameters, with the defaults of OWN_DEFAULTS>)``."""
     self_, *density = inspect.signature(FlowMatchingDensity.__init__).parameters.values()
+    density = [p.replace(default=OWN_DEFAULTS.get(p.name, p.default)) for p in density]
     own = [
         inspect.Parameter("contamination", inspect.Parameter.KEYWORD_ONLY, default="auto"),
         inspect.Parameter("bandwidth", inspect.Parameter.KEYWORD_ONLY, default=BANDWIDTH),
@@ -488,7 +496,17 @@ def _docstring() -> str | None:
     if density_doc is None:  # python -OO strips docstrings
         return None
     density_doc = inspect.cleandoc(density_doc)
-    return _DOC.replace("{density_parameters}", _section(density_doc, "Parameters")).replace(
+    parameters = _section(density_doc, "Parameters")
+    for name, default in OWN_DEFAULTS.items():  # the entry's header line states the default
+        parameters = re.sub(
+            rf"^({name} : .*, default=).*$",
+            lambda match: f'{match.group(1)}"{default}" (FlowMatchingDensity\'s differs: see'
+            " :data:`~skflow.outlier.OWN_DEFAULTS`)",
+            parameters,
+            count=1,
+            flags=re.MULTILINE,
+        )
+    return _DOC.replace("{density_parameters}", parameters).replace(
         "{density_attributes}", _section(density_doc, "Attributes")
     )
 

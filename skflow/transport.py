@@ -129,7 +129,10 @@ class InterpolantTransport(OneToOneFeatureMixin, TransformerMixin, BaseFlow):
         As in :class:`~skflow.FlowMatchingDensity`; off here, as measured by the transport
         benchmark. With ``scoring="log_likelihood"`` the monitored score is the held-out
         log-likelihood of target rows under :meth:`score_samples` (source density and flow).
-    hidden_layer_sizes, activation, architecture, batch_size, learning_rate_init, learning_rate, ema_decay, \
+    architecture : {"mlp", "residual"}, default="mlp"
+        As in :class:`~skflow.FlowMatchingDensity` (whose default is ``"residual"``); the transport
+        keeps the network its benchmark was measured with.
+    hidden_layer_sizes, activation, batch_size, learning_rate_init, learning_rate, ema_decay, \
 time_distribution, scoring, validation_fraction, n_iter_no_change, tol, solver, n_steps, atol, \
 rtol, divergence, device, warm_start, verbose
         As in :class:`~skflow.FlowMatchingDensity`.

@@ -22,7 +22,8 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from _shared import COVARIANCE, FAST, MEAN, SMALL, gaussian
 from skflow import FlowMatchingDensity, FlowMatchingOutlierDetector
-from skflow.outlier import AUTO_LEVEL, BANDWIDTH
+from skflow.networks import VelocityMLP
+from skflow.outlier import AUTO_LEVEL, BANDWIDTH, OWN_DEFAULTS
 
 
 
@@ -323,14 +324,20 @@ def test_hyperparameters_are_flow_matching_densitys_plus_contamination_and_bandw
     density = inspect.signature(FlowMatchingDensity).parameters
     detector = inspect.signature(FlowMatchingOutlierDetector).parameters
     assert list(detector) == ["contamination", "bandwidth", *density]
+    assert OWN_DEFAULTS == {"architecture": "mlp"}
+    assert density["architecture"].default == "residual"
     for name, parameter in density.items():
-        assert detector[name].default == parameter.default
+        assert detector[name].default == OWN_DEFAULTS.get(name, parameter.default)
         assert detector[name].kind is inspect.Parameter.KEYWORD_ONLY
     assert FlowMatchingOutlierDetector().get_params() == {
         **FlowMatchingDensity().get_params(),
+        **OWN_DEFAULTS,
         "contamination": "auto",
         "bandwidth": BANDWIDTH,
     }
+    # the docstring states the detector's own default, not the density's
+    assert 'architecture : {"mlp", "residual"}, default="mlp"' in FlowMatchingOutlierDetector.__doc__
+    assert isinstance(FlowMatchingOutlierDetector(**FAST).fit(gaussian(60, 3)).model_, VelocityMLP)
     with pytest.raises(TypeError):
         FlowMatchingOutlierDetector(n_estimators=100)
     # every FlowMatchingDensity parameter is documented in the detector's docstring, too
