@@ -3,8 +3,8 @@
 What is measured: the held-out log-likelihood of the flow alone (``bench_quality.py``'s data sets,
 splits, scoring and CPU clock, through its ``run_dataset``), for settings that each change the
 *former* defaults (``activation="silu"``, ``hidden_layer_sizes=(128, 128, 128)``,
-``batch_size=256``; the rest as in the current defaults) in one or more places. The settings were
-chosen in three rounds, each on what the one before showed:
+``batch_size=256``, ``architecture="mlp"``; the rest as in the current defaults) in one or more
+places. The settings were chosen in five rounds, each on what the ones before showed:
 
 1. *Alone*: one lever at a time on the five sets where the flow missed a target (diamonds, the
    three non-Gaussian toys, digits): twice the step budget, a wider or deeper network, minibatches
@@ -19,6 +19,8 @@ chosen in three rounds, each on what the one before showed:
    every block) on all sets and with a second seed, and the block network with each of its three
    parts switched off in turn (a ``"block"`` entry of the changes sets
    :class:`~skflow.networks.VelocityBlockMLP`'s switches in the worker process).
+5. *Learning-rate schedule*, on top of round 4's residual network: a constant learning rate
+   instead of the cosine decay.
 
 Every task is a separate process (``spawn``) with one torch thread; ``--jobs`` run at once. Fit
 seconds are the process's CPU seconds, comparable within one run only.
@@ -29,6 +31,8 @@ Reproduce (from the repository root)::
     OMP_NUM_THREADS=1 python benchmarks/bench_levers.py --round 1 --datasets square --jobs 2
     OMP_NUM_THREADS=1 python benchmarks/bench_levers.py --round 4 --jobs 2 \
         --output quality_levers_network.md                                # round 4, 34 fits
+    OMP_NUM_THREADS=1 python benchmarks/bench_levers.py --round 5 --jobs 1 \
+        --output quality_levers_schedule.md                               # round 5, 5 fits
 """
 
 from __future__ import annotations
@@ -45,8 +49,14 @@ from bench_quality import N_TOY, run_dataset
 
 from skflow import networks
 
-FORMER = {"activation": "silu", "hidden_layer_sizes": (128, 128, 128), "batch_size": 256}
-"""The defaults before the sweep, in the places the sweep changes."""
+FORMER = {
+    "activation": "silu",
+    "hidden_layer_sizes": (128, 128, 128),
+    "batch_size": 256,
+    "architecture": "mlp",
+}
+"""The defaults before the sweep, in the places the sweep changes (the plain MLP was the only
+network before round 4)."""
 
 MISSED = ("diamonds", "gaussians8", "square", "annulus", "digits")
 """Sets where the former defaults missed a target of the quality benchmark."""
@@ -107,6 +117,7 @@ SETTINGS: list[tuple[int, str, dict, tuple[str, ...]]] = [
     (4, "residual without layer norm", {**RESIDUAL, "block": {"layer_norm": False}}, MISSED),
     (4, "residual, time in the first layer only",
      {**RESIDUAL, "block": {"time_every_layer": False}}, MISSED),
+    (5, "residual, constant learning rate", {**RESIDUAL, "learning_rate": "constant"}, MISSED),
 ]
 
 
@@ -150,7 +161,7 @@ def run_task(round_: int, name: str, changes: dict, dataset: str) -> dict:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--round", type=int, nargs="+", choices=(1, 2, 3, 4), help="default: all")
+    parser.add_argument("--round", type=int, nargs="+", choices=(1, 2, 3, 4, 5), help="default: all")
     parser.add_argument("--datasets", nargs="+", choices=ALL, help="default: all")
     parser.add_argument("--jobs", type=int, default=1, help="processes at once (default 1)")
     parser.add_argument("--output", default="quality_levers.md", help="result file")
