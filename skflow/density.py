@@ -76,15 +76,15 @@ class FlowMatchingDensity(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Den
         (:class:`~skflow.networks.VelocityMLP`). Over the MLP of the same widths, the blocks took
         diamonds from -0.486 to -0.419 nats (-0.492 to -0.427 with another seed) and digits from
         -113.9 to -112.9 (-113.6 to -113.1), and kept the 2-D toys within 0.005 nats, for about
-        15-25 % more time per step (``benchmarks/results/quality_levers_network.md``).
+        15-30 % more time per step (``benchmarks/results/quality_levers_network.md``).
     max_iter : int or "auto", default="auto"
         Number of epochs (passes over the training rows); the most, with early stopping.
         ``"auto"`` sets a budget of optimiser steps that grows with the data,
         ``clip(4 n, 3000, 20000)`` steps for ``n`` training rows, rounded up to whole epochs (see
         :func:`skflow._base.auto_max_iter`). A fixed number of epochs is wrong at both ends: 500
         epochs of 1024 rows are 20,000 steps on the 40,455 rows of the diamonds benchmark set but
-        1,500 on a 3,000-row toy. ``"auto"`` takes 20,016 steps on diamonds (207 CPU seconds of
-        one core, -0.486 nats) and 10,800 on the toys (with the former network and minibatches of
+        1,500 on a 3,000-row toy. ``"auto"`` takes 20,016 steps on diamonds (208-225 CPU seconds
+        of one core, -0.419 nats) and 10,800 on the toys (with the former network and minibatches of
         256, 10,800 steps instead of 6,000 took the annulus from 0.105 to 0.072 nats from its
         entropy); small sets get enough steps for early stopping to pick from
         (``benchmarks/README.md``, "Quality").
