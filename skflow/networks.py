@@ -100,13 +100,12 @@ class VelocityBlockMLP(nn.Module):
 
     with layer normalisation ``LN`` (Ba, Kiros & Hinton, 2016) before the layer, as in
     pre-activation residual networks (He et al., 2016) and the tabular ResNet of Gorishniy et al.
-    (NeurIPS 2021);
-    the identity path is kept only where the block keeps the width. Handing ``embed(t)`` to every
-    block, as diffusion networks condition every block on the noise level (Ho, Jain & Abbeel, 2020),
-    keeps the time from fading with depth. A last linear layer gives the velocity. The three parts
-    can be switched off one by one, which is how the benchmark attributes their effects
-    (``benchmarks/bench_levers.py``, round 4); with all three off the network is a
-    :class:`VelocityMLP`.
+    (NeurIPS 2021); the identity path is kept only where the block keeps the width. Handing
+    ``embed(t)`` to every block, as diffusion networks condition every block on the noise level
+    (Ho, Jain & Abbeel, 2020), keeps the time from fading with depth. A last linear layer gives
+    the velocity. The three parts can be switched off one by one, which is how the benchmark
+    attributes their effects (``benchmarks/bench_levers.py``, round 4); with all three off the
+    network is a :class:`VelocityMLP`.
 
     Parameters
     ----------
