@@ -174,13 +174,15 @@ def markdown_table(rows: list[dict], columns: list[str]) -> str:
     return "\n".join(lines)
 
 
-def command_line() -> str:
+def command_line(argv: list[str] | None = None, script: str | None = None) -> str:
     """The command that reproduces this run, as the results files record it.
 
-    The running script, from the repository root, with its arguments and one thread.
+    The script (``script``, a path; default: the running one), from the repository root, with its
+    arguments (``argv``; default: the command line's) and one thread.
     """
-    script = f"benchmarks/{Path(sys.argv[0]).name}"
-    return f"OMP_NUM_THREADS=1 python {script} {shlex.join(sys.argv[1:])}".strip()
+    name = Path(script or sys.argv[0]).name
+    arguments = sys.argv[1:] if argv is None else argv
+    return f"OMP_NUM_THREADS=1 python benchmarks/{name} {shlex.join(arguments)}".strip()
 
 
 def write_result(filename: str, text: str) -> Path:

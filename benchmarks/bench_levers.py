@@ -41,8 +41,6 @@ import argparse
 import datetime
 import functools
 import multiprocessing
-import shlex
-import sys
 
 import _common
 from bench_quality import N_TOY, run_dataset
@@ -161,7 +159,9 @@ def run_task(round_: int, name: str, changes: dict, dataset: str) -> dict:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--round", type=int, nargs="+", choices=(1, 2, 3, 4, 5), help="default: all")
+    parser.add_argument(
+        "--round", type=int, nargs="+", choices=(1, 2, 3, 4, 5), help="default: all"
+    )
     parser.add_argument("--datasets", nargs="+", choices=ALL, help="default: all")
     parser.add_argument("--jobs", type=int, default=1, help="processes at once (default 1)")
     parser.add_argument("--output", default="quality_levers.md", help="result file")
@@ -179,10 +179,7 @@ def main(argv=None) -> None:
         rows = pool.starmap(run_task, tasks, chunksize=1)
     rows.sort(key=lambda row: (ALL.index(row["dataset"]), row["round"]))
 
-    arguments = sys.argv[1:] if argv is None else argv
-    command = " ".join(
-        ["OMP_NUM_THREADS=1 python benchmarks/bench_levers.py", *map(shlex.quote, arguments)]
-    )
+    command = _common.command_line(argv, script=__file__)
     text = (
         "## Lever sweep: the flow's held-out log-likelihood under changed hyperparameters\n\n"
         f"`{command}`, {datetime.date.today()}; {_common.code_version_since(code_at_start)}; "

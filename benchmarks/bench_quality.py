@@ -71,8 +71,6 @@ import argparse
 import datetime
 import math
 import multiprocessing
-import shlex
-import sys
 from dataclasses import dataclass
 from typing import Callable
 
@@ -413,10 +411,7 @@ def main(argv=None) -> None:
             + _common.markdown_table(solver_rows, list(solver_rows[0]))
         )
 
-    arguments = sys.argv[1:] if argv is None else argv
-    command = " ".join(
-        ["OMP_NUM_THREADS=1 python benchmarks/bench_quality.py", *map(shlex.quote, arguments)]
-    )
+    command = _common.command_line(argv, script=__file__)
     flow_setting = ", ".join(f"{k}={v!r}" for k, v in flow_params.items()) or "defaults"
     text = (
         "## Quality benchmark: held-out log-likelihood\n\n"
