@@ -264,10 +264,10 @@ feature_names_in_
         return self.eps > 0
 
     def _make_network(self, n_features: int) -> torch.nn.Module:
+        if not self._learns_denoiser():
+            return super()._make_network(n_features)
         sizes = self._check_hidden_layer_sizes()
-        if self._learns_denoiser():
-            return VelocityDenoiserMLP(n_features, sizes, self.activation, self.architecture)
-        return super()._make_network(n_features)
+        return VelocityDenoiserMLP(n_features, sizes, self.activation, self.architecture)
 
     def _check_components(self) -> ProbabilityPath:
         path = self._make_path()
