@@ -4,7 +4,7 @@ What is measured: the held-out log-likelihood of the flow alone (``bench_quality
 splits, scoring and CPU clock, through its ``run_dataset``), for settings that each change the
 *former* defaults (``activation="silu"``, ``hidden_layer_sizes=(128, 128, 128)``,
 ``batch_size=256``, ``architecture="mlp"``; the rest as in the current defaults) in one or more
-places. The settings were chosen in five rounds, each on what the ones before showed:
+places. The settings were chosen in six rounds, each on what the ones before showed:
 
 1. *Alone*: one lever at a time on the five sets where the flow missed a target (diamonds, the
    three non-Gaussian toys, digits): twice the step budget, a wider or deeper network, minibatches
@@ -21,18 +21,24 @@ places. The settings were chosen in five rounds, each on what the ones before sh
    :class:`~skflow.networks.VelocityBlockMLP`'s switches in the worker process).
 5. *Learning-rate schedule*, on top of round 4's residual network: a constant learning rate
    instead of the cosine decay.
+6. *Warm-up and budget*, on top of round 4's residual network: a linear learning-rate warm-up over
+   the first 2 % or 10 % of the steps before the cosine decay (a ``"warmup"`` entry of the changes
+   replaces the trainer's schedule in the worker process; skflow does not offer one), and, on
+   diamonds, twice the 20,000-step cap of ``max_iter="auto"``.
 
 Every task is a separate process (``spawn``) with one torch thread; ``--jobs`` run at once. Fit
 seconds are the process's CPU seconds, comparable within one run only.
 
 Reproduce (from the repository root)::
 
-    OMP_NUM_THREADS=1 python benchmarks/bench_levers.py --jobs 16          # all 142 fits
+    OMP_NUM_THREADS=1 python benchmarks/bench_levers.py --jobs 16          # all 192 fits
     OMP_NUM_THREADS=1 python benchmarks/bench_levers.py --round 1 --datasets square --jobs 2
     OMP_NUM_THREADS=1 python benchmarks/bench_levers.py --round 4 --jobs 2 \
         --output quality_levers_network.md                                # round 4, 34 fits
     OMP_NUM_THREADS=1 python benchmarks/bench_levers.py --round 5 --jobs 1 \
         --output quality_levers_schedule.md                               # round 5, 5 fits
+    OMP_NUM_THREADS=1 python benchmarks/bench_levers.py --round 6 --jobs 1 \
+        --output quality_levers_warmup.md                                 # round 6, 11 fits
 """
 
 from __future__ import annotations
@@ -40,12 +46,15 @@ from __future__ import annotations
 import argparse
 import datetime
 import functools
+import math
 import multiprocessing
 
 import _common
 from bench_quality import N_TOY, run_dataset
 
-from skflow import networks
+import torch
+
+from skflow import _trainer, networks
 
 FORMER = {
     "activation": "silu",
@@ -73,6 +82,29 @@ TWICE_THE_STEPS = {
     256: {"diamonds": 280, "digits": 1940, "gaussians8": 1964, "square": 1964, "annulus": 1964},
     512: {"diamonds": 556, "digits": 1212, "gaussians8": 3600, "square": 3600, "annulus": 3600},
 }
+
+NOT_HYPERPARAMETERS = ("block", "warmup")
+"""Keys of the changes that patch skflow in the worker process instead of setting a parameter."""
+
+
+def warmup_cosine(fraction: float):
+    """A trainer ``_scheduler`` method: the learning rate rises linearly from
+    ``learning_rate_init / w`` to ``learning_rate_init`` over the first ``w = fraction * total``
+    steps, then decays to zero on the cosine of the remaining ones."""
+
+    def scheduler(self, optimizer, batches_per_epoch):
+        total = self.config.max_iter * batches_per_epoch
+        warm = max(1, round(fraction * total))
+
+        def factor(step: int) -> float:
+            if step < warm:
+                return (step + 1) / warm
+            return 0.5 * (1.0 + math.cos(math.pi * min(step - warm, total - warm) / (total - warm)))
+
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+    return scheduler
+
 
 # (round, name, changes from FORMER, data sets); a dict-valued "max_iter" is looked up per data set
 SETTINGS: list[tuple[int, str, dict, tuple[str, ...]]] = [
@@ -116,14 +148,17 @@ SETTINGS: list[tuple[int, str, dict, tuple[str, ...]]] = [
     (4, "residual, time in the first layer only",
      {**RESIDUAL, "block": {"time_every_layer": False}}, MISSED),
     (5, "residual, constant learning rate", {**RESIDUAL, "learning_rate": "constant"}, MISSED),
+    (6, "residual, warm-up 2 %", {**RESIDUAL, "warmup": 0.02}, MISSED),
+    (6, "residual, warm-up 10 %", {**RESIDUAL, "warmup": 0.1}, MISSED),
+    (6, "residual, 2x the step cap", {**RESIDUAL, "max_iter": {"diamonds": 1112}}, ("diamonds",)),
 ]
 
 
 def flow_params(changes: dict, dataset: str) -> dict:
-    """The former defaults with ``changes`` applied, per-data-set budgets resolved (the block
-    network's switches, ``"block"``, are not a hyperparameter and are left out)."""
-    params = {**FORMER, **changes}
-    params.pop("block", None)
+    """The former defaults with ``changes`` applied, per-data-set budgets resolved (the patches of
+    ``NOT_HYPERPARAMETERS`` are left out)."""
+    params = {key: value for key, value in {**FORMER, **changes}.items()
+              if key not in NOT_HYPERPARAMETERS}
     if isinstance(params.get("max_iter"), dict):
         params["max_iter"] = params["max_iter"][dataset]
     return params
@@ -132,7 +167,7 @@ def flow_params(changes: dict, dataset: str) -> dict:
 def describe(changes: dict, dataset: str) -> str:
     """``changes`` as ``key=value`` pairs, per-data-set budgets resolved."""
     resolved = {
-        key: changes[key] if key == "block" else flow_params(changes, dataset)[key]
+        key: changes[key] if key in NOT_HYPERPARAMETERS else flow_params(changes, dataset)[key]
         for key in changes
     }
     return ", ".join(f"{key}={value!r}" for key, value in resolved.items()) or "(none)"
@@ -144,6 +179,8 @@ def run_task(round_: int, name: str, changes: dict, dataset: str) -> dict:
         networks.ARCHITECTURES["residual"] = functools.partial(
             networks.VelocityBlockMLP, **changes["block"]
         )
+    if "warmup" in changes:  # this process only: warm-up, then the cosine decay
+        _trainer.FlowMatchingTrainer._scheduler = warmup_cosine(changes["warmup"])
     (row,), _ = run_dataset(dataset, N_TOY, False, flow_params(changes, dataset), ["flow"], False)
     result = {
         "dataset": dataset,
@@ -160,7 +197,7 @@ def run_task(round_: int, name: str, changes: dict, dataset: str) -> dict:
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
-        "--round", type=int, nargs="+", choices=(1, 2, 3, 4, 5), help="default: all"
+        "--round", type=int, nargs="+", choices=(1, 2, 3, 4, 5, 6), help="default: all"
     )
     parser.add_argument("--datasets", nargs="+", choices=ALL, help="default: all")
     parser.add_argument("--jobs", type=int, default=1, help="processes at once (default 1)")
