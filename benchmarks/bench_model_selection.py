@@ -1,10 +1,11 @@
 """GridSearchCV over a small grid of FlowMatchingDensity hyperparameters against the defaults.
 
 What is measured: on the small real data sets of ``bench_quality.py`` (the same 75/25 split,
-``random_state=0``), ``GridSearchCV(FlowMatchingDensity(random_state=0), GRID, cv=5)`` is fitted on
+``random_state=0``), ``GridSearchCV(FlowMatchingDensity(random_state=0), grid, cv=5)`` is fitted on
 the training rows (its score is the flow's own ``score``, the mean log-likelihood, so no scorer is
 needed) and its refitted best model is scored on the test rows, next to the default model. The grid
 holds the default setting, so the search leaves it only for a setting that cross-validates better.
+Two grids (``GRIDS``): ``"knobs"``, for the small sets, and ``"depth"``, for digits.
 The table
 gives both test LLs, the paired difference over the test rows, the chosen setting, and for each
 hyperparameter of the grid the spread of the mean CV score over its values (the best mean CV score
@@ -13,6 +14,8 @@ with that value fixed, best minus worst value): the larger the spread, the more 
 Reproduce (from the repository root)::
 
     OMP_NUM_THREADS=1 python benchmarks/bench_model_selection.py   # ~20 CPU min
+    OMP_NUM_THREADS=1 python benchmarks/bench_model_selection.py --datasets digits --grid depth \
+        --cv 3 --output model_selection_digits.md                      # ~20 CPU min
 
 The table is printed and written to ``benchmarks/results/model_selection.md``.
 """
@@ -30,21 +33,28 @@ from sklearn.model_selection import GridSearchCV, train_test_split
 from bench_quality import DATASETS
 from skflow import FlowMatchingDensity
 
-GRID = {
-    "architecture": ["mlp", "residual"],
-    "learning_rate_init": [2e-3, 5e-3],
-    "time_distribution": ["uniform", "arcsine"],
+GRIDS = {
+    "knobs": {
+        "architecture": ["mlp", "residual"],
+        "learning_rate_init": [2e-3, 5e-3],
+        "time_distribution": ["uniform", "arcsine"],
+    },
+    "depth": {
+        "architecture": ["mlp", "residual"],
+        "hidden_layer_sizes": [(128, 128, 128), (128, 128, 128, 128)],
+        "learning_rate_init": [5e-3, 1e-2],
+    },
 }
-"""The knobs the lever sweep (``bench_levers.py``) found to move the likelihood most on these sets,
-each at its default and one alternative."""
+"""Knobs that the lever sweep (``bench_levers.py``) found to move the likelihood, each at its
+default and one alternative; on digits, three hidden layers instead of four did better there."""
 
 
-def knob_spreads(search: GridSearchCV) -> str:
+def knob_spreads(search: GridSearchCV, grid: dict) -> str:
     """For each parameter of the grid: the best mean CV score with each of its values, best minus
     worst."""
     results = search.cv_results_
     parts = []
-    for name in GRID:
+    for name in grid:
         values = [repr(v) for v in results[f"param_{name}"]]
         best = {
             v: max(s for s, w in zip(results["mean_test_score"], values) if w == v)
@@ -68,9 +78,11 @@ def default_rank(search: GridSearchCV) -> int:
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--datasets", nargs="+", default=["wine", "iris", "breast_cancer"])
+    parser.add_argument("--grid", choices=list(GRIDS), default="knobs", help="default: knobs")
     parser.add_argument("--cv", type=int, default=5, help="folds of the search (default 5)")
     parser.add_argument("--output", default="model_selection.md")
     args = parser.parse_args(argv)
+    grid = GRIDS[args.grid]
     load_at_start, code_at_start = _common.load_average(), _common.code_version()
     rows = []
     for name in args.datasets:
@@ -78,7 +90,7 @@ def main(argv=None) -> None:
         X_train, X_test = train_test_split(X, test_size=0.25, random_state=0)
         default = FlowMatchingDensity(random_state=0)
         _, default_seconds, _ = _common.timed(default.fit, X_train)
-        search = GridSearchCV(FlowMatchingDensity(random_state=0), GRID, cv=args.cv)
+        search = GridSearchCV(FlowMatchingDensity(random_state=0), grid, cv=args.cv)
         _, search_seconds, _ = _common.timed(search.fit, X_train)
         default_ll = default.score_samples(X_test)
         tuned_ll = search.best_estimator_.score_samples(X_test)
@@ -90,19 +102,19 @@ def main(argv=None) -> None:
             "tuned - default ± SE": f"{gain:+.3f} ± {gain_se:.3f}",
             "chosen": ", ".join(f"{k}={v!r}" for k, v in search.best_params_.items()),
             "default's CV rank": default_rank(search),
-            "CV-score spread per knob": knob_spreads(search),
+            "CV-score spread per knob": knob_spreads(search, grid),
             "fit s default / search": f"{default_seconds:.1f} / {search_seconds:.1f}",
         }
         print(_common.markdown_table([row], list(row)).splitlines()[-1], flush=True)
         rows.append(row)
-    grid = ", ".join(f"{k}: {v}" for k, v in GRID.items())
+    described = ", ".join(f"{k}: {v}" for k, v in grid.items())
     text = (
         "## Model selection: GridSearchCV against the defaults\n\n"
         f"`{_common.command_line(argv, script=__file__)}`, {datetime.date.today()}; "
         f"{_common.code_version_since(code_at_start)}; {_common.machine_description()}. "
         f"1-minute load average {load_at_start} at the start, {_common.load_average()} at the end. "
-        f"Grid ({np.prod([len(v) for v in GRID.values()])} settings, {args.cv}-fold CV on the "
-        f"training rows, every other hyperparameter at its default): {grid}.\n\n"
+        f"Grid {args.grid!r} ({np.prod([len(v) for v in grid.values()])} settings, {args.cv}-fold "
+        f"CV on the training rows, every other hyperparameter at its default): {described}.\n\n"
         + _common.markdown_table(rows, list(rows[0]))
         + "\n"
     )
