@@ -104,15 +104,18 @@ class FlowMatchingDensity(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Den
     ema_decay : float, default=0.999
         Decay of the exponential moving average of the weights; the average is the fitted model.
         The decay is warmed up as ``min(ema_decay, (1 + k) / (10 + k))`` at step ``k``.
-    time_distribution : {"uniform", "logit_normal", "arcsine"}, default="uniform"
+    time_distribution : {"uniform", "logit_normal", "arcsine"}, default="arcsine"
         Law of the training times ``t`` of the flow-matching loss (:mod:`skflow.times`): uniform,
         logit-normal ``sigmoid(N(0, 1))`` (more weight in the middle; Esser et al., *Scaling
         Rectified Flow Transformers*, ICML 2024) or arcsine ``Beta(1/2, 1/2)`` (more weight at
-        both ends). With the former network (SiLU, three layers, minibatches of 256) the choice
-        was within the noise: arcsine reached -0.716 nats against -0.730 on diamonds, and gaps to
-        the true entropy of 0.059 against 0.060 on the uniform square and 0.077 against 0.072 on
-        the annulus; logit-normal was worse on all five sets of the lever sweep
-        (``benchmarks/README.md``, ``benchmarks/results/quality_levers.md``).
+        both ends). With the residual network, arcsine over uniform took digits from -112.9 to
+        -111.5 nats, breast_cancer from 36.7 to 37.6 and wine from -17.67 to -17.58; diamonds
+        (-0.425 against -0.419) and iris (-1.62 against -1.58) moved by less than the spread
+        between seeds or a standard error, and the gaps of the 2-D toys to their entropy by at
+        most 0.005 nats (``benchmarks/results/quality_time_arcsine_residual.md``). A grid search
+        had chosen it on breast_cancer and wine (``benchmarks/results/model_selection.md``).
+        Logit-normal was worse on all five sets of the lever sweep
+        (``benchmarks/results/quality_levers.md``).
     early_stopping : bool, default=True
         Hold out ``validation_fraction`` of the rows, score the averaged model on them
         ``25`` times over the budget (every ``ceil(max_iter / 25)`` epochs), keep the best-scoring
@@ -218,7 +221,7 @@ class FlowMatchingDensity(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Den
         learning_rate_init: float = 5e-3,
         learning_rate: str = "cosine",
         ema_decay: float = 0.999,
-        time_distribution: str = "uniform",
+        time_distribution: str = "arcsine",
         early_stopping: bool = True,
         scoring: str = "log_likelihood",
         validation_fraction: float = 0.1,

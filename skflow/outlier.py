@@ -27,10 +27,11 @@ from .density import FlowMatchingDensity
 
 __all__ = ["OWN_DEFAULTS", "FlowMatchingOutlierDetector"]
 
-OWN_DEFAULTS: dict[str, object] = {"architecture": "mlp"}
-"""FlowMatchingDensity's hyperparameters whose default differs here: the plain MLP, with which the
-detection benchmarks (``benchmarks/bench_outliers.py`` and the bandwidth study) were measured; the
-residual network that is the density's default since has not been measured for detection."""
+OWN_DEFAULTS: dict[str, object] = {"architecture": "mlp", "time_distribution": "uniform"}
+"""FlowMatchingDensity's hyperparameters whose default differs here: the plain MLP trained on
+uniform times, with which the detection benchmarks (``benchmarks/bench_outliers.py`` and the
+bandwidth study) were measured; the residual network and the arcsine times that are the density's
+defaults since have not been measured for detection."""
 
 AUTO_LEVEL = 0.01
 """Level of the chi-squared test that ``contamination="auto"`` is on Gaussian data."""

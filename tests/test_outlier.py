@@ -324,8 +324,9 @@ def test_hyperparameters_are_flow_matching_densitys_plus_contamination_and_bandw
     density = inspect.signature(FlowMatchingDensity).parameters
     detector = inspect.signature(FlowMatchingOutlierDetector).parameters
     assert list(detector) == ["contamination", "bandwidth", *density]
-    assert OWN_DEFAULTS == {"architecture": "mlp"}
+    assert OWN_DEFAULTS == {"architecture": "mlp", "time_distribution": "uniform"}
     assert density["architecture"].default == "residual"
+    assert density["time_distribution"].default == "arcsine"
     for name, parameter in density.items():
         assert detector[name].default == OWN_DEFAULTS.get(name, parameter.default)
         assert detector[name].kind is inspect.Parameter.KEYWORD_ONLY
@@ -337,6 +338,10 @@ def test_hyperparameters_are_flow_matching_densitys_plus_contamination_and_bandw
     }
     # the docstring states the detector's own default, not the density's
     assert 'architecture : {"mlp", "residual"}, default="mlp"' in FlowMatchingOutlierDetector.__doc__
+    assert (
+        'time_distribution : {"uniform", "logit_normal", "arcsine"}, default="uniform"'
+        in FlowMatchingOutlierDetector.__doc__
+    )
     assert isinstance(FlowMatchingOutlierDetector(**FAST).fit(gaussian(60, 3)).model_, VelocityMLP)
     with pytest.raises(TypeError):
         FlowMatchingOutlierDetector(n_estimators=100)
