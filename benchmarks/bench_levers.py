@@ -181,7 +181,7 @@ def run_task(round_: int, name: str, changes: dict, dataset: str) -> dict:
         )
     if "warmup" in changes:  # this process only: warm-up, then the cosine decay
         _trainer.FlowMatchingTrainer._scheduler = warmup_cosine(changes["warmup"])
-    (row,), _ = run_dataset(dataset, N_TOY, False, flow_params(changes, dataset), ["flow"], False)
+    (row,), _ = run_dataset(dataset, N_TOY, False, flow_params(changes, dataset), ["flow"])
     result = {
         "dataset": dataset,
         "round": round_,

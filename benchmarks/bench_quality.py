@@ -247,8 +247,10 @@ SOLVER_CHECK_ROWS = 1000  # 100 above 16 features, where the exact divergence co
 SOLVER_CHECK_STEPS = (5, 10, 20, 40)
 
 
-def solver_convergence(dataset: Dataset, flow, X_test: np.ndarray) -> dict:
-    """Mean test LL of the fitted ``flow`` with RK4 at several step counts and with dopri5 at
+def solver_convergence(
+    dataset: Dataset, flow, X_test: np.ndarray, steps: tuple[int, ...] = SOLVER_CHECK_STEPS
+) -> dict:
+    """Mean test LL of the fitted ``flow`` with RK4 at ``steps`` steps and with dopri5 at
     atol = rtol = 1e-7 (the reference), on at most ``SOLVER_CHECK_ROWS`` test rows; each RK4 entry
     is the mean and the largest absolute per-row difference from the reference."""
     X = X_test[: SOLVER_CHECK_ROWS if X_test.shape[1] <= 16 else 100]
@@ -258,7 +260,7 @@ def solver_convergence(dataset: Dataset, flow, X_test: np.ndarray) -> dict:
     )
     row = {"dataset": dataset.name, "rows": len(X), "dopri5 LL": f"{reference.mean():.4f}"}
     row["dopri5 s"] = f"{seconds:.1f}"
-    for n_steps in SOLVER_CHECK_STEPS:
+    for n_steps in steps:
         values = flow.set_params(solver="rk4", n_steps=n_steps).score_samples(X)
         difference = values - reference
         row[f"rk4 {n_steps}: mean diff / max abs diff"] = (
@@ -275,9 +277,10 @@ def evaluate(
     flow_params: dict,
     names: list[str],
     solver_rows: list[dict] | None,
+    solver_steps: tuple[int, ...] = SOLVER_CHECK_STEPS,
 ) -> list[dict]:
     """The rows of the main table for ``dataset``; appends the flow's ODE-solver convergence row
-    to ``solver_rows`` when that is a list (``--solver-check``)."""
+    (RK4 at ``solver_steps``) to ``solver_rows`` when that is a list (``--solver-check``)."""
     X_train, X_test = train_test_split(dataset.X, test_size=0.25, random_state=0)
     floor = "" if dataset.entropy is None else f"{0.0 - dataset.entropy:.3f}"
     if dataset.entropy_se:
@@ -295,7 +298,7 @@ def evaluate(
         if name == "flow":
             flow_log_density, flow_fit_seconds = log_density, fit_seconds
             if solver_rows is not None:
-                solver_rows.append(solver_convergence(dataset, model, X_test))
+                solver_rows.append(solver_convergence(dataset, model, X_test, solver_steps))
         if isinstance(model, GridSearchCV):
             note = describe_choice(model)
         elif isinstance(model, SplineFlow):
@@ -327,11 +330,17 @@ def evaluate(
 
 
 def run_dataset(
-    name: str, n_toy: int, quick: bool, flow_params: dict, models: list[str], solver_check: bool
+    name: str,
+    n_toy: int,
+    quick: bool,
+    flow_params: dict,
+    models: list[str],
+    solver_steps: tuple[int, ...] = (),
 ) -> tuple[list[dict], list[dict]]:
-    """Build data set ``name`` and evaluate the models on it (one task of the process pool)."""
-    solver_rows: list[dict] | None = [] if solver_check else None
-    rows = evaluate(DATASETS[name](n_toy), quick, flow_params, models, solver_rows)
+    """Build data set ``name`` and evaluate the models on it (one task of the process pool); with
+    ``solver_steps``, also the flow's solver convergence at those RK4 step counts."""
+    solver_rows: list[dict] | None = [] if solver_steps else None
+    rows = evaluate(DATASETS[name](n_toy), quick, flow_params, models, solver_rows, solver_steps)
     return rows, solver_rows or []
 
 
@@ -376,6 +385,13 @@ def main(argv=None) -> None:
         help="also score the fitted flow with RK4 at 5, 10, 20, 40 steps and with dopri5 (1e-7)",
     )
     parser.add_argument(
+        "--solver-steps",
+        type=int,
+        nargs="+",
+        default=list(SOLVER_CHECK_STEPS),
+        help="the RK4 step counts of --solver-check (default: 5 10 20 40)",
+    )
+    parser.add_argument(
         "--jobs",
         type=int,
         default=1,
@@ -394,7 +410,8 @@ def main(argv=None) -> None:
     n_toy = N_TOY_QUICK if args.quick else N_TOY
     load_at_start, code_at_start = _common.load_average(), _common.code_version()
 
-    tasks = [(name, n_toy, args.quick, flow_params, models, args.solver_check) for name in names]
+    solver_steps = tuple(args.solver_steps) if args.solver_check else ()
+    tasks = [(name, n_toy, args.quick, flow_params, models, solver_steps) for name in names]
     with multiprocessing.get_context("spawn").Pool(args.jobs) as pool:
         results = pool.starmap(run_dataset, tasks, chunksize=1)
     rows = [row for dataset_rows, _ in results for row in dataset_rows]
