@@ -5,11 +5,11 @@ What is measured: on the small real data sets of ``bench_quality.py`` (the same 
 the training rows (its score is the flow's own ``score``, the mean log-likelihood, so no scorer is
 needed) and its refitted best model is scored on the test rows, next to the default model. The grid
 holds the default setting, so the search leaves it only for a setting that cross-validates better.
-Two grids (``GRIDS``): ``"knobs"``, for the small sets, and ``"depth"``, for digits.
-The table
-gives both test LLs, the paired difference over the test rows, the chosen setting, and for each
-hyperparameter of the grid the spread of the mean CV score over its values (the best mean CV score
-with that value fixed, best minus worst value): the larger the spread, the more the knob matters.
+Two grids (``GRIDS``): ``"knobs"``, for the small sets, and ``"depth"``, for digits. The table gives
+both test LLs, the paired difference over the test rows, the chosen setting, the default's CV rank,
+and for each hyperparameter of the grid the spread of the mean CV score over its values (the best
+mean CV score with that value fixed, best minus worst value): the larger the spread, the more the
+knob matters.
 
 Reproduce (from the repository root)::
 
