@@ -171,7 +171,10 @@ def test_hutchinson_divergence_is_seeded_and_unbiased(fitted):
 
 @pytest.mark.parametrize(
     "solver, n_steps, tolerance",
-    [("euler", 100, 0.1), ("midpoint", 20, 0.02), ("rk4", 20, 0.005), ("dopri5", 1, 1e-4)],
+    # 40 steps, not 20: the arcsine training times leave a field that RK4 needs more steps for
+    # (on this model 20 steps are 0.009 nats off row-wise, 40 steps 0.0012; with uniform times
+    # 0.0045 and 0.0007), as on the benchmark's diamonds (benchmarks/results/quality_solver_*.md)
+    [("euler", 100, 0.1), ("midpoint", 40, 0.02), ("rk4", 40, 0.005), ("dopri5", 1, 1e-4)],
 )
 def test_solvers_converge_to_the_same_likelihood(fitted, solver, n_steps, tolerance):
     X_test = gaussian(100, 8)
