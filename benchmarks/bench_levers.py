@@ -46,7 +46,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import functools
-import math
 import multiprocessing
 
 import _common
@@ -99,7 +98,7 @@ def warmup_cosine(fraction: float):
         def factor(step: int) -> float:
             if step < warm:
                 return (step + 1) / warm
-            return 0.5 * (1.0 + math.cos(math.pi * min(step - warm, total - warm) / (total - warm)))
+            return _trainer.cosine_decay(step - warm, total - warm)
 
         return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 

@@ -45,6 +45,12 @@ DIVERGENCE_FACTOR = 1e6
 minibatch's) has diverged, even if the loss is finite: the weights have blown up."""
 
 
+def cosine_decay(step: int, total: int) -> float:
+    """Factor ``(1 + cos(pi min(step, total) / total)) / 2`` of the learning rate at ``step`` of a
+    cosine decay from 1 to 0 over ``total`` steps (Loshchilov & Hutter, *SGDR*, ICLR 2017)."""
+    return 0.5 * (1.0 + math.cos(math.pi * min(step, total) / total))
+
+
 @dataclass
 class TrainingConfig:
     """Optimisation settings, one field per estimator hyperparameter of the same name."""
@@ -462,9 +468,7 @@ class FlowMatchingTrainer:
         if self.config.learning_rate == "constant":
             return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
         total = self.config.max_iter * batches_per_epoch
-        return torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda step: 0.5 * (1.0 + math.cos(math.pi * min(step, total) / total))
-        )
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: cosine_decay(step, total))
 
     def _report(self, epoch: int, history: TrainingHistory, start_time: float) -> None:
         if not self.config.verbose:
