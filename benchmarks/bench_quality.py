@@ -49,8 +49,10 @@ Data sets:
   rows. Carats are recorded to 0.01 and prices to the dollar, so both get uniform noise of their
   recording step before the log (``carat + U(-0.005, 0.005)``, ``price + U(-0.5, 0.5)``).
 
-With ``--solver-check`` the fitted flow is also scored with RK4 at 5, 10, 20 and 40 steps and with
-dopri5 at atol = rtol = 1e-7 on at most 1000 test rows (100 above 16 features), in a second table.
+With ``--solver-check`` the fitted flow is also scored with RK4 at 5, 10, 20 and 40 steps
+(``--solver-steps``) on the flow's time grid (``--step-exponents`` compares several grids,
+``step_exponent`` of :func:`skflow.solvers.time_grid`) and with dopri5 at atol = rtol = 1e-7 on at
+most 1000 test rows (100 above 16 features), in a second table.
 
 Reproduce (from the repository root)::
 
@@ -247,28 +249,43 @@ SOLVER_CHECK_ROWS = 1000  # 100 above 16 features, where the exact divergence co
 SOLVER_CHECK_STEPS = (5, 10, 20, 40)
 
 
+@dataclass(frozen=True)
+class SolverCheck:
+    """The RK4 step counts and grid exponents (``step_exponent``; empty: the flow's own) at which
+    ``--solver-check`` scores the fitted flow."""
+
+    steps: tuple[int, ...] = SOLVER_CHECK_STEPS
+    exponents: tuple[float, ...] = ()
+
+
 def solver_convergence(
-    dataset: Dataset, flow, X_test: np.ndarray, steps: tuple[int, ...] = SOLVER_CHECK_STEPS
-) -> dict:
-    """Mean test LL of the fitted ``flow`` with RK4 at ``steps`` steps and with dopri5 at
-    atol = rtol = 1e-7 (the reference), on at most ``SOLVER_CHECK_ROWS`` test rows; each RK4 entry
-    is the mean and the largest absolute per-row difference from the reference."""
+    dataset: Dataset, flow, X_test: np.ndarray, check: SolverCheck
+) -> list[dict]:
+    """Mean test LL of the fitted ``flow`` with RK4 at each of ``check``'s steps and grid exponents
+    and with dopri5 at atol = rtol = 1e-7 (the reference), on at most ``SOLVER_CHECK_ROWS`` test
+    rows; one row per exponent, each RK4 entry the mean and the largest absolute per-row difference
+    from the reference."""
     X = X_test[: SOLVER_CHECK_ROWS if X_test.shape[1] <= 16 else 100]
-    solver = {k: flow.get_params()[k] for k in ("solver", "n_steps", "atol", "rtol")}
+    keys = ("solver", "n_steps", "step_exponent", "atol", "rtol")
+    solver = {k: flow.get_params()[k] for k in keys}
     reference, seconds, _ = _common.timed(
         flow.set_params(solver="dopri5", atol=1e-7, rtol=1e-7).score_samples, X
     )
-    row = {"dataset": dataset.name, "rows": len(X), "dopri5 LL": f"{reference.mean():.4f}"}
-    row["dopri5 s"] = f"{seconds:.1f}"
-    for n_steps in steps:
-        values = flow.set_params(solver="rk4", n_steps=n_steps).score_samples(X)
-        difference = values - reference
-        row[f"rk4 {n_steps}: mean diff / max abs diff"] = (
-            f"{difference.mean():+.4f} / {np.abs(difference).max():.4f}"
-        )
+    rows = []
+    for exponent in check.exponents or (solver["step_exponent"],):
+        row = {"dataset": dataset.name, "rows": len(X), "dopri5 LL": f"{reference.mean():.4f}"}
+        row["dopri5 s"] = f"{seconds:.1f}"
+        row["step exponent"] = f"{exponent:g}"
+        for n_steps in check.steps:
+            flow.set_params(solver="rk4", n_steps=n_steps, step_exponent=exponent)
+            difference = flow.score_samples(X) - reference
+            row[f"rk4 {n_steps}: mean diff / max abs diff"] = (
+                f"{difference.mean():+.4f} / {np.abs(difference).max():.4f}"
+            )
+        print(_common.markdown_table([row], list(row)).splitlines()[-1], flush=True)
+        rows.append(row)
     flow.set_params(**solver)
-    print(_common.markdown_table([row], list(row)).splitlines()[-1], flush=True)
-    return row
+    return rows
 
 
 def evaluate(
@@ -277,10 +294,10 @@ def evaluate(
     flow_params: dict,
     names: list[str],
     solver_rows: list[dict] | None,
-    solver_steps: tuple[int, ...] = SOLVER_CHECK_STEPS,
+    solver_check: SolverCheck = SolverCheck(),
 ) -> list[dict]:
-    """The rows of the main table for ``dataset``; appends the flow's ODE-solver convergence row
-    (RK4 at ``solver_steps``) to ``solver_rows`` when that is a list (``--solver-check``)."""
+    """The rows of the main table for ``dataset``; appends the flow's ODE-solver convergence rows
+    (:func:`solver_convergence`) to ``solver_rows`` when that is a list (``--solver-check``)."""
     X_train, X_test = train_test_split(dataset.X, test_size=0.25, random_state=0)
     floor = "" if dataset.entropy is None else f"{0.0 - dataset.entropy:.3f}"
     if dataset.entropy_se:
@@ -298,7 +315,7 @@ def evaluate(
         if name == "flow":
             flow_log_density, flow_fit_seconds = log_density, fit_seconds
             if solver_rows is not None:
-                solver_rows.append(solver_convergence(dataset, model, X_test, solver_steps))
+                solver_rows.extend(solver_convergence(dataset, model, X_test, solver_check))
         if isinstance(model, GridSearchCV):
             note = describe_choice(model)
         elif isinstance(model, SplineFlow):
@@ -335,12 +352,13 @@ def run_dataset(
     quick: bool,
     flow_params: dict,
     models: list[str],
-    solver_steps: tuple[int, ...] = (),
+    solver_check: SolverCheck | None = None,
 ) -> tuple[list[dict], list[dict]]:
     """Build data set ``name`` and evaluate the models on it (one task of the process pool); with
-    ``solver_steps``, also the flow's solver convergence at those RK4 step counts."""
-    solver_rows: list[dict] | None = [] if solver_steps else None
-    rows = evaluate(DATASETS[name](n_toy), quick, flow_params, models, solver_rows, solver_steps)
+    ``solver_check``, also the flow's solver convergence."""
+    solver_rows: list[dict] | None = [] if solver_check else None
+    dataset = DATASETS[name](n_toy)
+    rows = evaluate(dataset, quick, flow_params, models, solver_rows, solver_check or SolverCheck())
     return rows, solver_rows or []
 
 
@@ -392,6 +410,13 @@ def main(argv=None) -> None:
         help="the RK4 step counts of --solver-check (default: 5 10 20 40)",
     )
     parser.add_argument(
+        "--step-exponents",
+        type=float,
+        nargs="+",
+        default=[],
+        help="the grid exponents (step_exponent) of --solver-check (default: the flow's own)",
+    )
+    parser.add_argument(
         "--jobs",
         type=int,
         default=1,
@@ -410,8 +435,10 @@ def main(argv=None) -> None:
     n_toy = N_TOY_QUICK if args.quick else N_TOY
     load_at_start, code_at_start = _common.load_average(), _common.code_version()
 
-    solver_steps = tuple(args.solver_steps) if args.solver_check else ()
-    tasks = [(name, n_toy, args.quick, flow_params, models, solver_steps) for name in names]
+    solver_check = None
+    if args.solver_check:
+        solver_check = SolverCheck(tuple(args.solver_steps), tuple(args.step_exponents))
+    tasks = [(name, n_toy, args.quick, flow_params, models, solver_check) for name in names]
     with multiprocessing.get_context("spawn").Pool(args.jobs) as pool:
         results = pool.starmap(run_dataset, tasks, chunksize=1)
     rows = [row for dataset_rows, _ in results for row in dataset_rows]
@@ -422,8 +449,8 @@ def main(argv=None) -> None:
             "\n\n### Convergence of the flow's log-likelihood in the ODE solver\n\n"
             f"The fitted flows above, on the first {SOLVER_CHECK_ROWS} test rows (100 above 16 "
             "features; all, when fewer): mean LL with dopri5 at atol = rtol = 1e-7 (the "
-            "reference) and its CPU seconds; for RK4 with n steps, the mean and the largest "
-            "absolute per-row difference "
+            "reference) and its CPU seconds; for RK4 with n steps on the grid of the step "
+            "exponent (1: equal steps), the mean and the largest absolute per-row difference "
             "from the reference (nats).\n\n"
             + _common.markdown_table(solver_rows, list(solver_rows[0]))
         )

@@ -157,6 +157,7 @@ class BaseFlow(BaseEstimator):
         "tol": [Interval(Real, 0, None, closed="left")],
         "solver": [StrOptions(set(SOLVERS))],
         "n_steps": [Interval(Integral, 1, None, closed="left")],
+        "step_exponent": [Interval(Real, 1, None, closed="left")],
         "atol": [Interval(Real, 0, None, closed="neither")],
         "rtol": [Interval(Real, 0, None, closed="neither")],
         "divergence": [StrOptions(set(DIVERGENCES))],
@@ -205,6 +206,7 @@ class BaseFlow(BaseEstimator):
         return {
             "method": self.solver,
             "n_steps": self.n_steps,
+            "step_exponent": self.step_exponent,
             "atol": self.atol,
             "rtol": self.rtol,
         }

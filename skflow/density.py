@@ -146,10 +146,15 @@ class FlowMatchingDensity(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Den
         :meth:`inverse_transform`. Fixed-step solvers give each row a result independent of the other
         rows; ``"dopri5"`` adapts its steps to the batch as a whole.
     n_steps : int, default=20
-        Steps of a fixed-step solver. With RK4, 20 steps put the mean test log-likelihood within
-        0.0024 nats of dopri5 at ``atol = rtol = 1e-7`` on eight of the nine benchmark sets and
-        within 0.0105 on diamonds, whose density has cliffs (30 steps: 0.0029;
-        ``benchmarks/results/quality.md``, ``quality_solver_diamonds.md``).
+        Steps of a fixed-step solver. With RK4 and the default ``step_exponent``, 20 steps put the
+        mean test log-likelihood within 0.0028 nats of dopri5 at ``atol = rtol = 1e-7`` on the
+        benchmark sets (``benchmarks/results/quality.md``).
+    step_exponent : float, default=1.5
+        Shape of the fixed-step grid, ``t_k = 1 - (1 - k / n_steps) ** step_exponent`` (see
+        :func:`skflow.solvers.time_grid`): 1 takes equal steps, larger values shorten them toward
+        the data end ``t = 1``, where a field trained on ends-weighted times turns sharp on data
+        with cliffs. On diamonds RK4-20 was 0.0105 nats off dopri5 with equal steps and 0.0008
+        with 1.5 (``benchmarks/results/quality_step_grid.md``).
     atol, rtol : float, default=1e-7
         Tolerances of ``solver="dopri5"``. At ``1e-5`` the log-density of a 2-D Gaussian model was
         off by 2e-3 nats, at ``1e-7`` by 2e-6.
@@ -233,6 +238,7 @@ class FlowMatchingDensity(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Den
         tol: float = 1e-4,
         solver: str = "rk4",
         n_steps: int = 20,
+        step_exponent: float = 1.5,
         atol: float = 1e-7,
         rtol: float = 1e-7,
         divergence: str = "exact",
@@ -261,6 +267,7 @@ class FlowMatchingDensity(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Den
         self.tol = tol
         self.solver = solver
         self.n_steps = n_steps
+        self.step_exponent = step_exponent
         self.atol = atol
         self.rtol = rtol
         self.divergence = divergence

@@ -27,11 +27,16 @@ from .density import FlowMatchingDensity
 
 __all__ = ["OWN_DEFAULTS", "FlowMatchingOutlierDetector"]
 
-OWN_DEFAULTS: dict[str, object] = {"architecture": "mlp", "time_distribution": "uniform"}
+OWN_DEFAULTS: dict[str, object] = {
+    "architecture": "mlp",
+    "time_distribution": "uniform",
+    "step_exponent": 1.0,
+}
 """FlowMatchingDensity's hyperparameters whose default differs here: the plain MLP trained on
-uniform times, with which the detection benchmarks (``benchmarks/bench_outliers.py`` and the
-bandwidth study) were measured; the residual network and the arcsine times that are the density's
-defaults since have not been measured for detection."""
+uniform times and integrated with equal steps, with which the detection benchmarks
+(``benchmarks/bench_outliers.py`` and the bandwidth study) were measured; the residual network, the
+arcsine times and the grid that shortens its steps toward the data, the density's defaults since,
+have not been measured for detection."""
 
 AUTO_LEVEL = 0.01
 """Level of the chi-squared test that ``contamination="auto"`` is on Gaussian data."""
@@ -499,9 +504,10 @@ def _docstring() -> str | None:
     density_doc = inspect.cleandoc(density_doc)
     parameters = _section(density_doc, "Parameters")
     for name, default in OWN_DEFAULTS.items():  # the entry's header line states the default
+        shown = f'"{default}"' if isinstance(default, str) else repr(default)
         parameters = re.sub(
             rf"^({name} : .*, default=).*$",
-            lambda match: f'{match.group(1)}"{default}" (FlowMatchingDensity\'s differs: see'
+            lambda match: f"{match.group(1)}{shown} (FlowMatchingDensity's differs: see"
             " :data:`~skflow.outlier.OWN_DEFAULTS`)",
             parameters,
             count=1,

@@ -111,6 +111,10 @@ class InterpolantTransport(OneToOneFeatureMixin, TransformerMixin, BaseFlow):
         Amplitude of the diffusion ``epsilon(t) = eps gamma(t) / max gamma`` of :meth:`sample` and
         :meth:`transport`. ``eps > 0`` learns the denoiser too (twice the training cost) and needs a
         non-zero ``gamma``; ``0`` samples with the probability-flow ODE.
+    step_exponent : float, default=1.0
+        Shape of the fixed-step grid, as in :class:`~skflow.FlowMatchingDensity` (whose default is
+        1.5, measured with its ends-weighted training times); with the transport's uniform times
+        equal steps are kept.
     sde_n_steps : int, default=100
         Euler–Maruyama steps of the SDE samplers (see :func:`skflow.solvers.integrate_sde`).
     source_density : estimator or None, default=None
@@ -205,6 +209,7 @@ feature_names_in_
         tol: float = 1e-4,
         solver: str = "rk4",
         n_steps: int = 20,
+        step_exponent: float = 1.0,
         atol: float = 1e-7,
         rtol: float = 1e-7,
         divergence: str = "exact",
@@ -237,6 +242,7 @@ feature_names_in_
         self.tol = tol
         self.solver = solver
         self.n_steps = n_steps
+        self.step_exponent = step_exponent
         self.atol = atol
         self.rtol = rtol
         self.divergence = divergence

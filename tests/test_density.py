@@ -169,19 +169,36 @@ def test_hutchinson_divergence_is_seeded_and_unbiased(fitted):
     assert abs(error.mean()) < 4 * error.std() / np.sqrt(len(error))
 
 
+@pytest.mark.parametrize("step_exponent", [1.0, 1.5])
 @pytest.mark.parametrize(
     "solver, n_steps, tolerance",
-    # 40 steps, not 20: the arcsine training times leave a field that RK4 needs more steps for
-    # (on this model 20 steps are 0.009 nats off row-wise, 40 steps 0.0012; with uniform times
-    # 0.0045 and 0.0007), as on the benchmark's diamonds (benchmarks/results/quality_solver_*.md)
-    [("euler", 100, 0.1), ("midpoint", 40, 0.02), ("rk4", 40, 0.005), ("dopri5", 1, 1e-4)],
+    # on this model (a smooth field, arcsine training times), row-wise largest differences from
+    # dopri5 at 1e-7, with equal steps / the default graded grid: rk4-40 0.0012 / 0.0042,
+    # midpoint-100 0.0011 / 0.0049, euler-100 0.054 / 0.072 (rk4-20: 0.009 / 0.031; the graded
+    # grid pays off where the field is sharp near the data, benchmarks/results/quality_step_grid.md)
+    [("euler", 100, 0.1), ("midpoint", 100, 0.01), ("rk4", 40, 0.005)],
 )
-def test_solvers_converge_to_the_same_likelihood(fitted, solver, n_steps, tolerance):
+def test_solvers_converge_to_the_same_likelihood(fitted, solver, n_steps, tolerance, step_exponent):
     X_test = gaussian(100, 8)
-    reference = pickle.loads(pickle.dumps(fitted)).set_params(n_steps=200).score_samples(X_test)
-    other = pickle.loads(pickle.dumps(fitted)).set_params(solver=solver, n_steps=n_steps)
+    reference = pickle.loads(pickle.dumps(fitted)).set_params(solver="dopri5").score_samples(X_test)
+    other = pickle.loads(pickle.dumps(fitted)).set_params(
+        solver=solver, n_steps=n_steps, step_exponent=step_exponent
+    )
     np.testing.assert_allclose(other.score_samples(X_test), reference, atol=tolerance)
 
+
+def test_default_step_exponent_grades_the_grid(fitted):
+    # the default steps through 1 - (1 - k/n)^1.5, not equal steps, and dopri5 ignores the grid
+    assert FlowMatchingDensity().step_exponent == 1.5
+    X_test = gaussian(20, 9)
+    scores = {
+        exponent: pickle.loads(pickle.dumps(fitted)).set_params(step_exponent=exponent)
+        for exponent in (1.0, 1.5)
+    }
+    assert not np.allclose(scores[1.0].score_samples(X_test), fitted.score_samples(X_test))
+    np.testing.assert_array_equal(scores[1.5].score_samples(X_test), fitted.score_samples(X_test))
+    adaptive = [m.set_params(solver="dopri5").score_samples(X_test) for m in scores.values()]
+    np.testing.assert_array_equal(*adaptive)
 
 
 @pytest.mark.parametrize("scoring", ["log_likelihood", "loss"])

@@ -324,7 +324,11 @@ def test_hyperparameters_are_flow_matching_densitys_plus_contamination_and_bandw
     density = inspect.signature(FlowMatchingDensity).parameters
     detector = inspect.signature(FlowMatchingOutlierDetector).parameters
     assert list(detector) == ["contamination", "bandwidth", *density]
-    assert OWN_DEFAULTS == {"architecture": "mlp", "time_distribution": "uniform"}
+    assert OWN_DEFAULTS == {
+        "architecture": "mlp",
+        "time_distribution": "uniform",
+        "step_exponent": 1.0,
+    }
     assert density["architecture"].default == "residual"
     assert density["time_distribution"].default == "arcsine"
     for name, parameter in density.items():
