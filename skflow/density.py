@@ -84,8 +84,8 @@ class FlowMatchingDensity(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Den
         :func:`skflow._base.auto_max_iter`). A fixed number of epochs is wrong at both ends: 500
         epochs of 1024 rows are 20,000 steps on the 40,455 rows of the diamonds benchmark set but
         1,500 on a 3,000-row toy. ``"auto"`` takes 20,016 steps on diamonds (208-225 CPU seconds
-        of one core, -0.425 nats; twice the steps reached -0.386 with uniform times, at 2.5 times
-        the CPU) and 10,800 on the toys (with the former network and minibatches of 256, 10,800
+        of one core, -0.437 nats; twice the steps reached -0.386 with uniform times and equal ODE
+        steps, at 2.5 times the CPU) and 10,800 on the toys (with the former network and minibatches of 256, 10,800
         steps instead of 6,000 took the annulus from 0.105 to 0.072 nats from its entropy); small
         sets get enough steps for early stopping to pick from (``benchmarks/README.md``,
         "Quality").
@@ -146,15 +146,16 @@ class FlowMatchingDensity(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Den
         :meth:`inverse_transform`. Fixed-step solvers give each row a result independent of the other
         rows; ``"dopri5"`` adapts its steps to the batch as a whole.
     n_steps : int, default=20
-        Steps of a fixed-step solver. With RK4 and the default ``step_exponent``, 20 steps put the
-        mean test log-likelihood within 0.0028 nats of dopri5 at ``atol = rtol = 1e-7`` on the
-        benchmark sets (``benchmarks/results/quality.md``).
+        Steps of a fixed-step solver. With RK4 on the default grid, 20 steps put the mean test
+        log-likelihood within 0.0028 nats of dopri5 at ``atol = rtol = 1e-7`` on all nine
+        benchmark sets (``benchmarks/results/quality.md``); 10 steps miss 0.01 nats on three.
     step_exponent : float, default=1.5
         Shape of the fixed-step grid, ``t_k = 1 - (1 - k / n_steps) ** step_exponent`` (see
-        :func:`skflow.solvers.time_grid`): 1 takes equal steps, larger values shorten them toward
-        the data end ``t = 1``, where a field trained on ends-weighted times turns sharp on data
-        with cliffs. On diamonds RK4-20 was 0.0105 nats off dopri5 with equal steps and 0.0008
-        with 1.5 (``benchmarks/results/quality_step_grid.md``).
+        :func:`skflow.solvers.time_grid`), at least 1: 1 takes equal steps, larger values shorten
+        them toward the data end ``t = 1``, where the field learned on ends-weighted times turns
+        sharp if the density has cliffs. On diamonds RK4-20 was 0.0105 nats off dopri5 with equal
+        steps and is 0.0008 with 1.5; on smooth fields equal steps are slightly more accurate
+        (digits 0.0012 against 0.0028).
     atol, rtol : float, default=1e-7
         Tolerances of ``solver="dopri5"``. At ``1e-5`` the log-density of a 2-D Gaussian model was
         off by 2e-3 nats, at ``1e-7`` by 2e-6.

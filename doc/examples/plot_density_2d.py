@@ -68,8 +68,9 @@ for name, flow in flows.items():
 # ``sample`` and ``inverse_transform`` return the end points of the ODE only. The intermediate
 # points come from the same public pieces they use: the fitted network ``model_`` (a velocity field
 # on the standardised data, called as ``model_(t, x)``), the solver
-# :func:`skflow.solvers.integrate` with ``return_path=True``, and the standardisation ``mean_`` and
-# ``scale_``. The linear path runs from ``t = 0`` to ``t = 1``.
+# :func:`skflow.solvers.integrate` with ``return_path=True`` on the flow's time grid (its steps
+# shorten toward the data, ``step_exponent``), and the standardisation ``mean_`` and ``scale_``.
+# The linear path runs from ``t = 0`` to ``t = 1``.
 
 
 def trajectories(flow, n_rows, n_steps=20, seed=0):
@@ -81,7 +82,14 @@ def trajectories(flow, n_rows, n_steps=20, seed=0):
 
     with torch.no_grad():
         path = integrate(
-            velocity, z, 0.0, 1.0, method=flow.solver, n_steps=n_steps, return_path=True
+            velocity,
+            z,
+            0.0,
+            1.0,
+            method=flow.solver,
+            n_steps=n_steps,
+            step_exponent=flow.step_exponent,
+            return_path=True,
         )
     return path.numpy() * flow.scale_ + flow.mean_
 
