@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from numbers import Integral
+from numbers import Integral, Real
 
 import numpy as np
 import torch
@@ -21,6 +21,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._base import BaseFlow, check_not_bool, keeps_state_on_error
 from .likelihood import standard_normal_log_density
+from .networks import FourierFeatureVelocity
 
 __all__ = ["FlowMatchingDensity"]
 
@@ -77,6 +78,14 @@ class FlowMatchingDensity(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Den
         diamonds from -0.486 to -0.419 nats (-0.492 to -0.427 with another seed) and digits from
         -113.9 to -112.9 (-113.6 to -113.1), and kept the 2-D toys within 0.005 nats, for about
         15-30 % more time per step (``benchmarks/results/quality_levers_network.md``).
+    n_fourier_features : int, default=0
+        Number ``m`` of random Fourier features ``sin(x B)``, ``cos(x B)`` of the standardised
+        ``x`` that the network sees beside ``x`` (:class:`~skflow.networks.FourierFeatureVelocity`,
+        after Tancik et al., 2020); ``0`` gives none. They let the field resolve fine detail, such
+        as the cliffs of a density with heaped values, in few dimensions.
+    fourier_scale : float, default=10.0
+        Standard deviation ``sigma`` of each phase ``x B_k`` of standardised data (the entries of
+        ``B`` have standard deviation ``sigma / sqrt(d)``); ignored with ``n_fourier_features=0``.
     max_iter : int or "auto", default="auto"
         Number of epochs (passes over the training rows); the most, with early stopping.
         ``"auto"`` sets a budget of optimiser steps that grows with the data,
@@ -216,6 +225,12 @@ class FlowMatchingDensity(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Den
     (4, 2)
     """
 
+    _parameter_constraints: dict = {
+        **BaseFlow._parameter_constraints,
+        "n_fourier_features": [Interval(Integral, 0, None, closed="left")],
+        "fourier_scale": [Interval(Real, 0, None, closed="neither")],
+    }
+
     def __init__(
         self,
         *,
@@ -226,6 +241,8 @@ class FlowMatchingDensity(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Den
         hidden_layer_sizes=(128, 128, 128, 128),
         activation: str = "gelu",
         architecture: str = "residual",
+        n_fourier_features: int = 0,
+        fourier_scale: float = 10.0,
         max_iter: int | str = "auto",
         batch_size: int = 1024,
         learning_rate_init: float = 5e-3,
@@ -255,6 +272,8 @@ class FlowMatchingDensity(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Den
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.architecture = architecture
+        self.n_fourier_features = n_fourier_features
+        self.fourier_scale = fourier_scale
         self.max_iter = max_iter
         self.batch_size = batch_size
         self.learning_rate_init = learning_rate_init
@@ -410,6 +429,18 @@ class FlowMatchingDensity(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Den
 
     def _base_log_density(self, z: np.ndarray) -> np.ndarray:
         return standard_normal_log_density(torch.as_tensor(z)).numpy()
+
+    def _make_network(self, n_features: int) -> torch.nn.Module:
+        if self.n_fourier_features == 0:
+            return super()._make_network(n_features)
+        return FourierFeatureVelocity(
+            self.architecture,
+            n_features,
+            self._check_hidden_layer_sizes(),
+            self.activation,
+            n_frequencies=self.n_fourier_features,
+            scale=self.fourier_scale,
+        )
 
     def score(self, X, y=None) -> float:
         """Mean log-likelihood of ``X`` under the model, so that model selection needs no scorer.

@@ -11,6 +11,7 @@ from torch import nn
 __all__ = [
     "ACTIVATIONS",
     "ARCHITECTURES",
+    "FourierFeatureVelocity",
     "RestandardisedVelocity",
     "TimeEmbedding",
     "VelocityBlockMLP",
@@ -63,15 +64,22 @@ class VelocityMLP(nn.Module):
     Parameters
     ----------
     n_features : int
-        Dimension ``d`` of ``x`` and of the output.
+        Dimension ``d`` of ``x`` and, by default, of the output.
     hidden_layer_sizes : sequence of int
         Width of each hidden layer.
     activation : str
         Name of the activation in :data:`ACTIVATIONS`.
+    n_outputs : int, optional
+        Dimension of the output, when it is not ``d`` (behind :class:`FourierFeatureVelocity`).
     """
 
     def __init__(
-        self, n_features: int, hidden_layer_sizes: Sequence[int], activation: str
+        self,
+        n_features: int,
+        hidden_layer_sizes: Sequence[int],
+        activation: str,
+        *,
+        n_outputs: int | None = None,
     ) -> None:
         super().__init__()
         self.time_embedding = TimeEmbedding()
@@ -79,7 +87,7 @@ class VelocityMLP(nn.Module):
         layers: list[nn.Module] = []
         for fan_in, fan_out in zip(widths[:-1], widths[1:]):
             layers += [nn.Linear(fan_in, fan_out), ACTIVATIONS[activation]()]
-        layers.append(nn.Linear(widths[-1], n_features))
+        layers.append(nn.Linear(widths[-1], n_outputs or n_features))
         self.layers = nn.Sequential(*layers)
 
     def forward(self, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -110,11 +118,13 @@ class VelocityBlockMLP(nn.Module):
     Parameters
     ----------
     n_features : int
-        Dimension ``d`` of ``x`` and of the output.
+        Dimension ``d`` of ``x`` and, by default, of the output.
     hidden_layer_sizes : sequence of int
         Width of each hidden layer.
     activation : str
         Name of the activation in :data:`ACTIVATIONS`.
+    n_outputs : int, optional
+        Dimension of the output, when it is not ``d`` (behind :class:`FourierFeatureVelocity`).
     skip : bool, default=True
         Whether a block adds its input to its output (where the widths agree).
     layer_norm : bool, default=True
@@ -129,6 +139,7 @@ class VelocityBlockMLP(nn.Module):
         hidden_layer_sizes: Sequence[int],
         activation: str,
         *,
+        n_outputs: int | None = None,
         skip: bool = True,
         layer_norm: bool = True,
         time_every_layer: bool = True,
@@ -146,7 +157,7 @@ class VelocityBlockMLP(nn.Module):
             nn.LayerNorm(fan_in) if layer_norm else nn.Identity() for fan_in, _ in pairs
         )
         self.activation = ACTIVATIONS[activation]()
-        self.last = nn.Linear(hidden_layer_sizes[-1], n_features)
+        self.last = nn.Linear(hidden_layer_sizes[-1], n_outputs or n_features)
 
     def forward(self, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """Velocity at times ``t`` (shape (n,)) and points ``x`` (shape (n, d))."""
@@ -163,6 +174,60 @@ class VelocityBlockMLP(nn.Module):
 
 ARCHITECTURES: dict[str, type[nn.Module]] = {"mlp": VelocityMLP, "residual": VelocityBlockMLP}
 """Registry of velocity networks by the name that the ``architecture`` hyperparameter takes."""
+
+
+class FourierFeatureVelocity(nn.Module):
+    """A velocity network that sees random Fourier features of ``x`` beside ``x`` itself.
+
+    .. math::
+
+        v(t, x) = g\\bigl(t,\\ [x,\\ \\sin(x B),\\ \\cos(x B)]\\bigr), \\qquad
+        B_{jk} \\sim N(0, \\sigma^2 / d) \\text{ drawn once and fixed,}
+
+    with ``B`` of shape ``(d, m)`` and ``g`` a network of :data:`ARCHITECTURES` taking ``d + 2 m``
+    inputs and returning ``d``. A network of smooth activations fits low frequencies first and fine detail last (its spectral
+    bias); features ``sin(x B)``, ``cos(x B)`` hand it that detail directly (for standardised ``x``
+    each phase ``x B_k`` has standard deviation ``sigma`` whatever ``d``), which is how Tancik et al. (*Fourier Features Let Networks
+    Learn High Frequency Functions in Low Dimensional Domains*, NeurIPS 2020) made coordinate
+    networks sharp. ``B`` is drawn from torch's global generator, which the estimators seed.
+
+    Parameters
+    ----------
+    architecture : str
+        Name of ``g``'s class in :data:`ARCHITECTURES`.
+    n_features : int
+        Dimension ``d`` of ``x`` and of the output.
+    hidden_layer_sizes : sequence of int
+        Width of each hidden layer of ``g``.
+    activation : str
+        Name of the activation in :data:`ACTIVATIONS`.
+    n_frequencies : int
+        Number ``m`` of frequency vectors (columns of ``B``), at least 1.
+    scale : float
+        ``sigma``: the entries of ``B`` have standard deviation ``sigma / sqrt(d)``.
+    """
+
+    def __init__(
+        self,
+        architecture: str,
+        n_features: int,
+        hidden_layer_sizes: Sequence[int],
+        activation: str,
+        *,
+        n_frequencies: int,
+        scale: float,
+    ) -> None:
+        super().__init__()
+        frequencies = scale / math.sqrt(n_features) * torch.randn(n_features, n_frequencies)
+        self.register_buffer("frequencies", frequencies)
+        self.network = ARCHITECTURES[architecture](
+            n_features + 2 * n_frequencies, hidden_layer_sizes, activation, n_outputs=n_features
+        )
+
+    def forward(self, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """Velocity at times ``t`` (shape (n,)) and points ``x`` (shape (n, d))."""
+        angles = x @ self.frequencies.to(x.dtype)
+        return self.network(t, torch.cat([x, torch.sin(angles), torch.cos(angles)], dim=1))
 
 
 class VelocityDenoiserMLP(nn.Module):
