@@ -17,10 +17,9 @@ from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
-from _shared import COVARIANCE, MEAN, SMALL, gaussian
+from _shared import COVARIANCE, FAST, MEAN, SMALL, gaussian
 from skflow import FlowMatchingDensity
-
-
+from skflow.networks import FourierFeatureVelocity
 
 
 @pytest.fixture(scope="module")
@@ -146,7 +145,6 @@ def test_dataframe_input_and_feature_names():
         np.testing.assert_allclose(flow.score_samples(X), flow.score_samples(X.to_numpy()))
 
 
-
 def test_sample_weight_zero_removes_a_cluster():
     """Rows with zero weight do not shape the density: a cluster weighted out gets little mass."""
     rng = np.random.default_rng(0)
@@ -201,6 +199,19 @@ def test_default_step_exponent_grades_the_grid(fitted):
     np.testing.assert_array_equal(*adaptive)
 
 
+def test_fourier_features_are_seeded_and_off_by_default():
+    X = gaussian(200, 0)
+    assert not isinstance(FlowMatchingDensity(**FAST).fit(X).model_, FourierFeatureVelocity)
+    make = lambda seed: FlowMatchingDensity(  # noqa: E731
+        n_fourier_features=6, fourier_scale=3.0, random_state=seed, **FAST
+    ).fit(X)
+    first, again, other = make(0), make(0), make(1)
+    assert isinstance(first.model_, FourierFeatureVelocity)
+    assert first.model_.frequencies.shape == (2, 6)
+    np.testing.assert_array_equal(first.score_samples(X), again.score_samples(X))
+    assert not torch.equal(first.model_.frequencies, other.model_.frequencies)
+
+
 @pytest.mark.parametrize("scoring", ["log_likelihood", "loss"])
 def test_early_stopping_records_validation_and_stops(scoring):
     flow = FlowMatchingDensity(
@@ -243,15 +254,11 @@ def test_verbose_prints_progress(capsys):
     assert "Epoch 1" in out and "validation loss" in out
 
 
-
-
-
 def test_cuda_without_a_device_is_a_clear_error():
     if torch.cuda.is_available():
         pytest.skip("CUDA is available here")
     with pytest.raises(ValueError, match="cuda"):
         FlowMatchingDensity(device="cuda").fit(gaussian(20, 0))
-
 
 
 @pytest.mark.cuda

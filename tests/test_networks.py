@@ -17,6 +17,10 @@ What is tested against what
   whose weights are zero pass their input through unchanged; the switches add or remove layer norms
   and the time embedding's inputs of every block; outputs depend on ``t`` and ``x`` row by row and
   gradients reach every parameter. :data:`~skflow.networks.ARCHITECTURES` names both.
+* :class:`~skflow.networks.FourierFeatureVelocity`: its output against its inner network evaluated
+  by hand on ``[x, sin(x B), cos(x B)]``; the inner network's ``d + 2 m`` inputs and ``d`` outputs
+  for both architectures; the entries of ``B`` have standard deviation ``scale / sqrt(d)`` (to
+  sampling error); ``B`` is a buffer, fixed by the seed and not trained.
 """
 
 import numpy as np
@@ -27,6 +31,7 @@ from torch import nn
 from skflow.networks import (
     ACTIVATIONS,
     ARCHITECTURES,
+    FourierFeatureVelocity,
     TimeEmbedding,
     VelocityBlockMLP,
     VelocityMLP,
@@ -202,3 +207,33 @@ def test_block_network_switches_shape_its_blocks(layer_norm, time_every_layer):
 
 def test_architecture_registry():
     assert ARCHITECTURES == {"mlp": VelocityMLP, "residual": VelocityBlockMLP}
+
+
+@pytest.mark.parametrize("architecture", list(ARCHITECTURES))
+def test_fourier_feature_velocity_feeds_its_network_sines_and_cosines(architecture):
+    torch.manual_seed(0)
+    d, m = 3, 5
+    model = FourierFeatureVelocity(architecture, d, (16, 16), "gelu", n_frequencies=m, scale=2.0)
+    assert model.frequencies.shape == (d, m)
+    assert "frequencies" in dict(model.named_buffers())
+    assert "frequencies" not in dict(model.named_parameters())  # fixed, not trained
+    t, x = _inputs(7, d)
+    angles = x @ model.frequencies
+    by_hand = model.network(t, torch.cat([x, torch.sin(angles), torch.cos(angles)], dim=1))
+    torch.testing.assert_close(model(t, x), by_hand)
+    assert model(t, x).shape == (7, d)
+    first = model.network.layers[0] if architecture == "mlp" else model.network.first
+    assert first.in_features == d + 2 * m + TimeEmbedding().n_features
+    # the same seed draws the same B
+    torch.manual_seed(0)
+    again = FourierFeatureVelocity(architecture, d, (16, 16), "gelu", n_frequencies=m, scale=2.0)
+    torch.testing.assert_close(again.frequencies, model.frequencies)
+
+
+def test_fourier_frequencies_scale_with_the_dimension():
+    torch.manual_seed(0)
+    for d in (2, 32):
+        model = FourierFeatureVelocity("mlp", d, (8,), "gelu", n_frequencies=4000, scale=3.0)
+        # each phase x B_k of a standard normal x has standard deviation scale, whatever d
+        std = model.frequencies.std().item()
+        assert abs(std - 3.0 / np.sqrt(d)) < 0.03 * 3.0 / np.sqrt(d), (d, std)

@@ -42,6 +42,9 @@ ESTIMATORS = {
     "density-residual": lambda: FlowMatchingDensity(
         architecture="residual", random_state=0, **FAST
     ).fit(gaussian(200, 0)),
+    "density-fourier": lambda: FlowMatchingDensity(
+        n_fourier_features=8, random_state=0, **FAST
+    ).fit(gaussian(200, 0)),
     "density-streamed": streamed,
     "outlier": lambda: FlowMatchingOutlierDetector(random_state=0, **FAST).fit(gaussian(200, 0)),
     "subspace-ensemble": lambda: SubspaceOutlierEnsemble(
