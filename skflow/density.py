@@ -97,10 +97,10 @@ class FlowMatchingDensity(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Den
         epochs of 1024 rows are 20,000 steps on the 40,455 rows of the diamonds benchmark set but
         1,500 on a 3,000-row toy. ``"auto"`` takes 20,016 steps on diamonds (208-225 CPU seconds
         of one core, -0.437 nats; twice the steps reached -0.386 with uniform times and equal ODE
-        steps, at 2.5 times the CPU) and 10,800 on the toys (with the former network and minibatches of 256, 10,800
-        steps instead of 6,000 took the annulus from 0.105 to 0.072 nats from its entropy); small
-        sets get enough steps for early stopping to pick from (``benchmarks/README.md``,
-        "Quality").
+        steps, at 2.5 times the CPU) and 10,800 on the toys (with the former network and
+        minibatches of 256, 10,800 steps instead of 6,000 took the annulus from 0.105 to 0.072
+        nats from its entropy); small sets get enough steps for early stopping to pick from
+        (``benchmarks/README.md``, "Quality").
     batch_size : int, default=1024
         Rows per minibatch (capped at the number of training rows). The flow-matching loss is a
         regression on a random target ``x1 - x0`` whose variance does not shrink as the model
