@@ -293,16 +293,15 @@ def evaluate(
     quick: bool,
     flow_params: dict,
     names: list[str],
-    solver_rows: list[dict] | None,
-    solver_check: SolverCheck = SolverCheck(),
-) -> list[dict]:
-    """The rows of the main table for ``dataset``; appends the flow's ODE-solver convergence rows
-    (:func:`solver_convergence`) to ``solver_rows`` when that is a list (``--solver-check``)."""
+    solver_check: SolverCheck | None = None,
+) -> tuple[list[dict], list[dict]]:
+    """The rows of the main table for ``dataset`` and, with ``solver_check`` (``--solver-check``),
+    the flow's ODE-solver convergence rows (:func:`solver_convergence`; else none)."""
     X_train, X_test = train_test_split(dataset.X, test_size=0.25, random_state=0)
     floor = "" if dataset.entropy is None else f"{0.0 - dataset.entropy:.3f}"
     if dataset.entropy_se:
         floor += f" ± {dataset.entropy_se:.4f}"
-    rows, flow_log_density = [], None
+    rows, solver_rows, flow_log_density = [], [], None
     models = make_models(dataset, quick, flow_params)
     for name in names:
         if name == "nsf":  # the same CPU time as the flow's fit
@@ -314,8 +313,8 @@ def evaluate(
         mean, se = _common.mean_and_se(log_density)
         if name == "flow":
             flow_log_density, flow_fit_seconds = log_density, fit_seconds
-            if solver_rows is not None:
-                solver_rows.extend(solver_convergence(dataset, model, X_test, solver_check))
+            if solver_check is not None:
+                solver_rows = solver_convergence(dataset, model, X_test, solver_check)
         if isinstance(model, GridSearchCV):
             note = describe_choice(model)
         elif isinstance(model, SplineFlow):
@@ -343,7 +342,7 @@ def evaluate(
             row["gap (KL est.) ± SE"] = f"{gap:.3f} ± {gap_se:.3f}"
         print(_common.markdown_table([row], list(row)).splitlines()[-1], flush=True)
         rows.append(row)
-    return rows
+    return rows, solver_rows
 
 
 def run_dataset(
@@ -356,10 +355,7 @@ def run_dataset(
 ) -> tuple[list[dict], list[dict]]:
     """Build data set ``name`` and evaluate the models on it (one task of the process pool); with
     ``solver_check``, also the flow's solver convergence."""
-    solver_rows: list[dict] | None = [] if solver_check else None
-    dataset = DATASETS[name](n_toy)
-    rows = evaluate(dataset, quick, flow_params, models, solver_rows, solver_check or SolverCheck())
-    return rows, solver_rows or []
+    return evaluate(DATASETS[name](n_toy), quick, flow_params, models, solver_check)
 
 
 NOTES = """\
