@@ -180,7 +180,18 @@ def load(path: str | os.PathLike) -> BaseEstimator:
             except KeyError as error:
                 raise ValueError(f"The archive lacks arrays/{i}.npy.") from error
 
-        estimator = _decode(manifest["estimator"], read_array)
+        try:
+            estimator = _decode(manifest["estimator"], read_array)
+        except ValueError as error:
+            written_by = manifest.get("written_by")
+            writer = written_by.get("skflow") if isinstance(written_by, dict) else None
+            if writer == _skflow_version():
+                raise
+            # the likeliest cause: the estimator's hyperparameters or attributes changed since
+            raise ValueError(
+                f"{error} The archive was written by skflow {writer!r}, this is skflow "
+                f"{_skflow_version()!r}: load it with the version that wrote it, or fit again."
+            ) from error
     if type(estimator) not in PUBLIC_ESTIMATORS:
         raise ValueError(
             f"path={str(path)!r} holds a {type(estimator).__name__}, not an skflow estimator."
@@ -316,8 +327,14 @@ def _decode_estimator(body: Any, read_array) -> BaseEstimator:
         )
     cls = ESTIMATORS[name]
     params = _decode(body["params"], read_array)
-    if not isinstance(params, dict) or set(params) != set(cls().get_params(deep=False)):
-        raise ValueError(f"The archive's hyperparameters do not match those of {name}.")
+    if not isinstance(params, dict):
+        raise ValueError("Malformed hyperparameters in the archive.")
+    expected = set(cls().get_params(deep=False))
+    if set(params) != expected:
+        raise ValueError(
+            f"The archive's hyperparameters do not match those of {name}: it lacks "
+            f"{sorted(expected - set(params))} and has unknown {sorted(set(params) - expected)}."
+        )
     estimator = cls(**params)
     estimator._validate_params()
     attributes = body["attributes"]

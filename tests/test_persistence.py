@@ -168,6 +168,30 @@ def test_tampered_archives_are_refused(saved, edit, match):
         skflow.load(saved)
 
 
+def drop_param(manifest, name):
+    params = manifest["estimator"]["estimator"]["params"]["dict"]
+    params.pop([key for key, _ in params].index(name))
+
+
+def test_an_archive_from_another_version_names_what_changed(saved):
+    # as an archive written before step_exponent existed, by another skflow, would be
+    def older(manifest):
+        drop_param(manifest, "step_exponent")
+        manifest["written_by"]["skflow"] = "0.0.1"
+
+    tamper(saved, older)
+    message = r"lacks \['step_exponent'\] and has unknown \[\]\. .* written by skflow '0\.0\.1'"
+    with pytest.raises(ValueError, match=message):
+        skflow.load(saved)
+
+
+def test_a_mismatch_from_this_version_is_not_blamed_on_the_version(saved):
+    tamper(saved, lambda manifest: set_param(manifest, "step_exponent", 0.5))
+    with pytest.raises(ValueError, match="step_exponent") as caught:
+        skflow.load(saved)
+    assert "written by" not in str(caught.value)
+
+
 def test_not_an_archive_is_refused(tmp_path):
     (tmp_path / "model.pkl").write_bytes(pickle.dumps(FlowMatchingDensity()))
     with pytest.raises(ValueError, match="not an skflow archive"):
