@@ -6,6 +6,7 @@ import copy
 import functools
 import math
 from numbers import Integral, Real
+from typing import Any
 
 import numpy as np
 import torch
@@ -194,6 +195,17 @@ class BaseFlow(BaseEstimator):
         network = ARCHITECTURES[self.architecture]
         return network(n_features, self._check_hidden_layer_sizes(), self.activation)
 
+    def _network_candidates(self, n_train_rows: int | None) -> list[dict[str, Any]]:
+        """The networks that :meth:`_train` fits and compares, as the fitted attributes that
+        :meth:`_make_network` reads for each (set on the estimator before it builds one).
+
+        Every candidate is trained from the same initial seed on the same minibatches, and the one
+        with the lowest validation loss is kept, with its attributes. ``n_train_rows`` is the number
+        of training rows beside a validation split, or None where there is none (no early stopping,
+        ``partial_fit``): then only the first candidate is trained. By default, one network.
+        """
+        return [{}]
+
     def _learns_denoiser(self) -> bool:
         """Whether training also regresses a denoiser (the network must have ``denoiser``)."""
         return False
@@ -298,15 +310,8 @@ class BaseFlow(BaseEstimator):
         """
         rng = check_random_state(self.random_state)
         device = resolve_device(self.device)
-        if self.warm_start and hasattr(self, "model_"):
-            # train a copy, so that the fitted model stays intact if training is cut short
-            model = copy.deepcopy(self.model_).requires_grad_(True)
-        else:
-            # initialise under a forked RNG: the user's global torch RNG is left as it was
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(_seed(rng))
-                model = self._make_network(X_std.shape[1])
-        model = model.to(device=device, dtype=torch.float32).train()
+        continuing = self.warm_start and hasattr(self, "model_")
+        init_seed = None if continuing else _seed(rng)
 
         rows = np.arange(X_std.shape[0])
         if self.early_stopping:
@@ -337,17 +342,44 @@ class BaseFlow(BaseEstimator):
             validation_loss = self._validation_negative_log_likelihood(
                 X_std[val_rows], None if weight is None else weight[val_rows], rng
             )
-        generator = torch.Generator(device=device).manual_seed(_seed(rng))
-        trainer = self._make_trainer(draw_base, np.random.default_rng(_seed(rng)), max_iter)
-        ema, history = trainer.fit(
-            model,
-            to_tensor(X_std[train_rows]),
-            None if weight is None else to_tensor(weight[train_rows]),
-            None if val_rows is None else to_tensor(X_std[val_rows]),
-            None if val_rows is None or weight is None else to_tensor(weight[val_rows]),
-            generator,
-            validation_loss,
-        )
+        generator_seed, trainer_seed = _seed(rng), _seed(rng)
+        if continuing:
+            candidates = [{}]  # the fitted network goes on, as it is
+        else:
+            candidates = self._network_candidates(None if val_rows is None else train_rows.size)
+            candidates = candidates[: 1 if val_rows is None else None]
+        best = None
+        for settings in candidates:
+            if continuing:
+                # train a copy, so that the fitted model stays intact if training is cut short
+                model = copy.deepcopy(self.model_).requires_grad_(True)
+            else:
+                vars(self).update(settings)
+                # initialise under a forked RNG: the user's global torch RNG is left as it was
+                with torch.random.fork_rng(devices=[]):
+                    torch.manual_seed(init_seed)
+                    model = self._make_network(X_std.shape[1])
+            model = model.to(device=device, dtype=torch.float32).train()
+            # every candidate sees the same minibatches, times and base draws
+            generator = torch.Generator(device=device).manual_seed(generator_seed)
+            trainer = self._make_trainer(draw_base, np.random.default_rng(trainer_seed), max_iter)
+            ema, history = trainer.fit(
+                model,
+                to_tensor(X_std[train_rows]),
+                None if weight is None else to_tensor(weight[train_rows]),
+                None if val_rows is None else to_tensor(X_std[val_rows]),
+                None if val_rows is None or weight is None else to_tensor(weight[val_rows]),
+                generator,
+                validation_loss,
+            )
+            if len(candidates) > 1 and self.verbose:
+                print(f"Network {settings}: best validation loss {history.best_loss:.6f}.")
+            if best is None or history.best_loss < best[2].best_loss:
+                best = settings, ema, history
+            if history.interrupted:
+                break
+        settings, ema, history = best
+        vars(self).update(settings)
         # the fitted network lives on the CPU so that a pickle loads anywhere
         self.model_ = ema.to("cpu").eval()
         self.loss_curve_ = history.loss_curve
@@ -393,6 +425,7 @@ class BaseFlow(BaseEstimator):
             reference = (self.mean_, self.scale_)
             moments = self._moments.merge(moments)
         else:  # the first chunk sets the reference coordinates
+            vars(self).update(self._network_candidates(None)[0])
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(int(rng.integers(np.iinfo(np.int32).max)))
                 online = RestandardisedVelocity(self._make_network(X.shape[1]), X.shape[1])

@@ -15,7 +15,7 @@ from sklearn.base import (
     is_outlier_detector,
 )
 from sklearn.utils import check_array, check_random_state
-from sklearn.utils._param_validation import Interval, validate_params
+from sklearn.utils._param_validation import Interval, StrOptions, validate_params
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
 
@@ -23,7 +23,17 @@ from ._base import BaseFlow, check_not_bool, keeps_state_on_error
 from .likelihood import standard_normal_log_density
 from .networks import FourierFeatureVelocity
 
-__all__ = ["FlowMatchingDensity"]
+__all__ = ["FOURIER_AUTO_FEATURES", "FOURIER_AUTO_MIN_ROWS", "FlowMatchingDensity"]
+
+FOURIER_AUTO_MIN_ROWS = 10_000
+"""Training rows (beside the validation split) from which ``n_fourier_features="auto"`` also tries
+Fourier features: they won only on the 40,455-row diamonds set and lost on every set of a few
+thousand rows or fewer, and a validation split of 1,000 rows or more tells the two networks apart
+(``benchmarks/results/quality_fourier_10.md``)."""
+
+FOURIER_AUTO_FEATURES = 64
+"""Fourier features that ``n_fourier_features="auto"`` tries: the number measured on every
+benchmark set."""
 
 
 class FlowMatchingDensity(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixin, BaseFlow):
@@ -78,14 +88,20 @@ class FlowMatchingDensity(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Den
         diamonds from -0.486 to -0.419 nats (-0.492 to -0.427 with another seed) and digits from
         -113.9 to -112.9 (-113.6 to -113.1), and kept the 2-D toys within 0.005 nats, for about
         15-30 % more time per step (``benchmarks/results/quality_levers_network.md``).
-    n_fourier_features : int, default=0
+    n_fourier_features : int or "auto", default="auto"
         Number ``m`` of random Fourier features ``sin(x B)``, ``cos(x B)`` of the standardised
         ``x`` that the network sees beside ``x`` (:class:`~skflow.networks.FourierFeatureVelocity`,
         after Tancik et al., 2020); ``0`` gives none. They let the field resolve fine detail, such
         as the cliffs of a density with heaped values, in few dimensions: 64 features took
         diamonds (40,455 rows, 2-D) from -0.437 to -0.319 nats, past tuned KDE and GMM, but cost
         every smaller benchmark set (the 3,000-row 2-D toys 0.04-0.08 nats, iris 1.7 nats;
-        ``benchmarks/results/quality_fourier_10.md``), which is why they are off by default.
+        ``benchmarks/results/quality_fourier_10.md``) and smooth data even at 30,000 rows.
+        ``"auto"`` decides on the held-out rows of early stopping: with at least
+        ``FOURIER_AUTO_MIN_ROWS`` (10,000) training rows beside them, it trains the network
+        without and with ``FOURIER_AUTO_FEATURES`` (64) features, from the same seed on the same
+        minibatches, and keeps the one with the better validation score (twice the training
+        time); with fewer rows, without early stopping and in :meth:`partial_fit`, it uses none.
+        The choice is ``n_fourier_features_``.
     fourier_scale : float, default=10.0
         Standard deviation ``sigma`` of each phase ``x B_k`` of standardised data (the entries of
         ``B`` have standard deviation ``sigma / sqrt(d)``); ignored with ``n_fourier_features=0``.
@@ -210,6 +226,10 @@ class FlowMatchingDensity(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Den
         Number of features seen in :meth:`fit`.
     feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Column names seen in :meth:`fit`, when ``X`` had string column names.
+    n_fourier_features_ : int
+        Fourier features of the fitted network: ``n_fourier_features``, or what ``"auto"`` chose.
+        When ``"auto"`` compared two networks, ``loss_curve_``, ``validation_loss_curve_``,
+        ``best_loss_``, ``best_iter_``, ``n_iter_`` and ``t_`` are those of the one kept.
 
     See Also
     --------
@@ -230,7 +250,7 @@ class FlowMatchingDensity(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Den
 
     _parameter_constraints: dict = {
         **BaseFlow._parameter_constraints,
-        "n_fourier_features": [Interval(Integral, 0, None, closed="left")],
+        "n_fourier_features": [Interval(Integral, 0, None, closed="left"), StrOptions({"auto"})],
         "fourier_scale": [Interval(Real, 0, None, closed="neither")],
     }
 
@@ -244,7 +264,7 @@ class FlowMatchingDensity(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Den
         hidden_layer_sizes=(128, 128, 128, 128),
         activation: str = "gelu",
         architecture: str = "residual",
-        n_fourier_features: int = 0,
+        n_fourier_features: int | str = "auto",
         fourier_scale: float = 10.0,
         max_iter: int | str = "auto",
         batch_size: int = 1024,
@@ -433,15 +453,24 @@ class FlowMatchingDensity(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Den
     def _base_log_density(self, z: np.ndarray) -> np.ndarray:
         return standard_normal_log_density(torch.as_tensor(z)).numpy()
 
+    def _network_candidates(self, n_train_rows: int | None) -> list[dict[str, int]]:
+        """The Fourier features to try (see ``n_fourier_features``): its value, or for ``"auto"``
+        none and, on enough training rows beside a validation split, ``FOURIER_AUTO_FEATURES``."""
+        if self.n_fourier_features != "auto":
+            return [{"n_fourier_features_": self.n_fourier_features}]
+        if n_train_rows is None or n_train_rows < FOURIER_AUTO_MIN_ROWS:
+            return [{"n_fourier_features_": 0}]
+        return [{"n_fourier_features_": 0}, {"n_fourier_features_": FOURIER_AUTO_FEATURES}]
+
     def _make_network(self, n_features: int) -> torch.nn.Module:
-        if self.n_fourier_features == 0:
+        if self.n_fourier_features_ == 0:
             return super()._make_network(n_features)
         return FourierFeatureVelocity(
             self.architecture,
             n_features,
             self._check_hidden_layer_sizes(),
             self.activation,
-            n_frequencies=self.n_fourier_features,
+            n_frequencies=self.n_fourier_features_,
             scale=self.fourier_scale,
         )
 

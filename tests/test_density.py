@@ -18,7 +18,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
 from _shared import COVARIANCE, FAST, MEAN, SMALL, gaussian
-from skflow import FlowMatchingDensity
+from skflow import FlowMatchingDensity, density
 from skflow.networks import FourierFeatureVelocity
 
 
@@ -210,6 +210,43 @@ def test_fourier_features_are_seeded_and_off_by_default():
     assert first.model_.frequencies.shape == (2, 6)
     np.testing.assert_array_equal(first.score_samples(X), again.score_samples(X))
     assert not torch.equal(first.model_.frequencies, other.model_.frequencies)
+
+
+def test_auto_fourier_features_are_none_below_the_row_threshold():
+    X = gaussian(200, 0)
+    auto = FlowMatchingDensity(random_state=0, **FAST).fit(X)
+    plain = FlowMatchingDensity(n_fourier_features=0, random_state=0, **FAST).fit(X)
+    assert auto.n_fourier_features == "auto" and auto.n_fourier_features_ == 0
+    np.testing.assert_array_equal(auto.score_samples(X), plain.score_samples(X))
+
+
+@pytest.mark.parametrize("fourier_scale, winner", [(10.0, 0), (1.0, density.FOURIER_AUTO_FEATURES)])
+def test_auto_fourier_features_keep_the_network_with_the_better_validation_score(
+    fourier_scale, winner, monkeypatch, capsys
+):
+    monkeypatch.setattr(density, "FOURIER_AUTO_MIN_ROWS", 250)
+    X = gaussian(300, 0)
+    params = dict(fourier_scale=fourier_scale, random_state=0, **FAST)
+    auto = FlowMatchingDensity(verbose=1, **params).fit(X)
+    # each candidate alone: the same seed gives the same split, initialisation and minibatches
+    each = {
+        m: FlowMatchingDensity(n_fourier_features=m, **params).fit(X)
+        for m in (0, density.FOURIER_AUTO_FEATURES)
+    }
+    kept = min(each, key=lambda m: each[m].best_loss_)
+    assert kept == winner  # the two scales exercise both outcomes
+    assert auto.n_fourier_features_ == kept
+    assert auto.best_loss_ == each[kept].best_loss_
+    assert auto.validation_loss_curve_ == each[kept].validation_loss_curve_
+    np.testing.assert_array_equal(auto.score_samples(X), each[kept].score_samples(X))
+    assert capsys.readouterr().out.count("best validation loss") == 2
+
+
+def test_auto_fourier_features_need_a_validation_split(monkeypatch):
+    monkeypatch.setattr(density, "FOURIER_AUTO_MIN_ROWS", 1)
+    X = gaussian(300, 0)
+    assert FlowMatchingDensity(early_stopping=False, **FAST).fit(X).n_fourier_features_ == 0
+    assert FlowMatchingDensity(**FAST).partial_fit(X).n_fourier_features_ == 0
 
 
 @pytest.mark.parametrize("scoring", ["log_likelihood", "loss"])

@@ -328,6 +328,7 @@ def test_hyperparameters_are_flow_matching_densitys_plus_contamination_and_bandw
         "architecture": "mlp",
         "time_distribution": "uniform",
         "step_exponent": 1.0,
+        "n_fourier_features": 0,
     }
     assert density["architecture"].default == "residual"
     assert density["time_distribution"].default == "arcsine"
