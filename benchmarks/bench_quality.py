@@ -321,6 +321,8 @@ def evaluate(
             note = model.describe()
         else:
             note = f"{model.n_iter_} epochs, {model.t_} steps"
+            if model.n_fourier_features_:
+                note += f", {model.n_fourier_features_} Fourier features"
         row = {
             "dataset": dataset.name,
             "n train/test": f"{len(X_train)}/{len(X_test)}",
@@ -418,6 +420,11 @@ def main(argv=None) -> None:
         default=1,
         help="data sets run in parallel processes, one thread each (CPU times stay per process)",
     )
+    parser.add_argument(
+        "--toy-rows",
+        type=int,
+        help=f"rows drawn for each 2-D toy, split 3:1 (default {N_TOY}; {N_TOY_QUICK} with --quick)",
+    )
     parser.add_argument("--output", help="result file (default quality.md, quality_quick.md)")
     args = parser.parse_args(argv)
 
@@ -428,7 +435,7 @@ def main(argv=None) -> None:
     if args.quick:
         flow_params = {"max_iter": 20, **flow_params}
     names = args.datasets or list(TOYS if args.quick else DATASETS)
-    n_toy = N_TOY_QUICK if args.quick else N_TOY
+    n_toy = args.toy_rows or (N_TOY_QUICK if args.quick else N_TOY)
     load_at_start, code_at_start = _common.load_average(), _common.code_version()
 
     solver_check = None

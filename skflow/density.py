@@ -104,7 +104,9 @@ class FlowMatchingDensity(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Den
         The choice is ``n_fourier_features_``.
     fourier_scale : float, default=10.0
         Standard deviation ``sigma`` of each phase ``x B_k`` of standardised data (the entries of
-        ``B`` have standard deviation ``sigma / sqrt(d)``); ignored with ``n_fourier_features=0``.
+        ``B`` have standard deviation ``sigma / sqrt(d)``); ignored without Fourier features. A
+        lower scale does not spare the small sets: at 3, diamonds reached -0.336 and wine and
+        breast_cancer lost more than at 10 (``benchmarks/results/quality_fourier_3.md``).
     max_iter : int or "auto", default="auto"
         Number of epochs (passes over the training rows); the most, with early stopping.
         ``"auto"`` sets a budget of optimiser steps that grows with the data,
@@ -112,8 +114,9 @@ class FlowMatchingDensity(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Den
         :func:`skflow._base.auto_max_iter`). A fixed number of epochs is wrong at both ends: 500
         epochs of 1024 rows are 20,000 steps on the 40,455 rows of the diamonds benchmark set but
         1,500 on a 3,000-row toy. ``"auto"`` takes 20,016 steps on diamonds (208-225 CPU seconds
-        of one core, -0.437 nats; twice the steps reached -0.386 with uniform times and equal ODE
-        steps, at 2.5 times the CPU) and 10,800 on the toys (with the former network and
+        of one core for a network without Fourier features, -0.437 nats; twice the steps reached
+        -0.386 with uniform times and equal ODE steps, at 2.5 times the CPU; the budget holds for
+        each of the two networks that ``n_fourier_features="auto"`` trains there) and 10,800 on the toys (with the former network and
         minibatches of 256, 10,800 steps instead of 6,000 took the annulus from 0.105 to 0.072
         nats from its entropy); small sets get enough steps for early stopping to pick from
         (``benchmarks/README.md``, "Quality").

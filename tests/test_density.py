@@ -199,7 +199,7 @@ def test_default_step_exponent_grades_the_grid(fitted):
     np.testing.assert_array_equal(*adaptive)
 
 
-def test_fourier_features_are_seeded_and_off_by_default():
+def test_fourier_features_are_seeded_and_absent_by_default_on_small_data():
     X = gaussian(200, 0)
     assert not isinstance(FlowMatchingDensity(**FAST).fit(X).model_, FourierFeatureVelocity)
     make = lambda seed: FlowMatchingDensity(  # noqa: E731
