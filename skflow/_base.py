@@ -348,7 +348,7 @@ class BaseFlow(BaseEstimator):
         else:
             candidates = self._network_candidates(None if val_rows is None else train_rows.size)
             candidates = candidates[: 1 if val_rows is None else None]
-        best = None
+        best, interrupted = None, False
         for settings in candidates:
             if continuing:
                 # train a copy, so that the fitted model stays intact if training is cut short
@@ -376,7 +376,8 @@ class BaseFlow(BaseEstimator):
                 print(f"Network {settings}: best validation loss {history.best_loss:.6f}.")
             if best is None or history.best_loss < best[2].best_loss:
                 best = settings, ema, history
-            if history.interrupted:
+            if history.interrupted:  # no further candidate: the user asked to stop
+                interrupted = True
                 break
         settings, ema, history = best
         vars(self).update(settings)
@@ -389,7 +390,7 @@ class BaseFlow(BaseEstimator):
         self.n_iter_ = history.n_iter
         self.t_ = history.n_steps
         # whether a KeyboardInterrupt cut this fit short (the trainer kept the best weights so far)
-        self._interrupted = history.interrupted
+        self._interrupted = interrupted
         self._forget_stream()
 
     def _partial_train(self, X: np.ndarray, weight: np.ndarray, draw_base) -> None:

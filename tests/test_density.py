@@ -19,6 +19,7 @@ from sklearn.preprocessing import StandardScaler
 
 from _shared import COVARIANCE, FAST, MEAN, SMALL, gaussian
 from skflow import FlowMatchingDensity, density
+from skflow import _trainer as trainer
 from skflow.networks import FourierFeatureVelocity
 
 
@@ -240,6 +241,27 @@ def test_auto_fourier_features_keep_the_network_with_the_better_validation_score
     assert auto.validation_loss_curve_ == each[kept].validation_loss_curve_
     np.testing.assert_array_equal(auto.score_samples(X), each[kept].score_samples(X))
     assert capsys.readouterr().out.count("best validation loss") == 2
+
+
+def test_an_interrupt_while_training_the_second_network_ends_the_fit(monkeypatch):
+    monkeypatch.setattr(density, "FOURIER_AUTO_MIN_ROWS", 250)
+    X = gaussian(300, 0)
+    calls = {"n": 0, "stop": None}
+    mse = trainer._weighted_mse
+
+    def counting(*args):
+        calls["n"] += 1
+        if calls["n"] == calls["stop"]:
+            raise KeyboardInterrupt
+        return mse(*args)
+
+    monkeypatch.setattr(trainer, "_weighted_mse", counting)
+    FlowMatchingDensity(n_fourier_features=0, random_state=0, **FAST).fit(X)
+    calls.update(n=0, stop=calls["n"] + 2)  # the second minibatch of the second network
+    with pytest.warns(RuntimeWarning, match="interrupted after 0 epochs"):
+        flow = FlowMatchingDensity(random_state=0, **FAST).fit(X)
+    # the finished network is kept, and the fit says that it was cut short (for the ensembles)
+    assert flow.n_fourier_features_ == 0 and flow._interrupted
 
 
 def test_auto_fourier_features_need_a_validation_split(monkeypatch):
