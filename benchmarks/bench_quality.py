@@ -423,7 +423,7 @@ def main(argv=None) -> None:
     parser.add_argument(
         "--toy-rows",
         type=int,
-        help=f"rows drawn for each 2-D toy, split 3:1 (default {N_TOY}; {N_TOY_QUICK} with --quick)",
+        help=f"rows of each 2-D toy, split 3:1 (default {N_TOY}; {N_TOY_QUICK} with --quick)",
     )
     parser.add_argument("--output", help="result file (default quality.md, quality_quick.md)")
     args = parser.parse_args(argv)

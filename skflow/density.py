@@ -27,9 +27,10 @@ __all__ = ["FOURIER_AUTO_FEATURES", "FOURIER_AUTO_MIN_ROWS", "FlowMatchingDensit
 
 FOURIER_AUTO_MIN_ROWS = 10_000
 """Training rows (beside the validation split) from which ``n_fourier_features="auto"`` also tries
-Fourier features: they won only on the 40,455-row diamonds set and lost on every set of a few
-thousand rows or fewer, and a validation split of 1,000 rows or more tells the two networks apart
-(``benchmarks/results/quality_fourier_10.md``)."""
+Fourier features: they won on the 40,455-row diamonds set and lost on every set of a few thousand
+rows or fewer (``benchmarks/results/quality_fourier_10.md``), while from this size a validation
+split of 1,000 rows or more tells the two networks apart: it kept the better one on diamonds and
+on four 30,000-row toys (``quality.md``, ``quality_auto_toys_40k.md``)."""
 
 FOURIER_AUTO_FEATURES = 64
 """Fourier features that ``n_fourier_features="auto"`` tries: the number measured on every
@@ -116,10 +117,10 @@ class FlowMatchingDensity(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Den
         1,500 on a 3,000-row toy. ``"auto"`` takes 20,016 steps on diamonds (208-225 CPU seconds
         of one core for a network without Fourier features, -0.437 nats; twice the steps reached
         -0.386 with uniform times and equal ODE steps, at 2.5 times the CPU; the budget holds for
-        each of the two networks that ``n_fourier_features="auto"`` trains there) and 10,800 on the toys (with the former network and
-        minibatches of 256, 10,800 steps instead of 6,000 took the annulus from 0.105 to 0.072
-        nats from its entropy); small sets get enough steps for early stopping to pick from
-        (``benchmarks/README.md``, "Quality").
+        each of the two networks that ``n_fourier_features="auto"`` trains there) and 10,800 on
+        the toys (with the former network and minibatches of 256, 10,800 steps instead of 6,000
+        took the annulus from 0.105 to 0.072 nats from its entropy); small sets get enough steps
+        for early stopping to pick from (``benchmarks/README.md``, "Quality").
     batch_size : int, default=1024
         Rows per minibatch (capped at the number of training rows). The flow-matching loss is a
         regression on a random target ``x1 - x0`` whose variance does not shrink as the model
