@@ -348,6 +348,12 @@ class BaseFlow(BaseEstimator):
         else:
             candidates = self._network_candidates(None if val_rows is None else train_rows.size)
             candidates = candidates[: 1 if val_rows is None else None]
+        data = (
+            to_tensor(X_std[train_rows]),
+            None if weight is None else to_tensor(weight[train_rows]),
+            None if val_rows is None else to_tensor(X_std[val_rows]),
+            None if val_rows is None or weight is None else to_tensor(weight[val_rows]),
+        )
         best, interrupted = None, False
         for settings in candidates:
             if continuing:
@@ -363,15 +369,7 @@ class BaseFlow(BaseEstimator):
             # every candidate sees the same minibatches, times and base draws
             generator = torch.Generator(device=device).manual_seed(generator_seed)
             trainer = self._make_trainer(draw_base, np.random.default_rng(trainer_seed), max_iter)
-            ema, history = trainer.fit(
-                model,
-                to_tensor(X_std[train_rows]),
-                None if weight is None else to_tensor(weight[train_rows]),
-                None if val_rows is None else to_tensor(X_std[val_rows]),
-                None if val_rows is None or weight is None else to_tensor(weight[val_rows]),
-                generator,
-                validation_loss,
-            )
+            ema, history = trainer.fit(model, *data, generator, validation_loss)
             if len(candidates) > 1 and self.verbose:
                 print(f"Network {settings}: best validation loss {history.best_loss:.6f}.")
             if best is None or history.best_loss < best[2].best_loss:

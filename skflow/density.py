@@ -461,10 +461,12 @@ class FlowMatchingDensity(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Den
         """The Fourier features to try (see ``n_fourier_features``): its value, or for ``"auto"``
         none and, on enough training rows beside a validation split, ``FOURIER_AUTO_FEATURES``."""
         if self.n_fourier_features != "auto":
-            return [{"n_fourier_features_": self.n_fourier_features}]
-        if n_train_rows is None or n_train_rows < FOURIER_AUTO_MIN_ROWS:
-            return [{"n_fourier_features_": 0}]
-        return [{"n_fourier_features_": 0}, {"n_fourier_features_": FOURIER_AUTO_FEATURES}]
+            counts = [self.n_fourier_features]
+        elif n_train_rows is None or n_train_rows < FOURIER_AUTO_MIN_ROWS:
+            counts = [0]
+        else:
+            counts = [0, FOURIER_AUTO_FEATURES]
+        return [{"n_fourier_features_": count} for count in counts]
 
     def _make_network(self, n_features: int) -> torch.nn.Module:
         if self.n_fourier_features_ == 0:
