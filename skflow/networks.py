@@ -185,11 +185,11 @@ class FourierFeatureVelocity(nn.Module):
         B_{jk} \\sim N(0, \\sigma^2 / d) \\text{ drawn once and fixed,}
 
     with ``B`` of shape ``(d, m)`` and ``g`` a network of :data:`ARCHITECTURES` taking ``d + 2 m``
-    inputs and returning ``d``. A network of smooth activations fits low frequencies first and fine detail last (its spectral
-    bias); features ``sin(x B)``, ``cos(x B)`` hand it that detail directly (for standardised ``x``
-    each phase ``x B_k`` has standard deviation ``sigma`` whatever ``d``), which is how Tancik et al. (*Fourier Features Let Networks
-    Learn High Frequency Functions in Low Dimensional Domains*, NeurIPS 2020) made coordinate
-    networks sharp. ``B`` is drawn from torch's global generator, which the estimators seed.
+    inputs and returning ``d``. A network of smooth activations fits low frequencies first and
+    fine detail last (its spectral bias); features ``sin(x B)``, ``cos(x B)`` hand it that detail
+    directly (for standardised ``x`` each phase ``x B_k`` has standard deviation ``sigma``
+    whatever ``d``), which is how Tancik et al. (*Fourier Features Let Networks Learn High
+    Frequency Functions in Low Dimensional Domains*, NeurIPS 2020) made coordinate networks sharp. ``B`` is drawn from torch's global generator, which the estimators seed.
 
     Parameters
     ----------
