@@ -77,8 +77,7 @@ def main() -> None:
         "## Default training budget and schedule (two moons, 3000 train / 1000 test rows)\n\n"
         "`OMP_NUM_THREADS=1 python benchmarks/bench_defaults.py`; "
         f"{_common.machine_description()}. Load average {start_load} at the start, "
-        f"{_common.load_average()} at the end.\n\n"
-        + _common.markdown_table(rows, list(rows[0]))
+        f"{_common.load_average()} at the end.\n\n" + _common.markdown_table(rows, list(rows[0]))
     )
     print(text)
     _common.write_result("defaults.md", text)

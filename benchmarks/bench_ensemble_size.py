@@ -48,8 +48,13 @@ from skflow.outlier import _log_densities
 
 N_MEMBERS = 12
 AGREEMENT_SIZES = (1, 3, 6)
-PREFIXES = {"1 (mean of single members)": None, "3": slice(0, 3), "6": slice(0, 6),
-            "6 (2nd half)": slice(6, 12), "12": slice(0, 12)}
+PREFIXES = {
+    "1 (mean of single members)": None,
+    "3": slice(0, 3),
+    "6": slice(0, 6),
+    "6 (2nd half)": slice(6, 12),
+    "12": slice(0, 12),
+}
 
 
 def run_split(dataset: str, seed: int, save_dir: str | None = None) -> dict:
@@ -62,19 +67,24 @@ def run_split(dataset: str, seed: int, save_dir: str | None = None) -> dict:
     fit_s = time.process_time() - start
     # per member, its test log-densities at each bandwidth standardised by its held-out median and
     # IQR (what its multi-scale score takes the minimum of), kept for the readings
-    per_bandwidth = np.stack([
-        (_log_densities(member, X_test[:, columns], member.bandwidths_)
-         - member.score_location_) / member.score_scale_
-        for member, columns in zip(ensemble.estimators_, ensemble.estimators_features_)
-    ])
-    standardised = member_scores(
-        per_bandwidth, ensemble.score_location_, ensemble.score_scale_
+    per_bandwidth = np.stack(
+        [
+            (
+                _log_densities(member, X_test[:, columns], member.bandwidths_)
+                - member.score_location_
+            )
+            / member.score_scale_
+            for member, columns in zip(ensemble.estimators_, ensemble.estimators_features_)
+        ]
     )
+    standardised = member_scores(per_bandwidth, ensemble.score_location_, ensemble.score_scale_)
     if save_dir is not None:
         np.savez_compressed(
             Path(save_dir) / f"{dataset}_{seed}.npz",
-            per_bandwidth=per_bandwidth, y_test=y_test,
-            ensemble_location=ensemble.score_location_, ensemble_scale=ensemble.score_scale_,
+            per_bandwidth=per_bandwidth,
+            y_test=y_test,
+            ensemble_location=ensemble.score_location_,
+            ensemble_scale=ensemble.score_scale_,
         )
     result = {}
     for name, members in PREFIXES.items():
@@ -96,9 +106,7 @@ def run_split(dataset: str, seed: int, save_dir: str | None = None) -> dict:
     return result
 
 
-def member_scores(
-    per_bandwidth: np.ndarray, location: np.ndarray, scale: np.ndarray
-) -> np.ndarray:
+def member_scores(per_bandwidth: np.ndarray, location: np.ndarray, scale: np.ndarray) -> np.ndarray:
     """Each member's score as the ensemble averages it, shape (n_test, members).
 
     The minimum over bandwidths of the member's standardised log-densities (its multi-scale
@@ -119,10 +127,10 @@ def agreement(standardised: np.ndarray) -> dict[str, float]:
     """
     result = {}
     for k in AGREEMENT_SIZES:
-        blocks = [standardised[:, i:i + k].mean(axis=1) for i in range(0, N_MEMBERS - k + 1, k)]
-        result[f"{k} vs {k}"] = float(np.mean([
-            spearmanr(a, b).statistic for a, b in itertools.combinations(blocks, 2)
-        ]))
+        blocks = [standardised[:, i : i + k].mean(axis=1) for i in range(0, N_MEMBERS - k + 1, k)]
+        result[f"{k} vs {k}"] = float(
+            np.mean([spearmanr(a, b).statistic for a, b in itertools.combinations(blocks, 2)])
+        )
     half = result[f"{N_MEMBERS // 2} vs {N_MEMBERS // 2}"]
     result[f"{N_MEMBERS} vs {N_MEMBERS} (predicted)"] = 2 * half / (1 + half)
     return result
@@ -134,14 +142,19 @@ def agreement_from(directory: str, datasets: list[str], seeds: int) -> list[dict
     for dataset in datasets:
         for seed in range(seeds):
             saved = np.load(Path(directory) / f"{dataset}_{seed}.npz")
-            per_split[dataset, seed] = agreement(member_scores(
-                saved["per_bandwidth"], saved["ensemble_location"], saved["ensemble_scale"]
-            ))
+            per_split[dataset, seed] = agreement(
+                member_scores(
+                    saved["per_bandwidth"], saved["ensemble_location"], saved["ensemble_scale"]
+                )
+            )
     return [
-        {"ensembles": name, **{
-            dataset: _mean_std([per_split[dataset, seed][name] for seed in range(seeds)])
-            for dataset in datasets
-        }}
+        {
+            "ensembles": name,
+            **{
+                dataset: _mean_std([per_split[dataset, seed][name] for seed in range(seeds)])
+                for dataset in datasets
+            },
+        }
         for name in per_split[datasets[0], 0]
     ]
 
@@ -169,19 +182,33 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--jobs", type=int, default=1)
-    parser.add_argument("--datasets", nargs="+", choices=sorted(DATASETS),
-                        default=["breast_cancer", "digits", "wine", "moons"])
-    parser.add_argument("--save-scores", metavar="DIR", default=None,
-                        help="also write each split's standardised member scores to DIR")
-    parser.add_argument("--agreement-from", metavar="DIR", default=None,
-                        help="no fits: tabulate the agreement of disjoint ensembles from the "
-                        "scores that --save-scores wrote to DIR")
+    parser.add_argument(
+        "--datasets",
+        nargs="+",
+        choices=sorted(DATASETS),
+        default=["breast_cancer", "digits", "wine", "moons"],
+    )
+    parser.add_argument(
+        "--save-scores",
+        metavar="DIR",
+        default=None,
+        help="also write each split's standardised member scores to DIR",
+    )
+    parser.add_argument(
+        "--agreement-from",
+        metavar="DIR",
+        default=None,
+        help="no fits: tabulate the agreement of disjoint ensembles from the "
+        "scores that --save-scores wrote to DIR",
+    )
     args = parser.parse_args(argv)
     if args.agreement_from is not None:
         write_agreement(args)
         return
     date, load_start, version = (
-        datetime.date.today().isoformat(), _common.load_average(), _common.code_version()
+        datetime.date.today().isoformat(),
+        _common.load_average(),
+        _common.code_version(),
     )
     tasks = [
         (dataset, seed, args.save_scores) for dataset in args.datasets for seed in range(args.seeds)

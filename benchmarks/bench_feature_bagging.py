@@ -71,13 +71,17 @@ def main(argv=None) -> None:
     parser.add_argument("--jobs", type=int, default=1)
     parser.add_argument("--dataset", choices=sorted(DATASETS), default="digits")
     parser.add_argument(
-        "--subset-size", type=int, default=SUBSET_SIZE,
+        "--subset-size",
+        type=int,
+        default=SUBSET_SIZE,
         help="features per subset; 0 draws each size uniformly on [d // 2, d - 1]",
     )
     args = parser.parse_args(argv)
     size = args.subset_size or None
     date, load_start, version = (
-        datetime.date.today().isoformat(), _common.load_average(), _common.code_version()
+        datetime.date.today().isoformat(),
+        _common.load_average(),
+        _common.code_version(),
     )
     with multiprocessing.get_context("spawn").Pool(args.jobs) as pool:
         per_seed = pool.starmap(
@@ -96,9 +100,7 @@ def main(argv=None) -> None:
         + "\n"
     )
     print(text)
-    name = f"feature_bagging_{args.dataset}" + (
-        "" if size == SUBSET_SIZE else f"_{size or 'lk'}"
-    )
+    name = f"feature_bagging_{args.dataset}" + ("" if size == SUBSET_SIZE else f"_{size or 'lk'}")
     print(f"written to {_common.write_result(name + '.md', text)}")
 
 

@@ -122,30 +122,62 @@ SETTINGS: list[tuple[int, str, dict, tuple[str, ...]]] = [
     (2, "GELU, batch 1024", {**GELU, "batch_size": 1024}, ALL),
     (2, "GELU, 128 x 4, batch 512", {**GELU, **DEEP, "batch_size": 512}, ALL),
     (2, "GELU, 128 x 4, batch 1024", {**GELU, **DEEP, "batch_size": 1024}, ALL),
-    (2, "GELU, 128 x 4, batch 1024, lr 1e-2",
-     {**GELU, **DEEP, "batch_size": 1024, "learning_rate_init": 1e-2}, ALL),
-    (3, "GELU, 128 x 4, batch 512, seed 1",
-     {**GELU, **DEEP, "batch_size": 512, "random_state": 1}, MISSED),
-    (3, "GELU, 128 x 4, batch 1024, seed 1",
-     {**GELU, **DEEP, "batch_size": 1024, "random_state": 1}, MISSED),
+    (
+        2,
+        "GELU, 128 x 4, batch 1024, lr 1e-2",
+        {**GELU, **DEEP, "batch_size": 1024, "learning_rate_init": 1e-2},
+        ALL,
+    ),
+    (
+        3,
+        "GELU, 128 x 4, batch 512, seed 1",
+        {**GELU, **DEEP, "batch_size": 512, "random_state": 1},
+        MISSED,
+    ),
+    (
+        3,
+        "GELU, 128 x 4, batch 1024, seed 1",
+        {**GELU, **DEEP, "batch_size": 1024, "random_state": 1},
+        MISSED,
+    ),
     (3, "GELU, batch 1024, seed 1", {**GELU, "batch_size": 1024, "random_state": 1}, MISSED),
-    (3, "GELU, 128 x 4, batch 512, 2x steps",
-     {**GELU, **DEEP, "batch_size": 512, "max_iter": TWICE_THE_STEPS[512]}, MISSED),
+    (
+        3,
+        "GELU, 128 x 4, batch 512, 2x steps",
+        {**GELU, **DEEP, "batch_size": 512, "max_iter": TWICE_THE_STEPS[512]},
+        MISSED,
+    ),
     (3, "GELU, batch 2048", {**GELU, "batch_size": 2048}, MISSED),
     (3, "GELU, 128 x 4, batch 2048", {**GELU, **DEEP, "batch_size": 2048}, ALL),
-    (3, "GELU, 256 x 4, batch 512",
-     {**GELU, "hidden_layer_sizes": (256,) * 4, "batch_size": 512}, ("diamonds", "digits")),
-    (3, "GELU, 128 x 5, batch 512",
-     {**GELU, "hidden_layer_sizes": (128,) * 5, "batch_size": 512}, ("diamonds",)),
-    (3, "GELU, 128 x 4, batch 512, lr 1e-2",
-     {**GELU, **DEEP, "batch_size": 512, "learning_rate_init": 1e-2}, ("diamonds",)),
+    (
+        3,
+        "GELU, 256 x 4, batch 512",
+        {**GELU, "hidden_layer_sizes": (256,) * 4, "batch_size": 512},
+        ("diamonds", "digits"),
+    ),
+    (
+        3,
+        "GELU, 128 x 5, batch 512",
+        {**GELU, "hidden_layer_sizes": (128,) * 5, "batch_size": 512},
+        ("diamonds",),
+    ),
+    (
+        3,
+        "GELU, 128 x 4, batch 512, lr 1e-2",
+        {**GELU, **DEEP, "batch_size": 512, "learning_rate_init": 1e-2},
+        ("diamonds",),
+    ),
     (4, "defaults, seed 1", {**DEFAULTS, "random_state": 1}, MISSED),
     (4, "residual", RESIDUAL, ALL),
     (4, "residual, seed 1", {**RESIDUAL, "random_state": 1}, MISSED),
     (4, "residual without skips", {**RESIDUAL, "block": {"skip": False}}, MISSED),
     (4, "residual without layer norm", {**RESIDUAL, "block": {"layer_norm": False}}, MISSED),
-    (4, "residual, time in the first layer only",
-     {**RESIDUAL, "block": {"time_every_layer": False}}, MISSED),
+    (
+        4,
+        "residual, time in the first layer only",
+        {**RESIDUAL, "block": {"time_every_layer": False}},
+        MISSED,
+    ),
     (5, "residual, constant learning rate", {**RESIDUAL, "learning_rate": "constant"}, MISSED),
     (6, "residual, warm-up 2 %", {**RESIDUAL, "warmup": 0.02}, MISSED),
     (6, "residual, warm-up 10 %", {**RESIDUAL, "warmup": 0.1}, MISSED),
@@ -156,8 +188,9 @@ SETTINGS: list[tuple[int, str, dict, tuple[str, ...]]] = [
 def flow_params(changes: dict, dataset: str) -> dict:
     """The former defaults with ``changes`` applied, per-data-set budgets resolved (the patches of
     ``NOT_HYPERPARAMETERS`` are left out)."""
-    params = {key: value for key, value in {**FORMER, **changes}.items()
-              if key not in NOT_HYPERPARAMETERS}
+    params = {
+        key: value for key, value in {**FORMER, **changes}.items() if key not in NOT_HYPERPARAMETERS
+    }
     if isinstance(params.get("max_iter"), dict):
         params["max_iter"] = params["max_iter"][dataset]
     return params

@@ -89,9 +89,9 @@ def measure(method: str, n_rows: int, n_features: int) -> dict:
     from skflow import FlowMatchingDensity
 
     rng = np.random.default_rng(0)
-    flow = FlowMatchingDensity(
-        hidden_layer_sizes=(16,), max_iter=5, n_steps=2, random_state=0
-    ).fit(rng.normal(size=(2000, n_features)))
+    flow = FlowMatchingDensity(hidden_layer_sizes=(16,), max_iter=5, n_steps=2, random_state=0).fit(
+        rng.normal(size=(2000, n_features))
+    )
     X = None if method == "sample" else rng.normal(size=(n_rows, n_features))
     call = {
         "score_samples": lambda: flow.score_samples(X),

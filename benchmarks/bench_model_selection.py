@@ -69,7 +69,8 @@ def default_rank(search: GridSearchCV) -> int:
     defaults = FlowMatchingDensity().get_params()
     results = search.cv_results_
     (index,) = [
-        i for i, params in enumerate(results["params"])
+        i
+        for i, params in enumerate(results["params"])
         if all(value == defaults[name] for name, value in params.items())
     ]
     return int(results["rank_test_score"][index])

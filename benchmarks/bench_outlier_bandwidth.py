@@ -193,12 +193,17 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--jobs", type=int, default=1, help="splits fitted in parallel")
-    parser.add_argument("--benchmark-sets", action="store_true",
-                        help="also the four data sets of bench_outliers.py, in a second table")
+    parser.add_argument(
+        "--benchmark-sets",
+        action="store_true",
+        help="also the four data sets of bench_outliers.py, in a second table",
+    )
     parser.add_argument("--output", default="outlier_bandwidth.md")
     args = parser.parse_args(argv)
     date, load_start, version = (
-        datetime.date.today().isoformat(), _common.load_average(), _common.code_version()
+        datetime.date.today().isoformat(),
+        _common.load_average(),
+        _common.code_version(),
     )
 
     groups = {"Problems outside the outlier benchmark (the choice)": list(VALIDATION_SETS)}

@@ -303,8 +303,16 @@ def comparison_tables(rows: list[dict]) -> str:
         + "\n\n#### Thresholds and times\n\n"
         + _common.markdown_table(
             detail,
-            ["dataset", "detector", "false alarms %", "recall %", "trimmed % of train",
-             "% of train outliers trimmed", "fit s", "score s"],
+            [
+                "dataset",
+                "detector",
+                "false alarms %",
+                "recall %",
+                "trimmed % of train",
+                "% of train outliers trimmed",
+                "fit s",
+                "score s",
+            ],
         )
     )
 
@@ -312,8 +320,17 @@ def comparison_tables(rows: list[dict]) -> str:
 def robustness_table(rows: list[dict]) -> str:
     return "### Part 2: contaminated training data\n\n" + _common.markdown_table(
         rows,
-        ["dataset", "detector", "ROC-AUC", "AP", "false alarms %", "recall %",
-         "trimmed % of train", "% of train outliers trimmed", "fit s"],
+        [
+            "dataset",
+            "detector",
+            "ROC-AUC",
+            "AP",
+            "false alarms %",
+            "recall %",
+            "trimmed % of train",
+            "% of train outliers trimmed",
+            "fit s",
+        ],
     )
 
 
@@ -345,8 +362,13 @@ def run_part(
     """Every split of every data set, as tasks of ``pool``; ``done`` gains their results."""
     loaded = [load() for load in datasets.values()]
     tasks = [
-        (dataset, seed, make_detectors, flow_params,
-         {k: v for k, v in done.items() if k[:2] == (dataset.name, seed)})
+        (
+            dataset,
+            seed,
+            make_detectors,
+            flow_params,
+            {k: v for k, v in done.items() if k[:2] == (dataset.name, seed)},
+        )
         for dataset in loaded
         for seed in seeds
     ]
@@ -369,8 +391,21 @@ def run_part(
 def _flow_settings(flow_params: dict) -> str:
     """The flow's training settings in force (FlowMatchingDensity's defaults change over time)."""
     params = FlowMatchingOutlierDetector(**flow_params).get_params()
-    keys = ["hidden_layer_sizes", "activation", "max_iter", "batch_size", "learning_rate_init", "learning_rate",
-            "early_stopping", "path", "coupling", "solver", "n_steps", "contamination", "bandwidth"]
+    keys = [
+        "hidden_layer_sizes",
+        "activation",
+        "max_iter",
+        "batch_size",
+        "learning_rate_init",
+        "learning_rate",
+        "early_stopping",
+        "path",
+        "coupling",
+        "solver",
+        "n_steps",
+        "contamination",
+        "bandwidth",
+    ]
     return ", ".join(f"{k}={params[k]!r}" for k in keys if k in params)
 
 

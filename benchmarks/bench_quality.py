@@ -209,7 +209,7 @@ def held_out_log_density(model, X: np.ndarray) -> np.ndarray:
 
 
 def describe_choice(search: GridSearchCV) -> str:
-    (name, grid), = search.param_grid.items()
+    ((name, grid),) = search.param_grid.items()
     value = search.best_params_[name]
     # the top of a grid, or the bottom of the bandwidth grid, may have cut the choice short
     at_edge = value == grid[-1] or (isinstance(value, float) and value == grid[0])

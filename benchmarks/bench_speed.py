@@ -139,7 +139,9 @@ def bench_training(n_features: int, n_epochs: int, repeats: int) -> dict:
 # (b) exact-divergence likelihood
 
 
-def naive_score_samples(flow: FlowMatchingDensity, X: np.ndarray, device: str = "cpu") -> np.ndarray:
+def naive_score_samples(
+    flow: FlowMatchingDensity, X: np.ndarray, device: str = "cpu"
+) -> np.ndarray:
     """``flow.score_samples`` written plainly: RK4 backwards from t = 1 to t = 0 with the divergence
     from one autograd call per dimension (on ``device``)."""
     net = copy.deepcopy(flow.model_).double().eval().to(device)
@@ -336,8 +338,7 @@ def main(argv=None) -> None:
         "products per evaluation).\n\n"
         + _common.markdown_table(likelihood, list(likelihood[0]))
         + "\n\nskflow's score_samples on the same 1024 rows with smaller inference chunks (one "
-        "run each, CPU seconds):\n\n"
-        + _common.markdown_table(chunks, list(chunks[0]))
+        "run each, CPU seconds):\n\n" + _common.markdown_table(chunks, list(chunks[0]))
     )
     print(sections[-1] + "\n", flush=True)
 

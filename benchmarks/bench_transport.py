@@ -60,7 +60,10 @@ def spiral(n: int, rng: np.random.Generator) -> np.ndarray:
     return X + 0.08 * rng.standard_normal((n, 2))
 
 
-PAIRS = {"moons -> 8 gaussians": (moons, gaussians8), "checkerboard -> spiral": (checkerboard, spiral)}
+PAIRS = {
+    "moons -> 8 gaussians": (moons, gaussians8),
+    "checkerboard -> spiral": (checkerboard, spiral),
+}
 
 
 # --- models ----------------------------------------------------------------------------------------
@@ -69,7 +72,9 @@ SIGMA = 0.2  # noise scale of the stochastic models, in pooled standard deviatio
 
 
 def models(max_iter: int, seed: int) -> dict[str, InterpolantTransport]:
-    common = dict(hidden_layer_sizes=(128, 128), max_iter=max_iter, batch_size=256, random_state=seed)
+    common = dict(
+        hidden_layer_sizes=(128, 128), max_iter=max_iter, batch_size=256, random_state=seed
+    )
     return {
         "independent (I-CFM)": InterpolantTransport(coupling="independent", **common),
         "OT (OT-CFM)": InterpolantTransport(coupling="ot", **common),
@@ -114,7 +119,12 @@ def main(argv=None) -> None:
                 model.set_params(solver="euler", n_steps=k)
                 ode[k] = w2(model.transform(source_test), target_test)
             step_rows.append(
-                {"pair": pair, "model": name, "sampler": "ODE (Euler)", "fit CPU s": f"{fit_cpu:.0f}"}
+                {
+                    "pair": pair,
+                    "model": name,
+                    "sampler": "ODE (Euler)",
+                    "fit CPU s": f"{fit_cpu:.0f}",
+                }
                 | {f"{k}": f"{ode[k]:.3f}" for k in STEPS}
             )
             if model.eps > 0:
@@ -123,8 +133,12 @@ def main(argv=None) -> None:
                     model.set_params(sde_n_steps=k)
                     sde[k] = w2(model.transport(source_test, random_state=args.seed), target_test)
                 step_rows.append(
-                    {"pair": pair, "model": name, "sampler": f"SDE eps={model.eps} (E-M)",
-                     "fit CPU s": f"{fit_cpu:.0f}"}
+                    {
+                        "pair": pair,
+                        "model": name,
+                        "sampler": f"SDE eps={model.eps} (E-M)",
+                        "fit CPU s": f"{fit_cpu:.0f}",
+                    }
                     | {f"{k}": f"{sde[k]:.3f}" for k in STEPS}
                 )
             model.set_params(solver="rk4", n_steps=20)

@@ -265,7 +265,9 @@ class BaseFlow(BaseEstimator):
         if sample_weight is None:
             weight = np.ones(X.shape[0])
         else:
-            weight = _check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True)
+            weight = _check_sample_weight(
+                sample_weight, X, dtype=np.float64, ensure_non_negative=True
+            )
             if not weight.sum() > 0:
                 raise ValueError("sample_weight must have a positive sum.")
         return X, weight

@@ -269,9 +269,8 @@ class FlowMatchingTrainer:
                     initial_loss = first_loss
                 # a finite loss can still have blown up, and a step can overflow the weights after
                 # a finite loss: check the loss against the untrained network's and the weights
-                if (
-                    not epoch_loss <= DIVERGENCE_FACTOR * float(initial_loss)
-                    or not _all_finite(ema_parameters)
+                if not epoch_loss <= DIVERGENCE_FACTOR * float(initial_loss) or not _all_finite(
+                    ema_parameters
                 ):
                     raise FloatingPointError
                 history.loss_curve.append(epoch_loss)

@@ -37,9 +37,7 @@ def _squared_distances(x0: torch.Tensor, x1: torch.Tensor) -> np.ndarray:
 class Coupling:
     """Base class: pair a minibatch of base samples with a minibatch of data samples."""
 
-    def pair(
-        self, x0: torch.Tensor, x1: torch.Tensor, rng: np.random.Generator
-    ) -> torch.Tensor:
+    def pair(self, x0: torch.Tensor, x1: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
         """Return the base samples re-ordered so that row ``i`` is paired with ``x1[i]``.
 
         Parameters
@@ -59,9 +57,7 @@ class Coupling:
 class IndependentCoupling(Coupling):
     """Independent coupling ``pi = p0 x p1`` (I-CFM): the pairs are kept as drawn."""
 
-    def pair(
-        self, x0: torch.Tensor, x1: torch.Tensor, rng: np.random.Generator
-    ) -> torch.Tensor:
+    def pair(self, x0: torch.Tensor, x1: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
         return x0
 
 
@@ -86,9 +82,7 @@ class ExactOTCoupling(Coupling):
     [20.0, 0.0, 10.0]
     """
 
-    def pair(
-        self, x0: torch.Tensor, x1: torch.Tensor, rng: np.random.Generator
-    ) -> torch.Tensor:
+    def pair(self, x0: torch.Tensor, x1: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
         n = x0.shape[0]
         cost = _squared_distances(x0, x1)
         weights = np.full(n, 1.0 / n)
@@ -170,7 +164,9 @@ class SinkhornCoupling(Coupling):
             tau=1e3 * n,
         )
         if not log["err"] or not log["err"][-1] <= self.tol:
-            unit_text = ", relative to the minibatch's mean squared distance" if self.relative else ""
+            unit_text = (
+                ", relative to the minibatch's mean squared distance" if self.relative else ""
+            )
             warnings.warn(
                 f"The Sinkhorn iterations of the entropic coupling did not converge in "
                 f"{self.max_iter} iterations at the regularisation {self.reg:g} (the estimator's "
@@ -181,9 +177,7 @@ class SinkhornCoupling(Coupling):
             )
         return plan
 
-    def pair(
-        self, x0: torch.Tensor, x1: torch.Tensor, rng: np.random.Generator
-    ) -> torch.Tensor:
+    def pair(self, x0: torch.Tensor, x1: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
         plan = np.clip(self.plan(x0, x1), 0.0, None)
         cumulative = np.cumsum(plan, axis=0)
         # inverse-CDF draw of one source row per column, all columns at once

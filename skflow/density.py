@@ -37,7 +37,9 @@ FOURIER_AUTO_FEATURES = 64
 benchmark set."""
 
 
-class FlowMatchingDensity(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixin, BaseFlow):
+class FlowMatchingDensity(
+    ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixin, BaseFlow
+):
     """Density estimation with a continuous normalizing flow trained by conditional flow matching.
 
     A velocity field ``v(t, x)`` is learned so that the ODE ``dx/dt = v(t, x)`` carries the standard
@@ -498,7 +500,10 @@ class FlowMatchingDensity(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Den
         return float(np.mean(self.score_samples(X)))
 
     @validate_params(
-        {"n_samples": [Interval(Integral, 1, None, closed="left")], "random_state": ["random_state"]},
+        {
+            "n_samples": [Interval(Integral, 1, None, closed="left")],
+            "random_state": ["random_state"],
+        },
         prefer_skip_nested_validation=True,
     )
     def sample(self, n_samples: int = 1, random_state=None) -> np.ndarray:

@@ -278,8 +278,7 @@ class SubspaceOutlierEnsemble(ThresholdMixin, OutlierMixin, BaseEstimator):
         if isinstance(self.max_features, Integral):
             if self.max_features > n_features:
                 raise ValueError(
-                    f"max_features={self.max_features} is more than the {n_features} features "
-                    "of X."
+                    f"max_features={self.max_features} is more than the {n_features} features of X."
                 )
             return int(self.max_features)
         return max(1, int(self.max_features * n_features))

@@ -509,8 +509,10 @@ def _docstring() -> str | None:
         shown = f'"{default}"' if isinstance(default, str) else repr(default)
         parameters = re.sub(
             rf"^({name} : .*, default=).*$",
-            lambda match: f"{match.group(1)}{shown} (FlowMatchingDensity's differs: see"
-            " :data:`~skflow.outlier.OWN_DEFAULTS`)",
+            lambda match: (
+                f"{match.group(1)}{shown} (FlowMatchingDensity's differs: see"
+                " :data:`~skflow.outlier.OWN_DEFAULTS`)"
+            ),
             parameters,
             count=1,
             flags=re.MULTILINE,

@@ -288,7 +288,9 @@ feature_names_in_
                 "is learned from its noise: set gamma to a non-zero noise and sigma > 0, or eps=0."
             )
         if self.coupling_reg == "sb" and self.sigma == 0:
-            raise ValueError("coupling_reg='sb' is the regularisation 2 sigma^2: it needs sigma > 0.")
+            raise ValueError(
+                "coupling_reg='sb' is the regularisation 2 sigma^2: it needs sigma > 0."
+            )
         return path
 
     # ----------------------------------------------------------------------------------------------
@@ -320,7 +322,9 @@ feature_names_in_
         if sample_weight is None:
             weight = np.ones(X.shape[0])
         else:
-            weight = _check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True)
+            weight = _check_sample_weight(
+                sample_weight, X, dtype=np.float64, ensure_non_negative=True
+            )
         for label in classes:
             side = y == label
             if np.count_nonzero(weight[side] > 0) < 2:
@@ -438,7 +442,9 @@ feature_names_in_
         if self.eps == 0:
             return self._integrate_flow(Z, t0, t1)
         if not hasattr(self.model_, "denoiser"):
-            raise ValueError("eps > 0 needs the denoiser, which is learned in fit: refit with eps > 0.")
+            raise ValueError(
+                "eps > 0 needs the denoiser, which is learned in fit: refit with eps > 0."
+            )
         gamma = self._make_path().noise.gamma
         rate = self._epsilon_over_gamma_max()  # epsilon(t) = rate * gamma(t)
         sign = 1.0 if forward else -1.0
@@ -457,7 +463,9 @@ feature_names_in_
         generator = torch.Generator(device=resolve_device(self.device)).manual_seed(
             _seed(check_random_state(random_state))
         )
-        return self._integrate_stochastic(Z, t0, t1, make_drift, diffusion, self.sde_n_steps, generator)
+        return self._integrate_stochastic(
+            Z, t0, t1, make_drift, diffusion, self.sde_n_steps, generator
+        )
 
     @validate_params(
         {"direction": [StrOptions({"forward", "backward"})], "random_state": ["random_state"]},
@@ -485,7 +493,10 @@ feature_names_in_
         return self._unstandardise(Z)
 
     @validate_params(
-        {"n_samples": [Interval(Integral, 1, None, closed="left")], "random_state": ["random_state"]},
+        {
+            "n_samples": [Interval(Integral, 1, None, closed="left")],
+            "random_state": ["random_state"],
+        },
         prefer_skip_nested_validation=True,
     )
     def sample(self, n_samples: int = 1, random_state=None) -> np.ndarray:

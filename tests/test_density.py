@@ -306,9 +306,9 @@ def test_log_likelihood_check_matches_score_samples(n_features):
 
 
 def test_verbose_prints_progress(capsys):
-    FlowMatchingDensity(verbose=1, early_stopping=True, random_state=0, **{**SMALL, "max_iter": 2}).fit(
-        gaussian(100, 0)
-    )
+    FlowMatchingDensity(
+        verbose=1, early_stopping=True, random_state=0, **{**SMALL, "max_iter": 2}
+    ).fit(gaussian(100, 0))
     out = capsys.readouterr().out
     assert "Epoch 1" in out and "validation loss" in out
 
@@ -329,6 +329,8 @@ def test_cuda_end_to_end_and_loads_on_cpu():
     assert abs(flow.score(X_test) - truth) < 0.05
     assert all(p.device.type == "cpu" for p in flow.model_.parameters())
     precise = pickle.loads(pickle.dumps(flow)).set_params(n_steps=40)
-    np.testing.assert_allclose(precise.inverse_transform(precise.transform(X_test)), X_test, atol=1e-4)
+    np.testing.assert_allclose(
+        precise.inverse_transform(precise.transform(X_test)), X_test, atol=1e-4
+    )
     on_cpu = pickle.loads(pickle.dumps(flow)).set_params(device="cpu")
     np.testing.assert_allclose(on_cpu.score_samples(X_test), flow.score_samples(X_test), atol=1e-8)

@@ -234,8 +234,9 @@ def test_keyboard_interrupt_stops_the_fit_and_keeps_the_ensemble(monkeypatch):
         return weighted_mse(*args)
 
     monkeypatch.setattr(trainer, "_weighted_mse", interrupted_in_the_final_flow_of_the_first_member)
-    with pytest.warns(RuntimeWarning, match="interrupted"), pytest.raises(
-        KeyboardInterrupt, match="interrupted while fitting a member"
+    with (
+        pytest.warns(RuntimeWarning, match="interrupted"),
+        pytest.raises(KeyboardInterrupt, match="interrupted while fitting a member"),
     ):
         ensemble.fit(X + 1.0)
     assert calls["n"] == 4 + 4 + 2 + 1 + 1  # and the check of the kept weights: no second member

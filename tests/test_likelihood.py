@@ -159,8 +159,14 @@ def test_field_constant_in_x_has_zero_divergence(divergence):
     shift = torch.tensor([0.5, -1.0, 2.0], dtype=torch.float64)
     _, x = _points(n=4)
     z, delta = flow_log_likelihood(
-        lambda t, y: shift.expand(t.shape[0], D), x, 0.0, 1.0, divergence=divergence,
-        generator=torch.Generator().manual_seed(0), method="rk4", n_steps=4,
+        lambda t, y: shift.expand(t.shape[0], D),
+        x,
+        0.0,
+        1.0,
+        divergence=divergence,
+        generator=torch.Generator().manual_seed(0),
+        method="rk4",
+        n_steps=4,
     )
     torch.testing.assert_close(z, x - shift, rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(delta, torch.zeros(4, dtype=torch.float64), rtol=0, atol=1e-12)
@@ -207,8 +213,14 @@ def test_flow_log_likelihood_hutchinson_on_linear_field():
 
     def run(seed):
         return flow_log_likelihood(
-            lambda t, y: y @ matrix.T, x, 0.0, 1.0, divergence="hutchinson",
-            generator=torch.Generator().manual_seed(seed), method="rk4", n_steps=8,
+            lambda t, y: y @ matrix.T,
+            x,
+            0.0,
+            1.0,
+            divergence="hutchinson",
+            generator=torch.Generator().manual_seed(seed),
+            method="rk4",
+            n_steps=8,
         )
 
     z, delta = run(0)
@@ -263,8 +275,13 @@ def test_gaussian_to_gaussian_log_likelihood(mean, scale, divergence, options, t
     generator = torch.Generator().manual_seed(3)
     x = mean_t + scale * torch.randn(7, d, generator=generator, dtype=torch.float64)
     z, delta = flow_log_likelihood(
-        _gaussian_marginal_velocity(mean_t, scale), x, 0.0, 1.0, divergence=divergence,
-        generator=torch.Generator().manual_seed(0), **options,
+        _gaussian_marginal_velocity(mean_t, scale),
+        x,
+        0.0,
+        1.0,
+        divergence=divergence,
+        generator=torch.Generator().manual_seed(0),
+        **options,
     )
     # the field is isotropic in x, so Hutchinson's estimate is exact here
     log_likelihood = standard_normal_log_density(z) + delta

@@ -50,9 +50,12 @@ def test_dask_cluster_gives_the_sequential_results_on_one_thread_per_worker(
     distributed = pytest.importorskip("distributed")
     # the workers must get one thread from Dask itself, not from this test run's environment
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
-    with distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
-    ) as cluster, distributed.Client(cluster) as client:
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
         assert set(client.run(torch.get_num_threads).values()) == {1}
         with parallel_backend("dask"):
             results = search(n_jobs=2).cv_results_

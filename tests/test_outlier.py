@@ -26,8 +26,6 @@ from skflow.networks import VelocityMLP
 from skflow.outlier import AUTO_LEVEL, BANDWIDTH, OWN_DEFAULTS
 
 
-
-
 def mahalanobis_squared(X):
     diff = X - MEAN
     return np.einsum("ij,jk,ik->i", diff, np.linalg.inv(COVARIANCE), diff)
@@ -250,7 +248,6 @@ def test_auto_threshold_comes_from_held_out_scores(fitted):
     assert np.isfinite(tiny.offset_) and tiny.predict(gaussian(3, 1)).shape == (3,)
 
 
-
 # --------------------------------------------------------------------------------------------------
 # robustness
 
@@ -300,7 +297,7 @@ def test_gross_outliers_in_the_training_data_are_trimmed():
     # a fixed budget on all rows: the test is about trimming, not the stopping rule
     budget = {**SMALL, "early_stopping": False}
     detector = FlowMatchingOutlierDetector(random_state=0, bandwidth=0.0, **budget).fit(X)
-    assert detector.trimmed_[len(clean):].all()
+    assert detector.trimmed_[len(clean) :].all()
     assert detector.trimmed_[: len(clean)].mean() < 0.02
 
     class SingleFit(FlowMatchingOutlierDetector):
@@ -342,7 +339,9 @@ def test_hyperparameters_are_flow_matching_densitys_plus_contamination_and_bandw
         "bandwidth": BANDWIDTH,
     }
     # the docstring states the detector's own default, not the density's
-    assert 'architecture : {"mlp", "residual"}, default="mlp"' in FlowMatchingOutlierDetector.__doc__
+    assert (
+        'architecture : {"mlp", "residual"}, default="mlp"' in FlowMatchingOutlierDetector.__doc__
+    )
     assert (
         'time_distribution : {"uniform", "logit_normal", "arcsine"}, default="uniform"'
         in FlowMatchingOutlierDetector.__doc__
@@ -355,7 +354,6 @@ def test_hyperparameters_are_flow_matching_densitys_plus_contamination_and_bandw
     if doc is not None:
         for name in detector:
             assert f"\n{name} : " in doc or f"\n{name}, " in doc or f", {name} : " in doc, name
-
 
 
 def test_reproducible():
@@ -427,9 +425,7 @@ def _expected_failures(estimator):
         FlowMatchingOutlierDetector(**FAST),
         FlowMatchingOutlierDetector(contamination=0.1, path="trig", coupling="ot", **FAST),
     ]
-    + (
-        [FlowMatchingOutlierDetector(device="cuda", **FAST)] if torch.cuda.is_available() else []
-    ),
+    + ([FlowMatchingOutlierDetector(device="cuda", **FAST)] if torch.cuda.is_available() else []),
     expected_failed_checks=_expected_failures,
 )
 def test_sklearn_compatible(estimator, check):

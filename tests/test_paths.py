@@ -40,9 +40,7 @@ LINEAR_SIGMAS = (0.0, 0.01, 0.1, 0.5)
 
 # every registered path, the linear one at several widths: new paths are picked up automatically
 PATH_CASES = [
-    (name, sigma)
-    for name in PATHS
-    for sigma in (LINEAR_SIGMAS if name == "linear" else (0.0,))
+    (name, sigma) for name in PATHS for sigma in (LINEAR_SIGMAS if name == "linear" else (0.0,))
 ]
 PATH_IDS = [f"{name}-sigma{sigma}" for name, sigma in PATH_CASES]
 
@@ -241,7 +239,10 @@ GAMMA_REFERENCES = {
     "zero": lambda t: (0 * t, 0 * t),
     "brownian": lambda t: (np.sqrt(t * (1 - t)), (1 - 2 * t) / (2 * np.sqrt(t * (1 - t)))),
     "bsquared": lambda t: (t * (1 - t), 1 - 2 * t),
-    "sinesquared": lambda t: (np.sin(np.pi * t) ** 2, 2 * np.pi * np.sin(np.pi * t) * np.cos(np.pi * t)),
+    "sinesquared": lambda t: (
+        np.sin(np.pi * t) ** 2,
+        2 * np.pi * np.sin(np.pi * t) * np.cos(np.pi * t),
+    ),
 }
 GAMMA_SIGMAS = (0.0, 0.3, 1.0)
 
@@ -282,7 +283,9 @@ def test_gamma_derivatives_match_autograd_and_closed_form(name, sigma):
 def test_gamma_vanishes_at_the_ends(name):
     noise = GAMMAS[name](sigma=0.7)
     ends = torch.tensor([0.0, 1.0], dtype=torch.float64)
-    torch.testing.assert_close(noise.gamma(ends), torch.zeros(2, dtype=torch.float64), atol=1e-15, rtol=0)
+    torch.testing.assert_close(
+        noise.gamma(ends), torch.zeros(2, dtype=torch.float64), atol=1e-15, rtol=0
+    )
 
 
 def test_brownian_ends_are_clipped_and_the_product_form_is_finite():
@@ -291,7 +294,9 @@ def test_brownian_ends_are_clipped_and_the_product_form_is_finite():
     ends = torch.tensor([0.0, 1.0], dtype=torch.float64)
     # gamma' is infinite at the ends, gamma gamma' = sigma^2 (1 - 2t) / 2 is not
     assert torch.isinf(noise.d_gamma(ends)).all()
-    torch.testing.assert_close(noise.gamma_d_gamma(ends), torch.tensor([0.125, -0.125], dtype=torch.float64))
+    torch.testing.assert_close(
+        noise.gamma_d_gamma(ends), torch.tensor([0.125, -0.125], dtype=torch.float64)
+    )
     # near the ends the product equals gamma * gamma' to rounding
     near = torch.tensor([1e-9, 1 - 1e-9], dtype=torch.float64)
     torch.testing.assert_close(noise.gamma_d_gamma(near), noise.gamma(near) * noise.d_gamma(near))
@@ -307,13 +312,17 @@ def test_noisy_velocity_is_time_derivative_of_noisy_interpolate(name, gamma_name
     path = PATHS[name]().with_noise(GAMMAS[gamma_name](sigma=0.6))
     x0, x1 = (torch.from_numpy(x) for x in _pair())
     z = torch.from_numpy(np.random.default_rng(5).normal(size=x0.shape))
-    t = torch.linspace(path.t_min, path.t_max, x0.shape[0], dtype=torch.float64).requires_grad_(True)
+    t = torch.linspace(path.t_min, path.t_max, x0.shape[0], dtype=torch.float64).requires_grad_(
+        True
+    )
     xt = path.interpolate(x0, x1, t, z)
     derivative = torch.stack(
         [torch.autograd.grad(xt[:, k].sum(), t, retain_graph=True)[0] for k in range(xt.shape[1])],
         dim=1,
     )
-    torch.testing.assert_close(path.velocity(x0, x1, t.detach(), z), derivative, rtol=1e-9, atol=1e-10)
+    torch.testing.assert_close(
+        path.velocity(x0, x1, t.detach(), z), derivative, rtol=1e-9, atol=1e-10
+    )
     # the noise enters as gamma(t) z exactly
     expected = path.interpolate(x0, x1, t.detach()) + path.noise.gamma(t.detach())[:, None] * z
     torch.testing.assert_close(xt.detach(), expected)

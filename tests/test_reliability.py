@@ -364,9 +364,13 @@ def _out_of_range(interval):
     """Numbers just outside an Interval constraint, and a non-integer for an integer one."""
     values = []
     if interval.left is not None:
-        values.append(interval.left if interval.closed in ("right", "neither") else interval.left - 1)
+        values.append(
+            interval.left if interval.closed in ("right", "neither") else interval.left - 1
+        )
     if interval.right is not None:
-        values.append(interval.right if interval.closed in ("left", "neither") else interval.right + 1)
+        values.append(
+            interval.right if interval.closed in ("left", "neither") else interval.right + 1
+        )
     if interval.type is not Real and interval.left is not None:
         values.append(interval.left + 0.5)
     return values
@@ -463,8 +467,16 @@ def test_transport_arguments(fitted):
         (np.array([0, "a"] * (N // 2), dtype=object), TypeError, "y must hold labels of one kind"),
         (None, ValueError, "requires y"),
     ],
-    ids=["one class", "three classes", "one-row side", "wrong length", "NaN", "2-D", "mixed",
-         "None"],
+    ids=[
+        "one class",
+        "three classes",
+        "one-row side",
+        "wrong length",
+        "NaN",
+        "2-D",
+        "mixed",
+        "None",
+    ],
 )
 def test_bad_labels_are_clear_errors(y, error, match):
     with pytest.raises(error, match=match):

@@ -42,7 +42,11 @@ def _expected_failures(estimator):
         ),
     ]
     # on a machine with a GPU, the whole suite of checks runs on it too
-    + ([FlowMatchingDensity(device="cuda", coupling="ot", **FAST)] if torch.cuda.is_available() else []),
+    + (
+        [FlowMatchingDensity(device="cuda", coupling="ot", **FAST)]
+        if torch.cuda.is_available()
+        else []
+    ),
     expected_failed_checks=_expected_failures,
 )
 def test_sklearn_compatible(estimator, check):

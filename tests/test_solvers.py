@@ -269,7 +269,9 @@ def test_sde_backwards_in_time_and_seeded():
 
     def run(seed):
         return integrate_sde(
-            lambda t, y: theta * y,  # dY = theta Y dt backwards is -theta Y in forward time s = 1 - t
+            lambda t, y: (
+                theta * y
+            ),  # dY = theta Y dt backwards is -theta Y in forward time s = 1 - t
             lambda t: math.sqrt(2.0),
             y0,
             1.0,

@@ -12,9 +12,7 @@ from skflow.couplings import IndependentCoupling
 from skflow.paths import LinearPath
 
 
-def make_trainer(
-    learning_rate: str, max_iter: int = 3, ema_decay: float = 0.999, **early_stopping
-):
+def make_trainer(learning_rate: str, max_iter: int = 3, ema_decay: float = 0.999, **early_stopping):
     config = TrainingConfig(
         max_iter=max_iter,
         batch_size=4,
@@ -25,7 +23,10 @@ def make_trainer(
         verbose=0,
     )
     return FlowMatchingTrainer(
-        LinearPath(), IndependentCoupling(), lambda n, g: torch.randn(n, 1, generator=g), config,
+        LinearPath(),
+        IndependentCoupling(),
+        lambda n, g: torch.randn(n, 1, generator=g),
+        config,
         np.random.default_rng(0),
     )
 

@@ -56,7 +56,9 @@ class GaussianInterpolant:
     def _coefficients(self, t):
         t = torch.as_tensor(t, dtype=torch.float64)
         p, g = self.path, self.path.noise
-        return [float(f(t)) for f in (p.alpha, p.beta, g.gamma, p.d_alpha, p.d_beta, g.gamma_d_gamma)]
+        return [
+            float(f(t)) for f in (p.alpha, p.beta, g.gamma, p.d_alpha, p.d_beta, g.gamma_d_gamma)
+        ]
 
     def moments(self, t):
         a, b, g, *_ = self._coefficients(t)
@@ -176,10 +178,14 @@ def test_learned_velocity_and_score_match_the_closed_form(fitted, t):
     exact, z, X = _bulk(fitted, t)
     b = fitted.velocity(X, t) / fitted.scale_
     b_true = exact.velocity(t, z)
-    assert np.median(np.linalg.norm(b - b_true, axis=1)) < 0.25 * np.median(np.linalg.norm(b_true, axis=1))
+    assert np.median(np.linalg.norm(b - b_true, axis=1)) < 0.25 * np.median(
+        np.linalg.norm(b_true, axis=1)
+    )
     s = fitted.grad_log_density(X, t) * fitted.scale_
     s_true = exact.score(t, z)
-    assert np.median(np.linalg.norm(s - s_true, axis=1)) < 0.3 * np.median(np.linalg.norm(s_true, axis=1))
+    assert np.median(np.linalg.norm(s - s_true, axis=1)) < 0.3 * np.median(
+        np.linalg.norm(s_true, axis=1)
+    )
 
 
 @pytest.mark.parametrize("t", [0.0, 0.25, 0.5, 0.75, 1.0])
@@ -238,7 +244,12 @@ def test_schrodinger_bridge_recipe():
     plan of absolute regularisation 2 sigma^2 and the Brownian-bridge noise of the same sigma."""
     sigma = 0.5
     model = InterpolantTransport(
-        coupling="sinkhorn", gamma="brownian", sigma=sigma, coupling_reg="sb", random_state=0, **SMALL
+        coupling="sinkhorn",
+        gamma="brownian",
+        sigma=sigma,
+        coupling_reg="sb",
+        random_state=0,
+        **SMALL,
     )
     coupling = model._make_coupling()
     assert isinstance(coupling, SinkhornCoupling)
@@ -291,12 +302,17 @@ def test_density_is_in_the_units_of_X():
     X, y = two_gaussians(200, 0)
     a = InterpolantTransport(random_state=0, **FAST).fit(X, y)
     b = InterpolantTransport(random_state=0, **FAST).fit(10 * X, y)
-    np.testing.assert_allclose(b.score_samples(10 * X[:20]), a.score_samples(X[:20]) - 2 * np.log(10), rtol=1e-5)
-    np.testing.assert_allclose(b.transform(10 * X[:20]), 10 * a.transform(X[:20]), rtol=1e-5, atol=1e-8)
+    np.testing.assert_allclose(
+        b.score_samples(10 * X[:20]), a.score_samples(X[:20]) - 2 * np.log(10), rtol=1e-5
+    )
+    np.testing.assert_allclose(
+        b.transform(10 * X[:20]), 10 * a.transform(X[:20]), rtol=1e-5, atol=1e-8
+    )
 
 
 @pytest.mark.parametrize(
-    "density", [KernelDensity(bandwidth=0.3), FlowMatchingDensity(max_iter=2, hidden_layer_sizes=(8,))]
+    "density",
+    [KernelDensity(bandwidth=0.3), FlowMatchingDensity(max_iter=2, hidden_layer_sizes=(8,))],
 )
 def test_any_density_estimator_as_the_source_density(density):
     X, y = two_gaussians(100, 0)
@@ -311,14 +327,14 @@ def test_grid_search_in_a_pipeline_chooses_by_score():
     order = np.random.default_rng(0).permutation(len(y))
     search = GridSearchCV(
         make_pipeline(StandardScaler(), InterpolantTransport(random_state=0, **FAST)),
-        {"interpolanttransport__coupling": ["independent", "ot"],
-         "interpolanttransport__path": ["linear", "trig"]},
+        {
+            "interpolanttransport__coupling": ["independent", "ot"],
+            "interpolanttransport__path": ["linear", "trig"],
+        },
         cv=KFold(2, shuffle=True, random_state=0),
     ).fit(X[order], y[order])
     assert np.isfinite(search.cv_results_["mean_test_score"]).all()
     assert search.best_params_["interpolanttransport__coupling"] in ("independent", "ot")
-
-
 
 
 @pytest.mark.parametrize(
@@ -359,6 +375,8 @@ def test_feature_names_are_kept_and_pandas_output():
     pd = pytest.importorskip("pandas")
     X, y = two_gaussians(50, 0)
     frame = pd.DataFrame(X, columns=["u", "v"])
-    model = InterpolantTransport(random_state=0, **FAST).set_output(transform="pandas").fit(frame, y)
+    model = (
+        InterpolantTransport(random_state=0, **FAST).set_output(transform="pandas").fit(frame, y)
+    )
     assert list(model.get_feature_names_out()) == ["u", "v"]
     assert list(model.transform(frame).columns) == ["u", "v"]

@@ -36,7 +36,6 @@ from skflow import FlowMatchingDensity
 from skflow.solvers import integrate
 
 
-
 def eight_gaussians(n_rows, seed):
     rng = np.random.default_rng(seed)
     centres = 2 * np.exp(2j * np.pi * rng.integers(0, 8, size=n_rows) / 8)

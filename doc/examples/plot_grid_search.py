@@ -68,9 +68,7 @@ param_grid = {
     "flowmatchingdensity__path": ["linear", "trig", "vp"],
     "flowmatchingdensity__coupling": ["independent", "ot"],
 }
-search = GridSearchCV(
-    pipeline, param_grid, cv=KFold(3, shuffle=True, random_state=0), refit=False
-)
+search = GridSearchCV(pipeline, param_grid, cv=KFold(3, shuffle=True, random_state=0), refit=False)
 search.fit(X)
 print("best parameters:", search.best_params_)
 print(f"best mean held-out log-likelihood: {search.best_score_:.3f} nats per row")
