@@ -1,8 +1,8 @@
-"""The internal training loop: conditional flow matching with Adam, an EMA of the weights and early stopping.
+"""The training loop: conditional flow matching with Adam, an EMA of the weights and checkpoints.
 
-Each step draws a minibatch of data rows ``x1`` and base rows ``x0``, re-pairs them with the coupling,
-draws times ``t`` in ``[t_min, t_max]`` from a :class:`~skflow.times.TimeDistribution` and regresses
-the network onto the conditional velocity,
+Each step draws a minibatch of data rows ``x1`` and base rows ``x0``, re-pairs them with the
+coupling, draws times ``t`` in ``[t_min, t_max]`` from a :class:`~skflow.times.TimeDistribution`
+and regresses the network onto the conditional velocity,
 
 .. math::
 
@@ -13,10 +13,12 @@ the simulation-free conditional flow-matching loss (Lipman et al., 2023, eq. 9; 
 eq. 11). When the path carries noise ``gamma(t) z`` the target is ``u_t = alpha' x0 + beta' x1 +
 gamma' z``, the quadratic loss of the velocity ``b`` of stochastic interpolants (Albergo, Boffi &
 Vanden-Eijnden, 2023, eq. 2.13), and a denoiser ``eta_z`` may be learned alongside by the loss
-``E |eta_z(t, x_t) - z|^2 / d`` (their eq. 2.15). The model kept is the exponential moving average
-of the weights. With early stopping, that average is scored every ``validation_interval`` epochs,
-either by the flow-matching loss on fixed validation pairs or by a callable the estimator supplies
-(its negative held-out log-likelihood), and the best-scoring average is the one returned.
+``E |eta_z(t, x_t) - z|^2 / d`` (their eq. 2.15).
+
+Everything a run moves lives in one :class:`TrainState` (network, EMA, optimiser, schedule, step
+count, history), and :meth:`FlowMatchingTrainer.run` is the one loop that ``fit``, ``warm_start``
+and ``partial_fit`` use. What the loop keeps and when it stops is the decision of a checkpoint
+from :mod:`skflow._callbacks`.
 """
 
 from __future__ import annotations
@@ -33,16 +35,40 @@ import torch
 from torch import nn
 from torch.optim.swa_utils import get_ema_multi_avg_fn
 
+from ._callbacks import Checkpoint, TrainingHistory
 from .couplings import Coupling
 from .paths import ProbabilityPath
-from .times import TimeDistribution, UniformTimes
+from .times import TimeDistribution
 
-BaseSampler = Callable[[int, torch.Generator], torch.Tensor]
-ValidationLoss = Callable[[nn.Module], float]
+__all__ = [
+    "AUTO_MAX_STEPS",
+    "AUTO_MIN_STEPS",
+    "AUTO_STEPS_PER_ROW",
+    "FlowMatchingTrainer",
+    "TrainState",
+    "TrainingConfig",
+    "auto_max_iter",
+]
 
 DIVERGENCE_FACTOR = 1e6
 """An epoch whose loss exceeds this many times the loss of the untrained network (the first
 minibatch's) has diverged, even if the loss is finite: the weights have blown up."""
+
+AUTO_STEPS_PER_ROW = 4
+AUTO_MIN_STEPS = 3000
+AUTO_MAX_STEPS = 20000
+"""``max_iter="auto"``: optimiser steps per training row, and the bounds of the step budget."""
+
+N_VALIDATION_CHECKS = 25
+"""Early stopping scores the model this many times over the ``max_iter`` epochs."""
+
+
+def auto_max_iter(n_rows: int, batch_size: int) -> int:
+    """Epochs of ``max_iter="auto"``: ``clip(4 n, 3000, 20000)`` optimiser steps for ``n`` training
+    rows, in whole epochs of ``ceil(n / batch_size)`` steps (at least one epoch)."""
+    steps = min(max(AUTO_STEPS_PER_ROW * n_rows, AUTO_MIN_STEPS), AUTO_MAX_STEPS)
+    batches_per_epoch = math.ceil(n_rows / min(batch_size, n_rows))
+    return max(1, math.ceil(steps / batches_per_epoch))
 
 
 def cosine_decay(step: int, total: int) -> float:
@@ -69,16 +95,49 @@ class TrainingConfig:
 
 
 @dataclass
-class TrainingHistory:
-    """What a fit recorded: per-epoch losses, the best monitored loss, epochs and steps taken."""
+class TrainState:
+    """Everything a training run moves.
 
-    loss_curve: list[float] = field(default_factory=list)
-    validation_loss_curve: list[float] = field(default_factory=list)
-    best_loss: float = math.inf
-    best_iter: int = 0
-    n_iter: int = 0
-    n_steps: int = 0
-    interrupted: bool = False
+    Attributes
+    ----------
+    network : torch.nn.Module
+        The weights the optimiser steps.
+    ema : torch.nn.Module
+        Their exponential moving average: the model that is kept.
+    optimizer : torch.optim.Optimizer
+        Adam over ``network``'s parameters.
+    scheduler : torch.optim.lr_scheduler.LRScheduler or None
+        The step-size schedule, if any.
+    step : int
+        Optimiser steps taken; the EMA's warm-up counts from it.
+    history : TrainingHistory
+        The run's record.
+    """
+
+    network: nn.Module
+    ema: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None
+    step: int = 0
+    history: TrainingHistory = field(default_factory=TrainingHistory)
+
+    @classmethod
+    def start(
+        cls,
+        network: nn.Module,
+        learning_rate_init: float,
+        *,
+        ema: nn.Module | None = None,
+        optimizer_state: dict | None = None,
+        step: int = 0,
+    ) -> TrainState:
+        """A state around ``network``: its EMA (a copy of it unless given) and a fresh Adam, or
+        one that continues from ``optimizer_state``."""
+        ema = (copy.deepcopy(network) if ema is None else ema).requires_grad_(False)
+        optimizer = torch.optim.Adam(network.parameters(), lr=learning_rate_init)
+        if optimizer_state is not None:
+            optimizer.load_state_dict(optimizer_state)
+        return cls(network, ema, optimizer, step=step)
 
 
 def _weighted_mse(
@@ -114,157 +173,120 @@ class FlowMatchingTrainer:
         The interpolant that defines ``x_t`` and the regression target.
     coupling : Coupling
         How each base minibatch is paired with its data minibatch.
-    draw_base : callable
-        ``draw_base(n, generator)`` returns ``n`` base samples ``x0`` on the training device.
+    base : object with ``sample(n, generator)``
+        The ``t = 0`` end: ``n`` rows on the generator's device (see :mod:`skflow._distributions`).
+    times : TimeDistribution
+        Law of the training times on ``(0, 1)``, mapped to ``[t_min, t_max]``.
     config : TrainingConfig
         Optimisation settings.
     rng : numpy.random.Generator
-        Seeds the torch generator of the loop and drives stochastic couplings.
+        Drives stochastic couplings.
     learn_denoiser : bool, default=False
-        Also regress ``model.denoiser(t, x_t)`` onto the noise ``z`` (the path must carry noise).
-    times : TimeDistribution, optional
-        Law of the training times on ``(0, 1)``, mapped to ``[t_min, t_max]``; uniform by default.
+        Also regress ``network.denoiser(t, x_t)`` onto the noise ``z`` (the path must carry noise).
     """
 
     def __init__(
         self,
         path: ProbabilityPath,
         coupling: Coupling,
-        draw_base: BaseSampler,
+        base,
+        times: TimeDistribution,
         config: TrainingConfig,
         rng: np.random.Generator,
         learn_denoiser: bool = False,
-        times: TimeDistribution | None = None,
     ) -> None:
         self.path = path
         self.coupling = coupling
-        self.draw_base = draw_base
+        self.base = base
+        self.times = times
         self.config = config
         self.rng = rng
         self.learn_denoiser = learn_denoiser
-        self.times = UniformTimes() if times is None else times
-
-    def _draw_times(self, n: int, generator: torch.Generator, device: torch.device) -> torch.Tensor:
-        u = self.times.sample(n, generator, device)
-        return self.path.t_min + (self.path.t_max - self.path.t_min) * u
 
     def _regression_pairs(
         self, x1: torch.Tensor, generator: torch.Generator
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """Times, points ``x_t``, target velocities and noises ``z`` (None without noise) for one
         minibatch of data rows."""
-        x0 = self.coupling.pair(self.draw_base(x1.shape[0], generator), x1, self.rng)
-        t = self._draw_times(x1.shape[0], generator, x1.device)
+        x0 = self.coupling.pair(self.base.sample(x1.shape[0], generator), x1, self.rng)
+        u = self.times.sample(x1.shape[0], generator, x1.device)
+        t = self.path.t_min + (self.path.t_max - self.path.t_min) * u
         z = None
         if not self.path.noise.is_zero:
             z = torch.randn(x1.shape, generator=generator, device=x1.device, dtype=x1.dtype)
         return t, self.path.interpolate(x0, x1, t, z), self.path.velocity(x0, x1, t, z), z
 
-    def _loss(
-        self,
-        model: nn.Module,
-        t: torch.Tensor,
-        xt: torch.Tensor,
-        ut: torch.Tensor,
-        z: torch.Tensor | None,
-        weight: torch.Tensor | None,
-    ) -> torch.Tensor:
+    def _loss(self, network: nn.Module, t, xt, ut, z, weight) -> torch.Tensor:
         """Velocity loss, plus the denoiser's when it is learned."""
-        loss = _weighted_mse(model(t, xt), ut, weight)
+        loss = _weighted_mse(network(t, xt), ut, weight)
         if self.learn_denoiser:
-            loss = loss + _weighted_mse(model.denoiser(t, xt), z, weight)
+            loss = loss + _weighted_mse(network.denoiser(t, xt), z, weight)
         return loss
-
-    def _validation_batches(
-        self, x_val: torch.Tensor, w_val: torch.Tensor | None, generator: torch.Generator
-    ) -> list[tuple[torch.Tensor, ...]]:
-        """Fixed validation pairs, drawn once so that every epoch is scored on the same targets."""
-        repeats = max(1, math.ceil(2048 / x_val.shape[0]))
-        rows = x_val.repeat(repeats, 1)
-        weights = None if w_val is None else w_val.repeat(repeats)
-        return [
-            (*self._regression_pairs(rows[index], generator), _rows(weights, index), index)
-            for index in self._batches(torch.arange(rows.shape[0], device=rows.device))
-        ]
 
     def _batches(self, order: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """Split row indices into near-equal batches of at most ``batch_size``: no tiny remainder
         batch, whose minibatch coupling would be meaningless and whose gradient would be noisy."""
         return torch.tensor_split(order, math.ceil(order.numel() / self.config.batch_size))
 
-    @torch.no_grad()
-    def _validation_loss(self, model: nn.Module, batches: list[tuple[torch.Tensor, ...]]) -> float:
-        total, weight = 0.0, 0.0
-        for t, xt, ut, z, w, index in batches:
-            batch_weight = float(index.numel() if w is None else w.sum())
-            total += float(self._loss(model, t, xt, ut, z, w)) * batch_weight
-            weight += batch_weight
-        return total / weight
+    def pairs_validation_loss(
+        self, x_val: torch.Tensor, w_val: torch.Tensor | None, generator: torch.Generator
+    ) -> Callable[[nn.Module], float]:
+        """The flow-matching loss of fixed validation pairs (drawn now, once), as a callable."""
+        repeats = max(1, math.ceil(2048 / x_val.shape[0]))
+        rows = x_val.repeat(repeats, 1)
+        weights = None if w_val is None else w_val.repeat(repeats)
+        batches = [
+            (*self._regression_pairs(rows[index], generator), _rows(weights, index), index)
+            for index in self._batches(torch.arange(rows.shape[0], device=rows.device))
+        ]
 
-    def fit(
+        @torch.no_grad()
+        def validation_loss(network: nn.Module) -> float:
+            total, weight = 0.0, 0.0
+            for t, xt, ut, z, w, index in batches:
+                batch_weight = float(index.numel() if w is None else w.sum())
+                total += float(self._loss(network, t, xt, ut, z, w)) * batch_weight
+                weight += batch_weight
+            return total / weight
+
+        return validation_loss
+
+    def schedule(self, state: TrainState, n_rows: int) -> None:
+        """Give ``state`` the step-size schedule of ``config``: constant, or a cosine decay from
+        ``learning_rate_init`` to zero over ``max_iter`` epochs of ``n_rows`` rows."""
+        if self.config.learning_rate == "constant":
+            factor = lambda step: 1.0  # noqa: E731
+        else:
+            total = self.config.max_iter * len(self._batches(torch.arange(n_rows)))
+            factor = lambda step: cosine_decay(step, total)  # noqa: E731
+        state.scheduler = torch.optim.lr_scheduler.LambdaLR(state.optimizer, factor)
+
+    def run(
         self,
-        model: nn.Module,
+        state: TrainState,
         x_train: torch.Tensor,
         w_train: torch.Tensor | None,
-        x_val: torch.Tensor | None,
-        w_val: torch.Tensor | None,
         generator: torch.Generator,
-        validation_loss: ValidationLoss | None = None,
-    ) -> tuple[nn.Module, TrainingHistory]:
-        """Train ``model`` in place and return its EMA with the history.
+        n_epochs: int,
+        checkpoint: Checkpoint,
+        *,
+        interruptible: bool = True,
+    ) -> None:
+        """Train ``state`` for up to ``n_epochs`` passes over ``x_train`` (weights ``w_train``, None
+        when equal) and leave the checkpoint's kept weights in ``state.ema``.
 
-        Parameters
-        ----------
-        model : torch.nn.Module
-            Velocity network ``model(t, x)``; its weights are the starting point.
-        x_train, w_train : torch.Tensor
-            Training rows (n, d) and their weights (n,), None when all rows weigh the same.
-        x_val, w_val : torch.Tensor or None
-            Validation rows and weights; required when ``config.early_stopping`` is True.
-        generator : torch.Generator
-            Random source of the loop (on the training device).
-        validation_loss : callable, optional
-            ``validation_loss(ema) -> float``, lower is better, monitored instead of the
-            flow-matching loss on validation pairs built from ``x_val`` (with early stopping).
-
-        Returns
-        -------
-        ema : torch.nn.Module
-            The averaged network at the best validation check (with early stopping) or at the last
-            completed epoch (without it).
-        history : TrainingHistory
+        If ``interruptible``, a KeyboardInterrupt ends the run with a warning
+        (``history.stop_reason = "interrupted"``); otherwise it propagates.
+        An epoch whose loss or weights blow up ends it too: with weights kept before, they stay
+        (``"diverged"``, with a warning); without, a ValueError is raised.
         """
-        cfg = self.config
-        ema = copy.deepcopy(model).requires_grad_(False)
-        optimizer = torch.optim.Adam(model.parameters(), lr=cfg.learning_rate_init)
-        ema_parameters, model_parameters = list(ema.parameters()), list(model.parameters())
-        scheduler = self._scheduler(optimizer, len(self._batches(torch.arange(x_train.shape[0]))))
-        history = TrainingHistory()
-        if cfg.early_stopping and validation_loss is None:
-            batches = self._validation_batches(x_val, w_val, generator)
-
-            def validation_loss(network: nn.Module) -> float:
-                return self._validation_loss(network, batches)
-
-        validation = validation_loss if cfg.early_stopping else None
-        best_state = copy.deepcopy(ema.state_dict())
-        checks_without_improvement = 0
-        diverged_epoch = None
-        initial_loss = None  # the first minibatch's loss, before any step: the divergence yardstick
+        history = state.history
+        ema_parameters = list(state.ema.parameters())
+        initial_loss = None  # the first minibatch's loss, before any step: the yardstick
         start_time = time.perf_counter()
         try:
-            for epoch in range(cfg.max_iter):
-                epoch_loss, first_loss, history.n_steps = self._epoch(
-                    model,
-                    optimizer,
-                    ema_parameters,
-                    model_parameters,
-                    x_train,
-                    w_train,
-                    generator,
-                    history.n_steps,
-                    scheduler,
-                )
+            for epoch in range(n_epochs):
+                epoch_loss, first_loss = self._epoch(state, x_train, w_train, generator)
                 if initial_loss is None:
                     initial_loss = first_loss
                 # a finite loss can still have blown up, and a step can overflow the weights after
@@ -275,199 +297,93 @@ class FlowMatchingTrainer:
                     raise FloatingPointError
                 history.loss_curve.append(epoch_loss)
                 history.n_iter = epoch + 1
-                if validation is None:
-                    # the training loss is dominated by the irreducible variance of the conditional
-                    # targets, too noisy to stop on: without validation, run the whole budget
-                    history.best_loss = min(history.best_loss, history.loss_curve[-1])
-                    history.best_iter = epoch + 1
-                    best_state = copy.deepcopy(ema.state_dict())
-                    self._report(epoch, history, start_time)
-                    continue
-                if (epoch + 1) % cfg.validation_interval and epoch + 1 < cfg.max_iter:
-                    self._report(epoch, history, start_time)
-                    continue
-                monitored = validation(ema)
-                if not math.isfinite(monitored):
-                    monitored = math.inf  # a blown-up check never counts as the best
-                history.validation_loss_curve.append(monitored)
+                stop = checkpoint.on_epoch_end(state.ema, history, epoch, epoch + 1 == n_epochs)
                 self._report(epoch, history, start_time)
-                if monitored < history.best_loss - cfg.tol:
-                    checks_without_improvement = 0
-                else:
-                    checks_without_improvement += 1
-                if monitored < history.best_loss:
-                    history.best_loss = monitored
-                    history.best_iter = epoch + 1
-                    best_state = copy.deepcopy(ema.state_dict())
-                if checks_without_improvement >= cfg.n_iter_no_change:
-                    if cfg.verbose:
-                        print(
-                            f"Validation loss did not improve by more than tol={cfg.tol} for "
-                            f"{cfg.n_iter_no_change} consecutive checks. Stopping."
-                        )
+                if stop is not None:
+                    if self.config.verbose:
+                        print(stop)
+                    history.stop_reason = "early_stopping"
                     break
         except FloatingPointError:
-            # no good weights to fall back on: the first epoch, or (with early stopping) any
-            # epoch before the first validation check, whose checkpoint is the only one kept
-            if not history.loss_curve or (validation is not None and not history.best_iter):
+            if not checkpoint.has_kept():
                 raise ValueError(
                     f"Training diverged in epoch {history.n_iter + 1}, before any weights were "
                     f"kept: the flow-matching loss grew {DIVERGENCE_FACTOR:.0e}-fold or became "
                     "non-finite, or the weights did. Lower learning_rate_init or check the data "
                     "for extreme values."
                 ) from None
-            diverged_epoch = history.n_iter + 1
+            history.stop_reason = "diverged"
         except KeyboardInterrupt:
-            history.interrupted = True
+            if not interruptible:
+                raise
+            history.stop_reason = "interrupted"
             warnings.warn(
                 f"Training interrupted after {history.n_iter} epochs; the model holds the best "
                 "weights reached so far.",
                 RuntimeWarning,
                 stacklevel=4,
             )
-        ema.load_state_dict(best_state)
+        checkpoint.restore(state.ema)
         # the loss of an epoch is measured before its last step: check the weights that are kept
         if history.n_iter and not self._within_divergence_limit(
-            ema, x_train, generator, initial_loss
+            state.ema, x_train, generator, initial_loss
         ):
             raise ValueError(
                 "Training diverged: the weights kept from the last good epoch give a flow-matching "
                 f"loss over {DIVERGENCE_FACTOR:.0e} times the untrained network's. Lower "
                 "learning_rate_init."
             )
-        if diverged_epoch is not None:
+        if history.stop_reason == "diverged":
             warnings.warn(
-                f"Training diverged (the loss or the weights blew up) in epoch {diverged_epoch}; "
-                "keeping the weights of the last good epoch. Lower learning_rate_init to train "
-                "further.",
+                f"Training diverged (the loss or the weights blew up) in epoch "
+                f"{history.n_iter + 1}; keeping the weights of the last good epoch. Lower "
+                "learning_rate_init to train further.",
                 RuntimeWarning,
                 stacklevel=4,
             )
-        return ema, history
 
     @torch.no_grad()
     def _within_divergence_limit(
-        self,
-        model: nn.Module,
-        x: torch.Tensor,
-        generator: torch.Generator,
-        reference: torch.Tensor,
+        self, network: nn.Module, x: torch.Tensor, generator: torch.Generator, reference
     ) -> bool:
-        """Whether ``model``'s unweighted loss on fresh pairs of the first rows is finite and at
+        """Whether ``network``'s unweighted loss on fresh pairs of the first rows is finite and at
         most ``DIVERGENCE_FACTOR`` times ``reference``."""
         pairs = self._regression_pairs(x[: self.config.batch_size], generator)
-        loss = float(self._loss(model, *pairs, None))
+        loss = float(self._loss(network, *pairs, None))
         return loss <= DIVERGENCE_FACTOR * float(reference)
 
     def _epoch(
         self,
-        model: nn.Module,
-        optimizer: torch.optim.Optimizer,
-        ema_parameters: list[torch.Tensor],
-        model_parameters: list[torch.Tensor],
+        state: TrainState,
         x_train: torch.Tensor,
         w_train: torch.Tensor | None,
         generator: torch.Generator,
-        steps_done: int,
-        scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
-    ) -> tuple[float, torch.Tensor, int]:
+    ) -> tuple[float, torch.Tensor]:
         """One pass over ``x_train`` in a random order: an optimiser step per minibatch, then the
-        schedule's step (if any) and the EMA update, whose warm-up counts from ``steps_done``.
+        schedule's step (if any) and the EMA update.
 
-        Returns the weighted mean loss of the pass, the loss of its first minibatch (before any
-        of its steps) and the number of optimiser steps taken so far, this pass included. The
-        losses are summed on the device: one host synchronisation per pass.
+        Returns the weighted mean loss of the pass and the loss of its first minibatch (before any
+        of its steps). The losses are summed on the device: one host synchronisation per pass.
         """
+        ema_parameters, parameters = list(state.ema.parameters()), list(state.network.parameters())
         order = torch.randperm(x_train.shape[0], generator=generator, device=x_train.device)
         total = torch.zeros((), device=x_train.device)
         first_loss = None
         for index in self._batches(order):
             pairs = self._regression_pairs(x_train[index], generator)
-            loss = self._loss(model, *pairs, _rows(w_train, index))
-            optimizer.zero_grad(set_to_none=True)
+            loss = self._loss(state.network, *pairs, _rows(w_train, index))
+            state.optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            optimizer.step()
+            state.optimizer.step()
             loss = loss.detach()
             if first_loss is None:
                 first_loss = loss
-            if scheduler is not None:
-                scheduler.step()
-            steps_done += 1
-            self._update_ema(ema_parameters, model_parameters, steps_done)
+            if state.scheduler is not None:
+                state.scheduler.step()
+            state.step += 1
+            self._update_ema(ema_parameters, parameters, state.step)
             total += loss * _total(w_train, index)
-        return total.item() / float(_total(w_train, order)), first_loss, steps_done
-
-    def train_epoch(
-        self,
-        model: nn.Module,
-        ema: nn.Module,
-        optimizer: torch.optim.Optimizer,
-        x_train: torch.Tensor,
-        w_train: torch.Tensor | None,
-        generator: torch.Generator,
-        steps_done: int,
-    ) -> tuple[float, int]:
-        """One pass over ``x_train`` with an optimiser and an EMA that live across calls.
-
-        The building block of ``partial_fit``: the caller keeps ``model``, its average ``ema`` and
-        ``optimizer`` (Adam's moments) between chunks of a stream. The step size is the
-        optimiser's as given (no schedule: the length of a stream is not known in advance), and
-        the EMA's warm-up continues from ``steps_done``.
-
-        Parameters
-        ----------
-        model : torch.nn.Module
-            Network trained in place.
-        ema : torch.nn.Module
-            Its exponential moving average, updated in place after every step.
-        optimizer : torch.optim.Optimizer
-            Optimiser over ``model``'s parameters.
-        x_train, w_train : torch.Tensor
-            Rows (n, d) and their weights (n,), None when all rows weigh the same.
-        generator : torch.Generator
-            Random source of the pass (on the training device).
-        steps_done : int
-            Optimiser steps taken before this pass.
-
-        Returns
-        -------
-        loss : float
-            Mean training loss of the pass.
-        steps_done : int
-            Optimiser steps taken, this pass included.
-
-        Raises
-        ------
-        ValueError
-            If the loss becomes non-finite; ``model`` and ``ema`` are then in an undefined state.
-        """
-        ema_parameters, model_parameters = list(ema.parameters()), list(model.parameters())
-        mean_loss, _, steps_done = self._epoch(
-            model,
-            optimizer,
-            ema_parameters,
-            model_parameters,
-            x_train,
-            w_train,
-            generator,
-            steps_done,
-        )
-        if not math.isfinite(mean_loss) or not _all_finite(ema_parameters):
-            raise ValueError(
-                "Training diverged: the flow-matching loss became non-finite. Lower "
-                "learning_rate_init or check the data for extreme values."
-            )
-        return mean_loss, steps_done
-
-    def _scheduler(
-        self, optimizer: torch.optim.Optimizer, batches_per_epoch: int
-    ) -> torch.optim.lr_scheduler.LRScheduler:
-        """Per-step learning-rate schedule: constant, or a cosine decay from ``learning_rate_init``
-        to zero over the ``max_iter`` epochs (Loshchilov & Hutter, *SGDR*, ICLR 2017)."""
-        if self.config.learning_rate == "constant":
-            return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
-        total = self.config.max_iter * batches_per_epoch
-        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: cosine_decay(step, total))
+        return total.item() / float(_total(w_train, order)), first_loss
 
     def _report(self, epoch: int, history: TrainingHistory, start_time: float) -> None:
         if not self.config.verbose:
@@ -482,8 +398,8 @@ class FlowMatchingTrainer:
     def _update_ema(
         self, averaged: list[torch.Tensor], current: list[torch.Tensor], step: int
     ) -> None:
-        """Move the averaged parameters towards the current ones (lists made once per fit, off the
-        per-step path)."""
-        # warm-up of the decay so that short runs are not dominated by the initial weights
+        """Move the averaged parameters towards the current ones, with a decay warmed up as
+        ``min(ema_decay, (1 + step) / (10 + step))`` so that short runs are not dominated by the
+        initial weights."""
         decay = min(self.config.ema_decay, (1.0 + step) / (10.0 + step))
         get_ema_multi_avg_fn(decay)(averaged, current, None)

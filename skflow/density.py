@@ -19,9 +19,10 @@ from sklearn.utils._param_validation import Interval, StrOptions, validate_param
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
 
-from ._base import BaseFlow, check_not_bool, keeps_state_on_error
-from .likelihood import standard_normal_log_density
-from .networks import FourierFeatureVelocity
+from ._base import BaseFlow, keeps_state_on_error
+from ._data import WeightedMoments, check_not_bool, validate_rows_and_weights
+from ._distributions import StandardNormal
+from ._spec import NetworkSpec
 
 __all__ = ["FOURIER_AUTO_FEATURES", "FOURIER_AUTO_MIN_ROWS", "FlowMatchingDensity"]
 
@@ -346,11 +347,12 @@ class FlowMatchingDensity(
         self : FlowMatchingDensity
             The fitted estimator.
         """
-        X, weight = self._validate_fit_data(X, sample_weight)
-        if not (self.warm_start and hasattr(self, "model_")):
-            self._set_standardisation(X, weight)
+        warm = self.warm_start and hasattr(self, "model_")
+        X, weight = validate_rows_and_weights(self, X, sample_weight, reset=not warm)
+        if not warm:
+            self._set_moments(WeightedMoments.of(X, weight))
         self._n_features_out = X.shape[1]
-        self._train(self._standardise(X), weight, _standard_normal(X.shape[1]))
+        self._fit_network(self._standardise(X), weight, StandardNormal(X.shape[1]))
         return self
 
     @available_if(lambda flow: not is_outlier_detector(flow))
@@ -410,9 +412,9 @@ class FlowMatchingDensity(
         3
         """
         first = not hasattr(self, "model_")
-        X, weight = self._validate_fit_data(X, sample_weight, reset=first, min_samples=1)
+        X, weight = validate_rows_and_weights(self, X, sample_weight, reset=first, min_samples=1)
         self._n_features_out = X.shape[1]
-        self._partial_train(X, weight, _standard_normal(X.shape[1]))
+        self._partial_fit_network(X, weight, StandardNormal(X.shape[1]))
         return self
 
     def score_samples(self, X) -> np.ndarray:
@@ -428,18 +430,36 @@ class FlowMatchingDensity(
         log_density : ndarray of shape (n_samples,)
             ``log p(x)``; higher means more typical of the training data.
         """
-        return self._smoothed_log_density(X, 0.0)
+        return self.smoothed_score_samples(X, 0.0)
 
-    def _smoothed_log_density(self, X, bandwidth: float) -> np.ndarray:
-        """Log-density at the rows of ``X`` of the model blurred by Gaussian noise of standard
-        deviation ``bandwidth`` times each feature's scale (the model itself at 0).
+    def smoothed_score_samples(self, X, bandwidth: float) -> np.ndarray:
+        """Log-density at each row of ``X`` of the model blurred by Gaussian noise of
+        ``bandwidth`` standard deviations per feature, in the units of ``X``.
 
-        The flow's marginal at the time ``t`` where the path's relative noise is ``bandwidth`` (see
-        :meth:`skflow.paths.ProbabilityPath.noise_ratio`) gives it without a second model:
-        ``log p_t(beta u) + d log beta - sum log scale_`` at the standardised row ``u``, with
-        ``beta = beta(t)``. Exact for the independent coupling, for which ``p_t`` is the data
-        convolved with the noise; an OT coupling makes ``p_t`` another intermediate density.
+        The blurred model is the density convolved with ``N(0, diag((bandwidth scale_)^2))``. The
+        flow gives it without a second model: with a standard normal base drawn independently of
+        the data, the path's point at time ``t`` is ``beta(t) (x_1 + r(t) e)``, the data plus
+        Gaussian noise of relative scale ``r(t)`` (:meth:`skflow.paths.ProbabilityPath.noise_ratio`),
+        so the model's own marginal at the time where ``r(t) = bandwidth`` is the blurred model:
+        ``log p_t(beta u) + d log beta - sum(log scale_)`` at the standardised row ``u``. This is
+        exact for ``coupling="independent"``; an OT coupling makes ``p_t`` another intermediate
+        density. Scoring is cheaper than :meth:`score_samples`, since the ODE is shorter.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Points to evaluate.
+        bandwidth : float >= 0
+            The blur, in standard deviations of each training feature; 0 gives
+            :meth:`score_samples`.
+
+        Returns
+        -------
+        log_density : ndarray of shape (n_samples,)
         """
+        check_not_bool(bandwidth, "bandwidth")
+        if not (isinstance(bandwidth, Real) and bandwidth >= 0):
+            raise ValueError(f"bandwidth must be a number >= 0, got {bandwidth!r}.")
         X = self._check_predict_data(X)
         path = self._make_path()
         t, shrink = path.t_max, 1.0
@@ -447,19 +467,21 @@ class FlowMatchingDensity(
             t = path.time_of_noise_ratio(bandwidth)
             shrink = float(path.beta(torch.tensor(t, dtype=torch.float64)))
         log_jacobian = float(np.log(self.scale_).sum()) - X.shape[1] * math.log(shrink)
-        return self._flow_log_likelihood(
+
+        def before(rows: np.ndarray) -> np.ndarray:
+            standardised = self._standardise(rows)
+            return standardised if shrink == 1.0 else shrink * standardised
+
+        return self._log_likelihood(
             X,
             path.t_min,
             t,
-            standardise=True,
-            shrink=shrink,
-            finish=lambda z, delta: standard_normal_log_density(z) + delta - log_jacobian,
+            StandardNormal(X.shape[1]).log_prob,
+            before=before,
+            after=lambda log_density: log_density - log_jacobian,
         )
 
-    def _base_log_density(self, z: np.ndarray) -> np.ndarray:
-        return standard_normal_log_density(torch.as_tensor(z)).numpy()
-
-    def _network_candidates(self, n_train_rows: int | None) -> list[dict[str, int]]:
+    def _network_candidates(self, n_train_rows: int | None) -> list[NetworkSpec]:
         """The Fourier features to try (see ``n_fourier_features``): its value, or for ``"auto"``
         none and, on enough training rows beside a validation split, ``FOURIER_AUTO_FEATURES``."""
         if self.n_fourier_features != "auto":
@@ -468,19 +490,16 @@ class FlowMatchingDensity(
             counts = [0]
         else:
             counts = [0, FOURIER_AUTO_FEATURES]
-        return [{"n_fourier_features_": count} for count in counts]
+        return [
+            self._network_spec(n_fourier_features=count, fourier_scale=self.fourier_scale)
+            for count in counts
+        ]
 
-    def _make_network(self, n_features: int) -> torch.nn.Module:
-        if self.n_fourier_features_ == 0:
-            return super()._make_network(n_features)
-        return FourierFeatureVelocity(
-            self.architecture,
-            n_features,
-            self._check_hidden_layer_sizes(),
-            self.activation,
-            n_frequencies=self.n_fourier_features_,
-            scale=self.fourier_scale,
-        )
+    @property
+    def n_fourier_features_(self) -> int:
+        """Fourier features of the fitted network: ``n_fourier_features``, or what ``"auto"``
+        chose."""
+        return self.network_spec_.n_fourier_features
 
     def score(self, X, y=None) -> float:
         """Mean log-likelihood of ``X`` under the model, so that model selection needs no scorer.
@@ -541,7 +560,9 @@ class FlowMatchingDensity(
         """
         X = self._check_predict_data(X)
         path = self._make_path()
-        return self._integrate_flow(X, path.t_max, path.t_min, standardise=True)
+        return self._fitted_network().carry(
+            X, path.t_max, path.t_min, self._solver(), before=self._standardise
+        )
 
     def inverse_transform(self, X) -> np.ndarray:
         """Map latent rows back to the data space by integrating the flow from ``t = 0`` to ``t = 1``.
@@ -567,19 +588,12 @@ class FlowMatchingDensity(
 
     def _latent_to_data(self, Z: np.ndarray) -> np.ndarray:
         path = self._make_path()
-        return self._integrate_flow(Z, path.t_min, path.t_max, unstandardise=True)
+        return self._fitted_network().carry(
+            Z, path.t_min, path.t_max, self._solver(), after=self._unstandardise
+        )
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.allow_nan = False
         tags.transformer_tags.preserves_dtype = ["float64"]
         return tags
-
-
-def _standard_normal(n_features: int):
-    """The base sampler of the density flows: ``n`` standard normal rows on the generator's device."""
-
-    def draw_base(n: int, generator: torch.Generator) -> torch.Tensor:
-        return torch.randn(n, n_features, generator=generator, device=generator.device)
-
-    return draw_base

@@ -24,7 +24,7 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
-from ._base import keeps_state_on_error
+from ._base import keeps_state_on_error, was_interrupted
 from .outlier import FlowMatchingOutlierDetector, ThresholdMixin, median_and_iqr
 
 __all__ = ["SubspaceOutlierEnsemble", "subspace_size"]
@@ -332,7 +332,7 @@ def _fit_member(member, X: np.ndarray, fit_params: dict):
     ends the ensemble's fit instead of going on to the next member.
     """
     member.fit(X, **fit_params)
-    if getattr(member, "_interrupted", False):
+    if was_interrupted(member):
         raise KeyboardInterrupt(
             "interrupted while fitting a member; the ensemble is left as it was"
         )

@@ -22,7 +22,8 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from ._base import keeps_state_on_error
+from ._base import keeps_state_on_error, was_interrupted
+from ._data import validate_rows_and_weights
 from .density import FlowMatchingDensity
 
 __all__ = ["OWN_DEFAULTS", "FlowMatchingOutlierDetector"]
@@ -129,7 +130,8 @@ class FlowMatchingOutlierDetector(ThresholdMixin, OutlierMixin, FlowMatchingDens
             The fitted detector.
         """
         bandwidths = self._bandwidths()
-        X_checked, weight = self._validate_fit_data(X, sample_weight)
+        warm = self.warm_start and hasattr(self, "model_")
+        X_checked, weight = validate_rows_and_weights(self, X, sample_weight, reset=not warm)
         counted = weight > 0
         self.effective_rank_ = _effective_rank(X_checked[counted])
         held_out = self._held_out_scores(X_checked, weight, bandwidths)
@@ -199,7 +201,7 @@ class FlowMatchingOutlierDetector(ThresholdMixin, OutlierMixin, FlowMatchingDens
         scores = np.full((X.shape[0], bandwidths.size), np.nan)
         for train, test in ((halves[0], halves[1]), (halves[1], halves[0])):
             flow = FlowMatchingDensity(**params).fit(X[train], sample_weight=weight[train])
-            if flow._interrupted:
+            if was_interrupted(flow):
                 raise KeyboardInterrupt(
                     "interrupted while fitting the held-out scores; the detector is left as it was"
                 )
@@ -283,7 +285,7 @@ def median_and_iqr(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def _log_densities(flow: FlowMatchingDensity, X, bandwidths: np.ndarray) -> np.ndarray:
     """``(n_samples, n_bandwidths)``: the log-density at the rows of ``X`` of ``flow`` blurred by
     each bandwidth."""
-    return np.column_stack([flow._smoothed_log_density(X, h) for h in bandwidths])
+    return np.column_stack([flow.smoothed_score_samples(X, h) for h in bandwidths])
 
 
 def _effective_rank(X: np.ndarray) -> int:

@@ -33,7 +33,10 @@ import torch
 from sklearn.base import BaseEstimator
 from sklearn.mixture import BayesianGaussianMixture, GaussianMixture
 
-from ._moments import WeightedMoments
+from ._archive_v1 import upgrade_v1
+from ._base import Stream
+from ._data import WeightedMoments
+from ._spec import NetworkSpec
 from .density import FlowMatchingDensity
 from .ensemble import SubspaceOutlierEnsemble
 from .networks import RestandardisedVelocity
@@ -43,7 +46,9 @@ from .transport import InterpolantTransport
 __all__ = ["load", "save"]
 
 FORMAT = "skflow-estimator"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+"""Version 2 stores the network specification (``network_spec_``) and the training outcome
+(``stop_reason_``) as fitted data; version-1 archives are upgraded on loading."""
 MANIFEST = "skflow.json"
 
 PUBLIC_ESTIMATORS = (
@@ -62,6 +67,9 @@ ESTIMATORS: dict[str, type[BaseEstimator]] = {
 """The classes that :func:`load` may build, by the name the archive gives them."""
 
 _WRAPPERS = {"RestandardisedVelocity": RestandardisedVelocity}
+
+_DATACLASSES = {cls.__name__: cls for cls in (NetworkSpec, Stream, WeightedMoments)}
+"""The plain-data records of a fitted estimator that the format stores, field by field."""
 
 
 def save(estimator: BaseEstimator, path: str | os.PathLike) -> None:
@@ -166,11 +174,6 @@ def load(path: str | os.PathLike) -> BaseEstimator:
             raise ValueError(f"path={str(path)!r} is not an skflow archive.") from error
         if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
             raise ValueError(f"path={str(path)!r} is not an skflow archive.")
-        if manifest.get("format_version") != FORMAT_VERSION:
-            raise ValueError(
-                f"path={str(path)!r} has format version {manifest.get('format_version')!r}; this "
-                f"skflow reads version {FORMAT_VERSION}."
-            )
 
         def read_array(i: Any) -> np.ndarray:
             if not isinstance(i, int) or isinstance(i, bool):
@@ -180,6 +183,18 @@ def load(path: str | os.PathLike) -> BaseEstimator:
             except KeyError as error:
                 raise ValueError(f"The archive lacks arrays/{i}.npy.") from error
 
+        if manifest.get("format_version") == 1:
+            try:
+                manifest = upgrade_v1(manifest, read_array)
+            except (KeyError, TypeError, AttributeError) as error:
+                raise ValueError(
+                    f"path={str(path)!r} is a malformed version-1 archive ({error!r})."
+                ) from None
+        if manifest.get("format_version") != FORMAT_VERSION:
+            raise ValueError(
+                f"path={str(path)!r} has format version {manifest.get('format_version')!r}; this "
+                f"skflow reads versions 1 and {FORMAT_VERSION}."
+            )
         try:
             estimator = _decode(manifest["estimator"], read_array)
         except ValueError as error:
@@ -240,8 +255,14 @@ def _encode(value: Any, arrays: list[np.ndarray]) -> Any:
         return {"array": len(arrays) - 1}
     if isinstance(value, np.random.RandomState):
         return {"random_state": _encode(value.get_state(), arrays)}
-    if isinstance(value, WeightedMoments):
-        return {"moments": _encode(dataclasses.asdict(value), arrays)}
+    if dataclasses.is_dataclass(value) and type(value).__name__ in _DATACLASSES:
+        fields = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+        return {
+            "dataclass": {
+                "class": type(value).__name__,
+                "fields": {k: _encode(v, arrays) for k, v in fields.items()},
+            }
+        }
     if isinstance(value, torch.nn.Module):
         # the architecture is rebuilt from the owner's hyperparameters: only the wrappers around
         # the network, its class (as a check) and the weights of the whole are stored
@@ -273,11 +294,12 @@ def _encode(value: Any, arrays: list[np.ndarray]) -> Any:
 
 
 def _decode(value: Any, read_array, owner: BaseEstimator | None = None) -> Any:
-    """The object that :func:`_encode` turned into ``value``."""
+    """The object that :func:`_encode` turned into ``value``; ``owner`` is the estimator whose
+    attribute it is (its ``network_spec_`` rebuilds networks)."""
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
     if isinstance(value, list):
-        return [_decode(v, read_array) for v in value]
+        return [_decode(v, read_array, owner) for v in value]
     if not (isinstance(value, dict) and len(value) == 1):
         raise ValueError(f"Unexpected entry in the archive: {str(value)[:80]!r}.")
     ((tag, body),) = value.items()
@@ -295,8 +317,8 @@ def _decode(value: Any, read_array, owner: BaseEstimator | None = None) -> Any:
         state = np.random.RandomState()
         state.set_state(_decode(body, read_array))
         return state
-    if tag == "moments":
-        return WeightedMoments(**_decode(body, read_array))
+    if tag == "dataclass":
+        return _decode_dataclass(body, read_array, owner)
     if tag == "network":
         return _decode_network(body, read_array, owner)
     if tag == "estimator":
@@ -343,18 +365,39 @@ def _decode_estimator(body: Any, read_array) -> BaseEstimator:
     for attribute in attributes:
         if not attribute.isidentifier() or hasattr(cls, attribute) or attribute.startswith("__"):
             raise ValueError(f"The archive sets {attribute!r}, which no fitted {name} has.")
-    # networks last: their architecture comes from the hyperparameters and n_features_in_
-    is_network = {k: isinstance(v, dict) and "network" in v for k, v in attributes.items()}
-    for attribute, encoded in sorted(attributes.items(), key=lambda item: is_network[item[0]]):
+    # networks last: they are rebuilt from network_spec_ and n_features_in_
+    for attribute, encoded in sorted(attributes.items(), key=lambda item: _holds_network(item[1])):
         setattr(estimator, attribute, _decode(encoded, read_array, owner=estimator))
     return estimator
 
 
+def _holds_network(encoded: Any) -> bool:
+    if isinstance(encoded, dict):
+        return "network" in encoded or any(_holds_network(v) for v in encoded.values())
+    if isinstance(encoded, list):
+        return any(_holds_network(v) for v in encoded)
+    return False
+
+
+def _decode_dataclass(body: Any, read_array, owner: BaseEstimator | None) -> Any:
+    if not isinstance(body, dict) or body.get("class") not in _DATACLASSES:
+        raise ValueError(f"Unknown record in the archive: {str(body)[:80]!r}.")
+    cls = _DATACLASSES[body["class"]]
+    fields = body.get("fields")
+    if not isinstance(fields, dict) or set(fields) != {f.name for f in dataclasses.fields(cls)}:
+        raise ValueError(f"Malformed {cls.__name__} record in the archive.")
+    return cls(**{k: _decode(v, read_array, owner) for k, v in fields.items()})
+
+
 def _decode_network(body: Any, read_array, owner: BaseEstimator | None) -> torch.nn.Module:
-    if owner is None or not hasattr(owner, "n_features_in_") or not isinstance(body, dict):
+    spec = getattr(owner, "network_spec_", None)
+    if not isinstance(spec, NetworkSpec) or not hasattr(owner, "n_features_in_"):
         raise ValueError("A network in the archive is not an attribute of a fitted estimator.")
+    if not isinstance(body, dict):
+        raise ValueError("Malformed network entry in the archive.")
     n_features = owner.n_features_in_
-    network = owner._make_network(n_features)
+    with torch.random.fork_rng(devices=[]):  # the weights are loaded: leave the global RNG be
+        network = spec.build(n_features)
     if body.get("class") != type(network).__name__:
         raise ValueError(
             f"The archive's network is a {body.get('class')!r}; {type(owner).__name__} with these "

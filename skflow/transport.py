@@ -12,8 +12,7 @@ import ot
 import torch
 from sklearn.base import OneToOneFeatureMixin, TransformerMixin, _fit_context, clone
 from sklearn.mixture import GaussianMixture
-from sklearn.utils import check_random_state
-from sklearn.utils import ClassifierTags
+from sklearn.utils import ClassifierTags, check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions, validate_params
 from sklearn.utils.validation import (
     _check_sample_weight,
@@ -22,9 +21,12 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
-from ._base import BaseFlow, _seed, check_not_bool, keeps_state_on_error, resolve_device
+from ._base import BaseFlow, keeps_state_on_error
+from ._data import WeightedMoments, check_not_bool, draw_seed
+from ._distributions import SourceSample
+from ._inference import resolve_device
+from ._spec import NetworkSpec
 from .couplings import make_coupling
-from .networks import VelocityDenoiserMLP
 from .paths import GAMMAS, PATHS, TRANSPORT_PATHS, ProbabilityPath
 
 __all__ = ["InterpolantTransport"]
@@ -258,22 +260,14 @@ feature_names_in_
         # the path's own coefficients have no width here: sigma scales gamma only
         return PATHS[self.path]().with_noise(GAMMAS[self.gamma](sigma=self.sigma))
 
-    def _base_log_density(self, z: np.ndarray) -> np.ndarray:
-        return self.source_density_.score_samples(z)
-
     def _make_coupling(self):
         if self.coupling_reg == "sb":
             return make_coupling(self.coupling, 2.0 * self.sigma**2, relative=False)
         return make_coupling(self.coupling, self.coupling_reg)
 
-    def _learns_denoiser(self) -> bool:
-        return self.eps > 0
-
-    def _make_network(self, n_features: int) -> torch.nn.Module:
-        if not self._learns_denoiser():
-            return super()._make_network(n_features)
-        sizes = self._check_hidden_layer_sizes()
-        return VelocityDenoiserMLP(n_features, sizes, self.activation, self.architecture)
+    def _network_candidates(self, n_train_rows: int | None) -> list[NetworkSpec]:
+        # with eps > 0 the SDE samplers need the denoiser too
+        return [self._network_spec(denoiser=self.eps > 0)]
 
     def _check_components(self) -> ProbabilityPath:
         path = self._make_path()
@@ -342,7 +336,7 @@ feature_names_in_
         else:
             estimator = clone(self.source_density)
         if "random_state" in estimator.get_params():
-            estimator.set_params(random_state=_seed(rng))
+            estimator.set_params(random_state=draw_seed(rng))
         return estimator.fit(Z)
 
     @keeps_state_on_error
@@ -368,10 +362,10 @@ feature_names_in_
         """
         X, y, weight, classes = self._validate_labels(X, y, sample_weight)
         if self.warm_start and hasattr(self, "model_"):
-            if self._learns_denoiser() != hasattr(self.model_, "denoiser"):
+            if (self.eps > 0) != self.network_spec_.denoiser:
                 raise ValueError("warm_start cannot switch eps between zero and positive; refit.")
         else:
-            self._set_standardisation(X, weight)
+            self._set_moments(WeightedMoments.of(X, weight))
         self._check_components()
         self.classes_ = classes
         self._n_features_out = X.shape[1]
@@ -381,14 +375,12 @@ feature_names_in_
         self.source_density_ = self._fit_source_density(Z[source & (weight > 0)], rng)
 
         device = resolve_device(self.device)
-        source_rows = torch.as_tensor(Z[source], dtype=torch.float32, device=device)
-        source_weight = torch.as_tensor(weight[source], dtype=torch.float32, device=device)
-
-        def draw_base(n: int, generator: torch.Generator) -> torch.Tensor:
-            index = torch.multinomial(source_weight, n, replacement=True, generator=generator)
-            return source_rows[index]
-
-        self._train(Z[target], weight[target], draw_base)
+        base = SourceSample(
+            self.source_density_,
+            torch.as_tensor(Z[source], dtype=torch.float32, device=device),
+            torch.as_tensor(weight[source], dtype=torch.float32, device=device),
+        )
+        self._fit_network(Z[target], weight[target], base)
         return self
 
     # ----------------------------------------------------------------------------------------------
@@ -413,7 +405,9 @@ feature_names_in_
         """
         X = self._check_predict_data(X)
         t0, t1 = self._times()
-        return self._integrate_flow(X, t0, t1, standardise=True, unstandardise=True)
+        return self._fitted_network().carry(
+            X, t0, t1, self._solver(), before=self._standardise, after=self._unstandardise
+        )
 
     def inverse_transform(self, X) -> np.ndarray:
         """Pull target rows back to the source distribution along the ODE, ``t: 1 -> 0``.
@@ -429,7 +423,9 @@ feature_names_in_
         """
         X = self._check_predict_data(X)
         t0, t1 = self._times()
-        return self._integrate_flow(X, t1, t0, standardise=True, unstandardise=True)
+        return self._fitted_network().carry(
+            X, t1, t0, self._solver(), before=self._standardise, after=self._unstandardise
+        )
 
     def _epsilon_over_gamma_max(self) -> float:
         path = self._make_path()
@@ -440,8 +436,8 @@ feature_names_in_
         """Standardised rows through the SDE (``eps > 0``) or the ODE, forwards or backwards."""
         t0, t1 = self._times() if forward else self._times()[::-1]
         if self.eps == 0:
-            return self._integrate_flow(Z, t0, t1)
-        if not hasattr(self.model_, "denoiser"):
+            return self._fitted_network().carry(Z, t0, t1, self._solver())
+        if not self.network_spec_.denoiser:
             raise ValueError(
                 "eps > 0 needs the denoiser, which is learned in fit: refit with eps > 0."
             )
@@ -461,9 +457,9 @@ feature_names_in_
             return torch.sqrt(2.0 * rate * gamma(t))
 
         generator = torch.Generator(device=resolve_device(self.device)).manual_seed(
-            _seed(check_random_state(random_state))
+            draw_seed(check_random_state(random_state))
         )
-        return self._integrate_stochastic(
+        return self._fitted_network().carry_stochastic(
             Z, t0, t1, make_drift, diffusion, self.sde_n_steps, generator
         )
 
@@ -517,7 +513,7 @@ feature_names_in_
         check_is_fitted(self, "model_")
         rng = check_random_state(random_state)
         density = copy.deepcopy(self.source_density_)
-        seed = _seed(rng)
+        seed = draw_seed(rng)
         if "random_state" in density.get_params():
             density.set_params(random_state=seed)
         if "random_state" in inspect.signature(density.sample).parameters:
@@ -565,11 +561,12 @@ feature_names_in_
         t = self._check_time(t)
         t_min, _ = self._times()
         Z = self._standardise(X)
+        base_log_prob = SourceSample(self.source_density_).log_prob
         if t == t_min:
-            z, delta = Z, np.zeros(Z.shape[0])
+            log_density = base_log_prob(Z) + np.zeros(Z.shape[0])
         else:
-            z, delta = self._flow_log_likelihood(Z, t_min, t)
-        return self._base_log_density(z) + delta - np.log(self.scale_).sum()
+            log_density = self._log_likelihood(Z, t_min, t, base_log_prob)
+        return log_density - np.log(self.scale_).sum()
 
     def score_samples(self, X) -> np.ndarray:
         """Log-density of the target distribution at each row of ``X``, in the units of ``X``:
@@ -589,12 +586,12 @@ feature_names_in_
     def _field(self, X, t, denoiser: bool) -> tuple[np.ndarray, float]:
         X = self._check_predict_data(X)
         t = self._check_time(t)
-        net = self._inference_network(torch.device("cpu"))
-        with torch.no_grad():
-            z = torch.as_tensor(self._standardise(X), dtype=torch.float64)
-            times = torch.full((z.shape[0],), t, dtype=torch.float64)
-            out = (net.denoiser if denoiser else net)(times, z)
-        return out.numpy(), t
+
+        def field(net: torch.nn.Module, z: torch.Tensor) -> torch.Tensor:
+            times = torch.full((z.shape[0],), t, dtype=z.dtype, device=z.device)
+            return (net.denoiser if denoiser else net)(times, z)
+
+        return self._fitted_network().map_rows(X, field, before=self._standardise), t
 
     def velocity(self, X, t: float) -> np.ndarray:
         """The learned velocity ``b(t, x)`` of the probability-flow ODE, in the units of ``X`` per
@@ -626,7 +623,7 @@ feature_names_in_
         score : ndarray of shape (n_samples, n_features)
         """
         check_is_fitted(self, "model_")
-        if not hasattr(self.model_, "denoiser"):
+        if not self.network_spec_.denoiser:
             raise ValueError("The score is learned with eps > 0 only: refit with eps > 0.")
         eta, t = self._field(X, t, denoiser=True)
         gamma = float(self._make_path().noise.gamma(torch.tensor(t, dtype=torch.float64)))

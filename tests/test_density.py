@@ -17,10 +17,14 @@ from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
-from _shared import COVARIANCE, FAST, MEAN, SMALL, gaussian
 from skflow import FlowMatchingDensity, density
 from skflow import _trainer as trainer
+from skflow._distributions import StandardNormal
+from skflow._inference import validation_negative_log_likelihood
 from skflow.networks import FourierFeatureVelocity
+from skflow.paths import LinearPath
+
+from _shared import COVARIANCE, FAST, MEAN, SMALL, gaussian
 
 
 @pytest.fixture(scope="module")
@@ -261,7 +265,7 @@ def test_an_interrupt_while_training_the_second_network_ends_the_fit(monkeypatch
     with pytest.warns(RuntimeWarning, match="interrupted after 0 epochs"):
         flow = FlowMatchingDensity(random_state=0, **FAST).fit(X)
     # the finished network is kept, and the fit says that it was cut short (for the ensembles)
-    assert flow.n_fourier_features_ == 0 and flow._interrupted
+    assert flow.n_fourier_features_ == 0 and flow.stop_reason_ == "interrupted"
 
 
 def test_auto_fourier_features_need_a_validation_split(monkeypatch):
@@ -296,8 +300,14 @@ def test_log_likelihood_check_matches_score_samples(n_features):
     # score (dopri5), which it misses by 0.040 nats with 10 features
     X = np.random.default_rng(0).standard_normal((300, n_features)) * 3.0 + 1.0
     flow = FlowMatchingDensity(random_state=0, early_stopping=False, **SMALL).fit(X)
-    rows = flow._standardise(X[:200])
-    check = flow._validation_negative_log_likelihood(rows, None, np.random.RandomState(0))
+    check = validation_negative_log_likelihood(
+        (X[:200] - flow.mean_) / flow.scale_,
+        None,
+        np.random.RandomState(0),
+        path=LinearPath(),
+        base_log_prob=StandardNormal(n_features).log_prob,
+        device=torch.device("cpu"),
+    )
     converged = pickle.loads(pickle.dumps(flow)).set_params(solver="dopri5")
     expected = converged.score(X[:200]) + np.log(flow.scale_).sum()
     assert -check(flow.model_) == pytest.approx(expected, abs=0.05 if n_features > 8 else 0.01)

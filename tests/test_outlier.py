@@ -20,10 +20,11 @@ import torch
 from scipy.stats import chi2, multivariate_normal, spearmanr
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from _shared import COVARIANCE, FAST, MEAN, SMALL, gaussian
 from skflow import FlowMatchingDensity, FlowMatchingOutlierDetector
 from skflow.networks import VelocityMLP
 from skflow.outlier import AUTO_LEVEL, BANDWIDTH, OWN_DEFAULTS
+
+from _shared import COVARIANCE, FAST, MEAN, SMALL, gaussian
 
 
 def mahalanobis_squared(X):
@@ -211,7 +212,7 @@ def test_refit_with_one_bandwidth_drops_the_multi_scale_standardisation():
     assert not hasattr(detector, "score_location_") and not hasattr(detector, "score_scale_")
     np.testing.assert_allclose(
         detector.score_samples(gaussian(5, 33)),
-        detector._smoothed_log_density(gaussian(5, 33), 0.5),
+        detector.smoothed_score_samples(gaussian(5, 33), 0.5),
     )
 
 

@@ -7,10 +7,11 @@ import pytest
 import torch
 from scipy.stats import multivariate_normal
 
-from _shared import COVARIANCE, FAST, MEAN, SMALL, gaussian
 from skflow import FlowMatchingDensity, FlowMatchingOutlierDetector, InterpolantTransport
-from skflow._moments import WeightedMoments
+from skflow._data import WeightedMoments
 from skflow.networks import RestandardisedVelocity
+
+from _shared import COVARIANCE, FAST, MEAN, SMALL, gaussian
 
 
 def stream(flow, chunks, weights=None):

@@ -16,13 +16,14 @@ from sklearn.mixture import GaussianMixture
 from sklearn.neighbors import KernelDensity
 
 import skflow
-from _shared import FAST, gaussian
 from skflow import (
     FlowMatchingDensity,
     FlowMatchingOutlierDetector,
     InterpolantTransport,
     SubspaceOutlierEnsemble,
 )
+
+from _shared import FAST, gaussian
 
 
 def two_sides(n, seed):
@@ -143,6 +144,11 @@ def set_param(manifest, name, value):
     params[[key for key, _ in params].index(name)][1] = value
 
 
+def set_network(manifest, name, value):
+    spec = manifest["estimator"]["estimator"]["attributes"]["network_spec_"]
+    spec["dataclass"]["fields"][name] = value
+
+
 @pytest.fixture
 def saved(tmp_path):
     path = tmp_path / "model.skflow"
@@ -158,7 +164,7 @@ def saved(tmp_path):
         (lambda m: m.update({"format_version": 99}), "version 99"),
         (lambda m: m["estimator"]["estimator"]["attributes"].update({"fit": 1}), "'fit'"),
         (lambda m: set_param(m, "activation", "spline"), "activation"),
-        (lambda m: set_param(m, "hidden_layer_sizes", {"tuple": [17]}), "do not fit"),
+        (lambda m: set_network(m, "hidden_layer_sizes", {"tuple": [17]}), "do not fit"),
     ],
     ids=["extra", "unknown class", "later format", "method name", "bad param", "wrong shape"],
 )

@@ -6,10 +6,20 @@ import numpy as np
 import pytest
 import torch
 
-from skflow._base import AUTO_MAX_STEPS, AUTO_MIN_STEPS, AUTO_STEPS_PER_ROW, auto_max_iter
-from skflow._trainer import FlowMatchingTrainer, TrainingConfig
+from skflow._callbacks import EarlyStopping
+from skflow._distributions import StandardNormal
+from skflow._trainer import (
+    AUTO_MAX_STEPS,
+    AUTO_MIN_STEPS,
+    AUTO_STEPS_PER_ROW,
+    FlowMatchingTrainer,
+    TrainingConfig,
+    TrainState,
+    auto_max_iter,
+)
 from skflow.couplings import IndependentCoupling
 from skflow.paths import LinearPath
+from skflow.times import UniformTimes
 
 
 def make_trainer(learning_rate: str, max_iter: int = 3, ema_decay: float = 0.999, **early_stopping):
@@ -25,7 +35,8 @@ def make_trainer(learning_rate: str, max_iter: int = 3, ema_decay: float = 0.999
     return FlowMatchingTrainer(
         LinearPath(),
         IndependentCoupling(),
-        lambda n, g: torch.randn(n, 1, generator=g),
+        StandardNormal(1),
+        UniformTimes(),
         config,
         np.random.default_rng(0),
     )
@@ -35,9 +46,10 @@ def make_trainer(learning_rate: str, max_iter: int = 3, ema_decay: float = 0.999
 def test_learning_rate_schedule_follows_its_formula(learning_rate):
     batches_per_epoch, max_iter = 5, 3
     total = batches_per_epoch * max_iter
-    parameter = torch.nn.Parameter(torch.zeros(1))
-    optimizer = torch.optim.Adam([parameter], lr=0.1)
-    scheduler = make_trainer(learning_rate, max_iter)._scheduler(optimizer, batches_per_epoch)
+    state = TrainState.start(torch.nn.Linear(1, 1), 0.1)
+    # batches of 4 rows: batches_per_epoch batches in an epoch of 4 * batches_per_epoch rows
+    make_trainer(learning_rate, max_iter).schedule(state, 4 * batches_per_epoch)
+    optimizer, scheduler = state.optimizer, state.scheduler
     rates = []
     for _ in range(total):
         rates.append(optimizer.param_groups[0]["lr"])
@@ -93,9 +105,11 @@ def test_checkpoint_selection_keeps_the_best_check_and_stops_on_patience():
         "constant", max_iter=20, early_stopping=True, n_iter_no_change=2, validation_interval=3
     )
     x = torch.randn(8, 1, generator=torch.Generator().manual_seed(0))
-    ema, history = trainer.fit(
-        AffineField(), x, None, None, None, torch.Generator().manual_seed(1), validation_loss
-    )
+    state = TrainState.start(AffineField(), 0.1)
+    checkpoint = EarlyStopping(state.ema, validation_loss, 3, n_iter_no_change=2, tol=0.0)
+    trainer.run(state, x, None, torch.Generator().manual_seed(1), 20, checkpoint)
+    ema, history = state.ema, state.history
+    assert history.stop_reason == "early_stopping"
     assert history.validation_loss_curve == [3.0, 2.0, 1.0, 1.5, 2.5]  # 2 checks without gain
     assert history.n_iter == 15 and history.best_iter == 9 and history.best_loss == 1.0
     for kept, snapshot in zip(ema.parameters(), snapshots[2]):

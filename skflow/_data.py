@@ -1,10 +1,39 @@
-"""Weighted per-feature moments that can be merged exactly, for standardising a stream of chunks."""
+"""Data on its way in: validation of rows and weights, and the standardisation's moments."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import numpy as np
+from sklearn.utils.validation import _check_sample_weight, validate_data
+
+__all__ = ["WeightedMoments", "check_not_bool", "draw_seed", "validate_rows_and_weights"]
+
+
+def draw_seed(rng: np.random.RandomState) -> int:
+    """A seed for another generator, drawn from ``rng``."""
+    return int(rng.randint(np.iinfo(np.int32).max))
+
+
+def check_not_bool(value, name: str) -> None:
+    """Raise a TypeError if ``value`` is a bool: a number is expected, and bool is one to Python."""
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be a number, not a bool; got {value!r}.")
+
+
+def validate_rows_and_weights(
+    estimator, X, sample_weight, *, reset: bool, min_samples: int = 2
+) -> tuple[np.ndarray, np.ndarray]:
+    """``X`` checked for fitting ``estimator`` (``n_features_in_`` set anew if ``reset``) and the
+    row weights (ones when ``sample_weight`` is None), as float64 arrays that are never views of
+    the input; the weights must be non-negative with a positive sum."""
+    X = validate_data(estimator, X, dtype=np.float64, ensure_min_samples=min_samples, reset=reset)
+    if sample_weight is None:
+        return X, np.ones(X.shape[0])
+    weight = _check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True)
+    if not weight.sum() > 0:
+        raise ValueError("sample_weight must have a positive sum.")
+    return X, weight
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,224 @@
+"""Inference with a fitted velocity network: ODE and SDE integration and the log-likelihood, on rows
+taken in memory-bounded chunks.
+
+Inference runs in float64, so that a row's result does not depend on the batch it is computed in
+(to rounding) with fixed-step solvers and the exact divergence. The chunk size is an argument:
+:func:`chunk_rows` gives the default, which keeps the largest intermediate (the ``d x rows x
+width`` block of the batched Jacobian) near ``CHUNK_ELEMENTS[device]`` numbers: in cache on a CPU,
+large launches on a GPU.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ._data import draw_seed
+from .likelihood import flow_log_likelihood
+from .paths import ProbabilityPath
+from .solvers import integrate, integrate_sde
+
+__all__ = [
+    "CHUNK_ELEMENTS",
+    "FittedNetwork",
+    "ODESolver",
+    "chunk_rows",
+    "resolve_device",
+    "validation_negative_log_likelihood",
+]
+
+CHUNK_ELEMENTS = {"cpu": 2**20, "cuda": 2**24}
+"""Float64 numbers in the largest intermediate of one chunk, by device type (see
+``benchmarks/README.md``, "Speed")."""
+
+VALIDATION_ROWS = 1000
+VALIDATION_STEPS = 8
+EXACT_DIVERGENCE_MAX_FEATURES = 8
+"""The held-out log-likelihood of early stopping: at most this many validation rows, this many
+equal RK4 steps, and the exact divergence up to this many features (Hutchinson's above)."""
+
+RowFunction = Callable[[torch.nn.Module, torch.Tensor], "torch.Tensor | np.ndarray"]
+
+
+def resolve_device(device: str) -> torch.device:
+    """The ``device`` hyperparameter as a :class:`torch.device`: ``"auto"`` picks CUDA when it is
+    available and the CPU otherwise; ``"cuda"`` without CUDA is a ValueError."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device='cuda' was requested but torch cannot see a CUDA device.")
+    return torch.device(device)
+
+
+def chunk_rows(n_features: int, width: int, device: torch.device) -> int:
+    """Rows per chunk that keep ``n_features x rows x max(n_features, width)`` near
+    ``CHUNK_ELEMENTS[device.type]``."""
+    return max(1, CHUNK_ELEMENTS[device.type] // (n_features * max(n_features, width)))
+
+
+@dataclass(frozen=True)
+class ODESolver:
+    """An ODE solver and its settings (see :func:`skflow.solvers.integrate`)."""
+
+    method: str
+    n_steps: int
+    step_exponent: float
+    atol: float
+    rtol: float
+
+    def options(self) -> dict:
+        """The keyword arguments of :func:`skflow.solvers.integrate`."""
+        return {
+            "method": self.method,
+            "n_steps": self.n_steps,
+            "step_exponent": self.step_exponent,
+            "atol": self.atol,
+            "rtol": self.rtol,
+        }
+
+
+class FittedNetwork:
+    """A float64 copy of a fitted network on ``device``, applied to rows ``chunk`` at a time.
+
+    Every method takes rows as a NumPy array and returns one array over all of them. ``before``
+    maps each chunk of rows on its way in (e.g. standardises it) and ``after`` each chunk of results
+    on its way out, so that no temporary array is as long as the input: the memory beyond the
+    inputs and outputs is that of one chunk.
+    """
+
+    def __init__(self, model: torch.nn.Module, device: torch.device, chunk: int) -> None:
+        self.network = copy.deepcopy(model).to(device=device, dtype=torch.float64).eval()
+        self.device = device
+        self.chunk = chunk
+
+    def map_rows(
+        self,
+        X: np.ndarray,
+        function: RowFunction,
+        *,
+        before: Callable[[np.ndarray], np.ndarray] | None = None,
+        after: Callable[[np.ndarray], np.ndarray] | None = None,
+    ) -> np.ndarray:
+        """``function(network, x)`` over the rows of ``X``, chunk by chunk, without gradients;
+        ``x`` is a float64 tensor on the device and the result's first axis runs over its rows."""
+        out = None
+        with torch.no_grad():
+            for start in range(0, X.shape[0], self.chunk):
+                rows = slice(start, start + self.chunk)
+                chunk = X[rows] if before is None else before(X[rows])
+                # a copy: the rows may be the caller's array (read-only, or to be left untouched)
+                result = function(
+                    self.network, torch.tensor(chunk, dtype=torch.float64, device=self.device)
+                )
+                if isinstance(result, torch.Tensor):
+                    result = result.cpu().numpy()
+                if after is not None:
+                    result = after(result)
+                if out is None:
+                    out = np.empty((X.shape[0], *result.shape[1:]))
+                out[rows] = result
+        return out
+
+    def carry(self, X: np.ndarray, t0: float, t1: float, solver: ODESolver, **maps) -> np.ndarray:
+        """Carry rows along the ODE ``dx/dt = v(t, x)`` from ``t0`` to ``t1``."""
+
+        def carry(net: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+            def field(t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+                return net(t.expand(y.shape[0]), y)
+
+            return integrate(field, x, t0, t1, **solver.options())
+
+        return self.map_rows(X, carry, **maps)
+
+    def carry_stochastic(
+        self,
+        X: np.ndarray,
+        t0: float,
+        t1: float,
+        make_drift: Callable[[torch.nn.Module], Callable],
+        diffusion: Callable[[torch.Tensor], torch.Tensor],
+        n_steps: int,
+        generator: torch.Generator,
+    ) -> np.ndarray:
+        """Carry rows along an SDE from ``t0`` to ``t1`` by Euler–Maruyama
+        (:func:`skflow.solvers.integrate_sde`): drift ``make_drift(network)``, scalar noise
+        amplitude ``diffusion(t)``, increments drawn from ``generator``."""
+        return self.map_rows(
+            X,
+            lambda net, x: integrate_sde(
+                make_drift(net), diffusion, x, t0, t1, n_steps=n_steps, generator=generator
+            ),
+        )
+
+    def log_likelihood(
+        self,
+        X: np.ndarray,
+        t0: float,
+        t1: float,
+        base_log_prob: Callable[[np.ndarray], np.ndarray],
+        solver: ODESolver,
+        divergence: str,
+        generator: torch.Generator | None,
+        **maps,
+    ) -> np.ndarray:
+        """``log p_t1(x) = log p_t0(z) - int_t0^t1 div v dt`` at each row, with ``z`` the point the
+        ODE pulls the row back to and ``log p_t0 = base_log_prob`` (see
+        :func:`skflow.likelihood.flow_log_likelihood`); ``generator`` draws Hutchinson's probes."""
+
+        def pull_back(net: torch.nn.Module, x: torch.Tensor) -> np.ndarray:
+            z, delta = flow_log_likelihood(
+                net, x, t0, t1, divergence=divergence, generator=generator, **solver.options()
+            )
+            return base_log_prob(z.cpu().numpy()) + delta.cpu().numpy()
+
+        return self.map_rows(X, pull_back, **maps)
+
+
+def validation_negative_log_likelihood(
+    X_val: np.ndarray,
+    weight: np.ndarray | None,
+    rng: np.random.RandomState,
+    *,
+    path: ProbabilityPath,
+    base_log_prob: Callable[[np.ndarray], np.ndarray],
+    device: torch.device,
+) -> Callable[[torch.nn.Module], float]:
+    """The early-stopping score of ``scoring="log_likelihood"``: a callable giving a network's
+    (weighted) mean negative log-likelihood of the validation rows, in standardised units.
+
+    It integrates the log-density ODE with ``VALIDATION_STEPS`` equal RK4 steps on at most
+    ``VALIDATION_ROWS`` rows, in the training precision, with the exact divergence up to
+    ``EXACT_DIVERGENCE_MAX_FEATURES`` features and Hutchinson's estimator (the same probes at every
+    call) above: a consistent ranking of one fit's checkpoints at a small share of the training
+    cost, not the converged value of ``score_samples``.
+    """
+    if X_val.shape[0] > VALIDATION_ROWS:
+        keep = rng.choice(X_val.shape[0], VALIDATION_ROWS, replace=False)
+        X_val, weight = X_val[keep], None if weight is None else weight[keep]
+    weight = np.ones(X_val.shape[0]) if weight is None else weight
+    if not weight.sum() > 0:
+        weight = np.ones(X_val.shape[0])  # only zero-weight rows held out: count them all
+    x = torch.as_tensor(X_val, dtype=torch.float32, device=device)
+    exact = X_val.shape[1] <= EXACT_DIVERGENCE_MAX_FEATURES
+    probe_seed = draw_seed(rng)
+
+    def negative_log_likelihood(network: torch.nn.Module) -> float:
+        with torch.no_grad():
+            z, delta = flow_log_likelihood(
+                network,
+                x,
+                path.t_min,
+                path.t_max,
+                divergence="exact" if exact else "hutchinson",
+                generator=torch.Generator().manual_seed(probe_seed),
+                method="rk4",
+                n_steps=VALIDATION_STEPS,
+            )
+        log_likelihood = base_log_prob(z.double().cpu().numpy()) + delta.cpu().numpy()
+        return -float(np.average(log_likelihood, weights=weight))
+
+    return negative_log_likelihood

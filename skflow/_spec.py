@@ -1,0 +1,79 @@
+"""The velocity network of a flow as plain data: what to build, not a built module."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .networks import ARCHITECTURES, FourierFeatureVelocity, VelocityDenoiserMLP
+
+__all__ = ["NetworkSpec", "check_hidden_layer_sizes"]
+
+
+def check_hidden_layer_sizes(sizes) -> tuple[int, ...]:
+    """``hidden_layer_sizes`` as a tuple of positive ints, or a ValueError that names it."""
+    array = np.atleast_1d(np.asarray(sizes))
+    if array.ndim != 1 or array.size == 0 or not np.issubdtype(array.dtype, np.integer):
+        raise ValueError(
+            f"hidden_layer_sizes must be a non-empty sequence of positive integers, got {sizes!r}."
+        )
+    if (array < 1).any():
+        raise ValueError(f"hidden_layer_sizes must hold positive integers, got {sizes!r}.")
+    return tuple(int(s) for s in array)
+
+
+@dataclass(frozen=True)
+class NetworkSpec:
+    """A velocity network described by its settings; :meth:`build` makes a fresh one.
+
+    The spec is what a fitted estimator keeps beside the weights (``network_spec_``), so a network
+    can be rebuilt and loaded without the estimator that trained it.
+
+    Parameters
+    ----------
+    architecture : str
+        Name in :data:`skflow.networks.ARCHITECTURES`.
+    hidden_layer_sizes : tuple of int
+        Widths of the hidden layers.
+    activation : str
+        Name in :data:`skflow.networks.ACTIVATIONS`.
+    n_fourier_features : int, default=0
+        Random Fourier features of ``x`` that the network also sees
+        (:class:`~skflow.networks.FourierFeatureVelocity`); 0 for none.
+    fourier_scale : float, default=10.0
+        Their scale; unused without them.
+    denoiser : bool, default=False
+        Whether a denoiser network is learned beside the velocity
+        (:class:`~skflow.networks.VelocityDenoiserMLP`).
+    """
+
+    architecture: str
+    hidden_layer_sizes: tuple[int, ...]
+    activation: str
+    n_fourier_features: int = 0
+    fourier_scale: float = 10.0
+    denoiser: bool = False
+
+    @property
+    def width(self) -> int:
+        """The widest hidden layer."""
+        return max(self.hidden_layer_sizes)
+
+    def build(self, n_features: int) -> torch.nn.Module:
+        """A new network for ``n_features`` features, initialised from torch's global generator."""
+        sizes: Sequence[int] = self.hidden_layer_sizes
+        if self.denoiser:
+            return VelocityDenoiserMLP(n_features, sizes, self.activation, self.architecture)
+        if self.n_fourier_features:
+            return FourierFeatureVelocity(
+                self.architecture,
+                n_features,
+                sizes,
+                self.activation,
+                n_frequencies=self.n_fourier_features,
+                scale=self.fourier_scale,
+            )
+        return ARCHITECTURES[self.architecture](n_features, sizes, self.activation)
