@@ -50,6 +50,8 @@ def _upgrade(value: Any, read_array) -> Any:
         entry = {k: _upgrade(v, read_array) for k, v in value["estimator"].items()}
         if entry.get("class") in _FLOWS | {_DETECTOR}:
             entry["attributes"] = _upgrade_flow(entry, read_array)
+        if entry.get("class") == _DETECTOR:
+            entry = _compose_detector(entry)
         return {"estimator": entry}
     return {k: _upgrade(v, read_array) for k, v in value.items()}
 
@@ -97,6 +99,54 @@ def _upgrade_flow(entry: dict, read_array) -> dict:
             }
         }
     return attributes
+
+
+_DETECTOR_PARAMS = ("contamination", "bandwidth")
+_DETECTOR_ATTRIBUTES = (
+    "n_features_in_",
+    "feature_names_in_",
+    "effective_rank_",
+    "score_location_",
+    "score_scale_",
+    "bandwidths_",
+    "offset_",
+    "held_out_scores_",
+    "trimmed_",
+)
+
+
+def _compose_detector(entry: dict) -> dict:
+    """A version-1 detector (a subclass of the density with two more hyperparameters) as the
+    composition of version 2: the density's hyperparameters go to ``estimator``, its fitted
+    state to ``estimator_``."""
+    params = _pairs(entry["params"])
+    density = {k: v for k, v in params.items() if k not in _DETECTOR_PARAMS}
+    attributes = dict(entry["attributes"])
+    own = {k: attributes.pop(k) for k in _DETECTOR_ATTRIBUTES if k in attributes}
+    if "model_" in attributes:
+        attributes.pop("_sklearn_output_config", None)
+        attributes["n_features_in_"] = own["n_features_in_"]
+        own["estimator_"] = _density_entry(density, attributes)
+    detector_params = {
+        "estimator": _density_entry(density, {}),
+        **{k: params[k] for k in _DETECTOR_PARAMS},
+        "random_state": params["random_state"],
+    }
+    return {
+        "class": _DETECTOR,
+        "params": {"dict": [[k, v] for k, v in detector_params.items()]},
+        "attributes": own,
+    }
+
+
+def _density_entry(params: dict, attributes: dict) -> dict:
+    return {
+        "estimator": {
+            "class": "skflow.FlowMatchingDensity",
+            "params": {"dict": [[k, v] for k, v in params.items()]},
+            "attributes": attributes,
+        }
+    }
 
 
 def _stop_reason(params: dict, attributes: dict) -> str:

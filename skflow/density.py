@@ -12,11 +12,9 @@ from sklearn.base import (
     DensityMixin,
     TransformerMixin,
     _fit_context,
-    is_outlier_detector,
 )
 from sklearn.utils import check_array, check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions, validate_params
-from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
 
 from ._base import BaseFlow, keeps_state_on_error
@@ -355,7 +353,6 @@ class FlowMatchingDensity(
         self._fit_network(self._standardise(X), weight, StandardNormal(X.shape[1]))
         return self
 
-    @available_if(lambda flow: not is_outlier_detector(flow))
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y=None, sample_weight=None):
         """Train on one chunk of a stream: one epoch over its rows, continuing from the last call.

@@ -25,7 +25,8 @@ from sklearn.utils.validation import (
 )
 
 from ._base import keeps_state_on_error, was_interrupted
-from .outlier import FlowMatchingOutlierDetector, ThresholdMixin, median_and_iqr
+from ._thresholds import ThresholdMixin, contamination_threshold, median_and_iqr
+from .outlier import FlowMatchingOutlierDetector
 
 __all__ = ["SubspaceOutlierEnsemble", "subspace_size"]
 
@@ -159,9 +160,10 @@ class SubspaceOutlierEnsemble(ThresholdMixin, OutlierMixin, BaseEstimator):
     Examples
     --------
     >>> import numpy as np
-    >>> from skflow import FlowMatchingOutlierDetector, SubspaceOutlierEnsemble
+    >>> from skflow import FlowMatchingDensity, FlowMatchingOutlierDetector, SubspaceOutlierEnsemble
     >>> X = np.random.default_rng(0).normal(size=(200, 8))
-    >>> member = FlowMatchingOutlierDetector(hidden_layer_sizes=(32,), max_iter=5)
+    >>> density = FlowMatchingDensity(hidden_layer_sizes=(32,), max_iter=5)
+    >>> member = FlowMatchingOutlierDetector(density)
     >>> ensemble = SubspaceOutlierEnsemble(
     ...     member, n_estimators=3, contamination=0.05, random_state=0
     ... ).fit(X)
@@ -266,8 +268,8 @@ class SubspaceOutlierEnsemble(ThresholdMixin, OutlierMixin, BaseEstimator):
             offsets = np.array([member.offset_ for member in fitted])
             self.offset_ = float(np.mean((offsets - location) / scale))
         else:  # a float: flag that share of the training rows (scikit-learn's convention)
-            self.offset_ = float(
-                np.percentile(self.score_samples(X)[counted], 100.0 * self.contamination)
+            self.offset_ = contamination_threshold(
+                self.score_samples(X)[counted], self.contamination
             )
         return self
 

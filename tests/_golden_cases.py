@@ -26,6 +26,7 @@ from skflow import (
     InterpolantTransport,
     SubspaceOutlierEnsemble,
 )
+from skflow.outlier import DENSITY_DEFAULTS
 
 TINY = dict(hidden_layer_sizes=(8, 8), max_iter=3, batch_size=32, n_steps=4)
 """A budget under which nothing is learned, but every line of training and inference runs."""
@@ -223,10 +224,15 @@ TRANSPORT_CASES: dict[str, Callable[[], dict]] = {
 # the outlier detector and the ensemble
 
 
+def detector_density(**params) -> FlowMatchingDensity:
+    """The density of the detector's default (``estimator=None``) with a tiny budget."""
+    return FlowMatchingDensity(**{**DENSITY_DEFAULTS, **TINY, **params})
+
+
 def _detector(X=X_FIT, fit_params=None, **params) -> dict:
-    detector = FlowMatchingOutlierDetector(random_state=0, **{**TINY, **params})
+    detector = FlowMatchingOutlierDetector(detector_density(), random_state=0, **params)
     detector.fit(X, **(fit_params or {}))
-    return {**detector_outputs(detector), **_training(detector)}
+    return {**detector_outputs(detector), **_training(detector.estimator_)}
 
 
 def _ensemble(estimator, **params) -> dict:
@@ -244,7 +250,7 @@ DETECTOR_CASES: dict[str, Callable[[], dict]] = {
     "detector/bandwidth-half": lambda: _detector(bandwidth=0.5),
     "detector/sample-weight": lambda: _detector(fit_params={"sample_weight": WEIGHTS}),
     "detector/too-few-rows": lambda: _detector(X=X_FIT[:3]),
-    "ensemble/detectors": lambda: _ensemble(FlowMatchingOutlierDetector(**TINY)),
+    "ensemble/detectors": lambda: _ensemble(FlowMatchingOutlierDetector(detector_density())),
     "ensemble/densities": lambda: _ensemble(FlowMatchingDensity(**TINY), contamination=0.1),
 }
 
@@ -276,12 +282,15 @@ ARCHIVES: dict[str, tuple[Callable, Callable[[object], dict]]] = {
         transport_outputs,
     ),
     "detector": (
-        lambda: FlowMatchingOutlierDetector(random_state=0, **TINY).fit(X_FIT),
+        lambda: FlowMatchingOutlierDetector(detector_density(), random_state=0).fit(X_FIT),
         detector_outputs,
     ),
     "ensemble": (
         lambda: SubspaceOutlierEnsemble(
-            FlowMatchingOutlierDetector(**TINY), n_estimators=2, max_features=1, random_state=0
+            FlowMatchingOutlierDetector(detector_density()),
+            n_estimators=2,
+            max_features=1,
+            random_state=0,
         ).fit(X_FIT),
         detector_outputs,
     ),

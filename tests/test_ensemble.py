@@ -23,8 +23,9 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import skflow._trainer as trainer
 from _shared import FAST
-from skflow import FlowMatchingOutlierDetector, SubspaceOutlierEnsemble
+from skflow import FlowMatchingDensity, FlowMatchingOutlierDetector, SubspaceOutlierEnsemble
 from skflow.ensemble import subspace_size
+from skflow.outlier import DENSITY_DEFAULTS
 
 
 def correlated(n, d, seed):
@@ -34,7 +35,12 @@ def correlated(n, d, seed):
     return rng.normal(size=(n, d)) @ factor.T * 50.0 + 7.0
 
 
-FLOW = FlowMatchingOutlierDetector(**FAST)
+def flow_detector(**params):
+    """The default member with a small budget."""
+    return FlowMatchingOutlierDetector(FlowMatchingDensity(**DENSITY_DEFAULTS, **FAST, **params))
+
+
+FLOW = flow_detector()
 
 
 @pytest.fixture(scope="module")
@@ -111,7 +117,7 @@ def test_members_get_the_ensembles_contamination_and_their_own_seeds(flow_ensemb
     seeds = [member.random_state for member in ensemble.estimators_]
     assert len(set(seeds)) == len(seeds) and all(isinstance(s, int) for s in seeds)
     # the template is left unfitted and unchanged
-    assert FLOW.get_params() == FlowMatchingOutlierDetector(**FAST).get_params()
+    assert repr(FLOW) == repr(flow_detector())
     assert not hasattr(FLOW, "offset_")
 
     fitted = SubspaceOutlierEnsemble(FLOW, n_estimators=2, contamination=0.2, random_state=0)
@@ -280,11 +286,7 @@ def _expected_failures(ensemble):
         SubspaceOutlierEnsemble(IsolationForest(n_estimators=5), max_features=0.5, n_estimators=3),
     ]
     + (
-        [
-            SubspaceOutlierEnsemble(
-                FlowMatchingOutlierDetector(device="cuda", **FAST), n_estimators=2
-            )
-        ]
+        [SubspaceOutlierEnsemble(flow_detector(device="cuda"), n_estimators=2)]
         if torch.cuda.is_available()
         else []
     ),

@@ -10,7 +10,6 @@
 - scikit-learn's estimator checks, outlier checks included, on small fast instances.
 """
 
-import inspect
 import pickle
 import warnings
 
@@ -18,11 +17,24 @@ import numpy as np
 import pytest
 import torch
 from scipy.stats import chi2, multivariate_normal, spearmanr
+from sklearn.model_selection import GridSearchCV
+from sklearn.neighbors import KernelDensity
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from skflow import FlowMatchingDensity, FlowMatchingOutlierDetector
+from skflow import FlowMatchingDensity, FlowMatchingOutlierDetector, outlier
+from skflow._thresholds import AUTO_LEVEL
 from skflow.networks import VelocityMLP
-from skflow.outlier import AUTO_LEVEL, BANDWIDTH, OWN_DEFAULTS
+from skflow.outlier import DENSITY_DEFAULTS
+
+
+def density(**params):
+    """The density that ``estimator=None`` stands for, with other hyperparameters."""
+    return FlowMatchingDensity(**{**DENSITY_DEFAULTS, **params})
+
+
+def detector_with(density_params, **params):
+    return FlowMatchingOutlierDetector(density(**density_params), **params)
+
 
 from _shared import COVARIANCE, FAST, MEAN, SMALL, gaussian
 
@@ -34,16 +46,16 @@ def mahalanobis_squared(X):
 
 def blurred_truth(detector, X, bandwidth):
     """Exact log-density of the training law blurred by N(0, (bandwidth * scale_)^2) per feature."""
-    blur = np.diag((bandwidth * detector.scale_) ** 2)
+    blur = np.diag((bandwidth * detector.estimator_.scale_) ** 2)
     return multivariate_normal(MEAN, COVARIANCE + blur).logpdf(X)
 
 
 @pytest.fixture(scope="module")
 def fitted():
     # a fixed budget on all rows, and the unblurred density: these tests are about the threshold
-    return FlowMatchingOutlierDetector(
-        random_state=0, early_stopping=False, bandwidth=0.0, **SMALL
-    ).fit(gaussian(2000, 0))
+    return detector_with({"early_stopping": False, **SMALL}, random_state=0, bandwidth=0.0).fit(
+        gaussian(2000, 0)
+    )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -77,7 +89,7 @@ def test_decision_function_and_predict_follow_offset(fitted):
         fitted.predict(X_test), np.where(scores - fitted.offset_ < 0, -1, 1)
     )
     # the score is the log-density of the flow
-    np.testing.assert_array_equal(scores, FlowMatchingDensity.score_samples(fitted, X_test))
+    np.testing.assert_array_equal(scores, fitted.estimator_.score_samples(X_test))
 
 
 class ExactGaussianVelocity(torch.nn.Module):
@@ -101,11 +113,11 @@ class ExactGaussianVelocity(torch.nn.Module):
 def with_exact_field(bandwidth):
     """A detector fitted on Gaussian rows with its final network swapped for the exact field of
     the standardised training law (solved by dopri5), and test rows."""
-    detector = FlowMatchingOutlierDetector(bandwidth=bandwidth, random_state=0, **FAST)
-    detector.fit(gaussian(200, 20)).set_params(solver="dopri5", atol=1e-10, rtol=1e-10)
-    mean = (MEAN - detector.mean_) / detector.scale_
-    covariance = COVARIANCE / np.outer(detector.scale_, detector.scale_)
-    detector.model_ = ExactGaussianVelocity(mean, covariance)
+    detector = detector_with(FAST, bandwidth=bandwidth, random_state=0).fit(gaussian(200, 20))
+    flow = detector.estimator_.set_params(solver="dopri5", atol=1e-10, rtol=1e-10)
+    mean = (MEAN - flow.mean_) / flow.scale_
+    covariance = COVARIANCE / np.outer(flow.scale_, flow.scale_)
+    flow.model_ = ExactGaussianVelocity(mean, covariance)
     return detector, gaussian(50, 21) + np.random.default_rng(22).normal(size=(50, 2))
 
 
@@ -128,7 +140,7 @@ def test_trained_flow_blurs_like_the_truth(fitted):
 
 def test_bandwidth_beyond_the_paths_reach_is_an_error():
     # the VP path starts from a trace exp(-T(1)/2) of the data: its blur is at most about 150
-    detector = FlowMatchingOutlierDetector(path="vp", bandwidth=1e4, **FAST)
+    detector = detector_with({"path": "vp", **FAST}, bandwidth=1e4)
     with pytest.raises(ValueError, match="bandwidth"):
         detector.fit(gaussian(50, 24))
 
@@ -152,8 +164,8 @@ def test_one_repeated_bandwidth_gives_the_standardised_single_bandwidth_detector
     # the threshold rule and the trimming are affine-equivariant: standardising the scores of a
     # single bandwidth changes neither the rows trimmed nor the labels
     X = np.vstack([gaussian(300, 25), MEAN + np.random.default_rng(26).normal(size=(15, 2)) * 4])
-    single = FlowMatchingOutlierDetector(bandwidth=0.5, random_state=0, **FAST).fit(X)
-    repeated = FlowMatchingOutlierDetector(bandwidth=[0.5, 0.5], random_state=0, **FAST).fit(X)
+    single = detector_with(FAST, bandwidth=0.5, random_state=0).fit(X)
+    repeated = detector_with(FAST, bandwidth=[0.5, 0.5], random_state=0).fit(X)
     location, scale = repeated.score_location_[0], repeated.score_scale_[0]
     np.testing.assert_array_equal(repeated.score_location_, [location, location])
     held_out = repeated.held_out_scores_
@@ -169,10 +181,10 @@ def test_one_repeated_bandwidth_gives_the_standardised_single_bandwidth_detector
 
 
 def test_multi_scale_scores_of_far_rows_stay_finite_and_ordered():
-    detector = FlowMatchingOutlierDetector(bandwidth=(0.0, 1.0), random_state=0, **SMALL)
-    detector.fit(gaussian(500, 28))
+    detector = detector_with(SMALL, bandwidth=(0.0, 1.0), random_state=0)
+    flow = detector.fit(gaussian(500, 28)).estimator_
     u = np.array([0.6, 0.8])
-    far = detector.mean_ + 10.0 ** np.arange(2, 6)[:, None] * u * detector.scale_
+    far = flow.mean_ + 10.0 ** np.arange(2, 6)[:, None] * u * flow.scale_
     scores = detector.score_samples(far)
     assert np.all(np.isfinite(scores)) and np.all(np.diff(scores) < 0), scores
     np.testing.assert_array_equal(detector.predict(far), -1)
@@ -184,7 +196,7 @@ def test_score_is_the_mean_score(fitted):
 
 
 def test_multi_scale_with_too_few_rows_is_standardised_by_the_final_flow():
-    tiny = FlowMatchingOutlierDetector(bandwidth=(0.0, 1.0), random_state=0, **FAST)
+    tiny = detector_with(FAST, bandwidth=(0.0, 1.0), random_state=0)
     tiny.fit(gaussian(3, 0))
     assert tiny.held_out_scores_ is None and tiny.score_scale_.shape == (2,)
     assert np.all(np.isfinite(tiny.score_samples(gaussian(5, 1))))
@@ -193,11 +205,11 @@ def test_multi_scale_with_too_few_rows_is_standardised_by_the_final_flow():
 @pytest.mark.parametrize("bandwidth", [[], [[0.5]], [0.5, -1.0], [0.5, np.nan]])
 def test_bad_bandwidth_sequences_are_errors(bandwidth):
     with pytest.raises(ValueError, match="bandwidth"):
-        FlowMatchingOutlierDetector(bandwidth=bandwidth, **FAST).fit(gaussian(20, 29))
+        detector_with(FAST, bandwidth=bandwidth).fit(gaussian(20, 29))
 
 
 def test_bandwidths_changed_after_fit_need_a_new_fit():
-    detector = FlowMatchingOutlierDetector(bandwidth=(0.0, 1.0), random_state=0, **FAST)
+    detector = detector_with(FAST, bandwidth=(0.0, 1.0), random_state=0)
     detector.fit(gaussian(20, 30)).set_params(bandwidth=(0.0, 2.0))
     with pytest.raises(ValueError, match="fit again"):
         detector.score_samples(gaussian(5, 31))
@@ -206,13 +218,13 @@ def test_bandwidths_changed_after_fit_need_a_new_fit():
 
 
 def test_refit_with_one_bandwidth_drops_the_multi_scale_standardisation():
-    detector = FlowMatchingOutlierDetector(bandwidth=(0.0, 1.0), random_state=0, **FAST)
+    detector = detector_with(FAST, bandwidth=(0.0, 1.0), random_state=0)
     assert detector.fit(gaussian(20, 32)).score_scale_.shape == (2,)
     detector.set_params(bandwidth=0.5).fit(gaussian(20, 32))
     assert not hasattr(detector, "score_location_") and not hasattr(detector, "score_scale_")
     np.testing.assert_allclose(
         detector.score_samples(gaussian(5, 33)),
-        detector.smoothed_score_samples(gaussian(5, 33), 0.5),
+        detector.estimator_.smoothed_score_samples(gaussian(5, 33), 0.5),
     )
 
 
@@ -223,7 +235,7 @@ def test_refit_with_one_bandwidth_drops_the_multi_scale_standardisation():
 @pytest.mark.parametrize("contamination", [0.05, 0.2, 0.5])
 def test_float_contamination_flags_that_share_of_training_rows(contamination):
     X = gaussian(300, 5)
-    detector = FlowMatchingOutlierDetector(contamination=contamination, random_state=0, **FAST)
+    detector = detector_with(FAST, contamination=contamination, random_state=0)
     labels = detector.fit_predict(X)
     assert (labels == -1).sum() == round(contamination * len(X))
     assert detector.trimmed_.sum() == round(contamination * len(X))
@@ -233,7 +245,7 @@ def test_float_contamination_flags_that_share_of_training_rows(contamination):
 def test_rows_of_weight_zero_do_not_count():
     X = gaussian(400, 6)
     weight = np.r_[np.ones(200), np.zeros(200)]
-    detector = FlowMatchingOutlierDetector(contamination=0.1, random_state=0, **FAST)
+    detector = detector_with(FAST, contamination=0.1, random_state=0)
     detector.fit(X, sample_weight=weight)
     assert (detector.predict(X[:200]) == -1).sum() == 20
     assert not detector.trimmed_[200:].any()
@@ -244,7 +256,7 @@ def test_auto_threshold_comes_from_held_out_scores(fitted):
     assert fitted.held_out_scores_.shape == (2000,)
     assert fitted.held_out_scores_.mean() < fitted.score_samples(gaussian(2000, 0)).mean()
     # with fewer than four rows there is no cross-fitting: the final flow's scores set offset_
-    tiny = FlowMatchingOutlierDetector(random_state=0, **FAST).fit(gaussian(3, 0))
+    tiny = detector_with(FAST, random_state=0).fit(gaussian(3, 0))
     assert tiny.held_out_scores_ is None and not tiny.trimmed_.any()
     assert np.isfinite(tiny.offset_) and tiny.predict(gaussian(3, 1)).shape == (3,)
 
@@ -257,8 +269,9 @@ def test_far_away_rows_get_finite_scores_ordered_by_distance(fitted):
     directions = np.random.default_rng(7).normal(size=(5, 2))
     directions /= np.linalg.norm(directions, axis=1, keepdims=True)
     distances = 10.0 ** np.arange(3, 7)  # standard deviations of the standardised data
+    flow = fitted.estimator_
     for u in directions:
-        far = fitted.mean_ + distances[:, None] * u * fitted.scale_
+        far = flow.mean_ + distances[:, None] * u * flow.scale_
         scores = fitted.score_samples(far)
         assert np.all(np.isfinite(scores))
         assert np.all(np.diff(scores) < 0), scores
@@ -270,8 +283,8 @@ def test_far_away_rows_get_finite_scores_ordered_by_distance(fitted):
 def test_constant_and_duplicated_columns_do_not_break_the_fit():
     X = gaussian(600, 8)
     X_extra = np.column_stack([X, np.full(len(X), 7.0), X[:, 0], 2.0 * X[:, 1]])
-    base = FlowMatchingOutlierDetector(random_state=0, **SMALL).fit(X)
-    extra = FlowMatchingOutlierDetector(random_state=0, **SMALL).fit(X_extra)
+    base = detector_with(SMALL, random_state=0).fit(X)
+    extra = detector_with(SMALL, random_state=0).fit(X_extra)
     assert extra.effective_rank_ == base.effective_rank_ == 2
     X_test = gaussian(500, 9)
     X_test_extra = np.column_stack(
@@ -291,21 +304,17 @@ def test_constant_and_duplicated_columns_do_not_break_the_fit():
 
 def test_gross_outliers_in_the_training_data_are_trimmed():
     """5 % of the training rows 50 standard deviations away: the refit leaves them out and
-    recovers the model of clean data, where a single fit is pulled off."""
+    recovers the model of clean data, where a single fit of the density is pulled off."""
     clean = gaussian(1000, 10)
     junk = MEAN + 50.0 * np.random.default_rng(11).normal(size=(50, 2))
     X = np.vstack([clean, junk])
     # a fixed budget on all rows: the test is about trimming, not the stopping rule
     budget = {**SMALL, "early_stopping": False}
-    detector = FlowMatchingOutlierDetector(random_state=0, bandwidth=0.0, **budget).fit(X)
+    detector = detector_with(budget, random_state=0, bandwidth=0.0).fit(X)
     assert detector.trimmed_[len(clean) :].all()
     assert detector.trimmed_[: len(clean)].mean() < 0.02
-
-    class SingleFit(FlowMatchingOutlierDetector):
-        _trim = False
-
-    single = SingleFit(random_state=0, bandwidth=0.0, **budget).fit(X)
-    assert not single.trimmed_.any()
+    # the same density fitted once on all the rows, as the detector's final fit would be
+    single = density(random_state=0, **budget).fit(X)
     X_test = gaussian(1000, 12)
     truth = multivariate_normal(MEAN, COVARIANCE).logpdf(X_test)
     error = np.abs(detector.score_samples(X_test) - truth).mean()
@@ -315,53 +324,87 @@ def test_gross_outliers_in_the_training_data_are_trimmed():
 
 
 # --------------------------------------------------------------------------------------------------
-# the same hyperparameters as FlowMatchingDensity, and the estimator API
+# composition: the estimator, its defaults and the random_state rule
 
 
-def test_hyperparameters_are_flow_matching_densitys_plus_contamination_and_bandwidth():
-    density = inspect.signature(FlowMatchingDensity).parameters
-    detector = inspect.signature(FlowMatchingOutlierDetector).parameters
-    assert list(detector) == ["contamination", "bandwidth", *density]
-    assert OWN_DEFAULTS == {
-        "architecture": "mlp",
-        "time_distribution": "uniform",
-        "step_exponent": 1.0,
-        "n_fourier_features": 0,
-    }
-    assert density["architecture"].default == "residual"
-    assert density["time_distribution"].default == "arcsine"
-    for name, parameter in density.items():
-        assert detector[name].default == OWN_DEFAULTS.get(name, parameter.default)
-        assert detector[name].kind is inspect.Parameter.KEYWORD_ONLY
+def test_parameters_are_the_estimator_and_the_detectors_own():
     assert FlowMatchingOutlierDetector().get_params() == {
-        **FlowMatchingDensity().get_params(),
-        **OWN_DEFAULTS,
+        "estimator": None,
         "contamination": "auto",
-        "bandwidth": BANDWIDTH,
+        "bandwidth": (0.0, 0.5, 1.0),
+        "random_state": None,
     }
-    # the docstring states the detector's own default, not the density's
-    assert (
-        'architecture : {"mlp", "residual"}, default="mlp"' in FlowMatchingOutlierDetector.__doc__
-    )
-    assert (
-        'time_distribution : {"uniform", "logit_normal", "arcsine"}, default="uniform"'
-        in FlowMatchingOutlierDetector.__doc__
-    )
-    assert isinstance(FlowMatchingOutlierDetector(**FAST).fit(gaussian(60, 3)).model_, VelocityMLP)
     with pytest.raises(TypeError):
-        FlowMatchingOutlierDetector(n_estimators=100)
-    # every FlowMatchingDensity parameter is documented in the detector's docstring, too
-    doc = FlowMatchingOutlierDetector.__doc__
-    if doc is not None:
-        for name in detector:
-            assert f"\n{name} : " in doc or f"\n{name}, " in doc or f", {name} : " in doc, name
+        FlowMatchingOutlierDetector(hidden_layer_sizes=(8,))
+
+
+def test_no_estimator_means_the_documented_density(monkeypatch):
+    if FlowMatchingOutlierDetector.__doc__ is not None:  # python -OO strips docstrings
+        doc = " ".join(FlowMatchingOutlierDetector.__doc__.split())
+        for name, value in DENSITY_DEFAULTS.items():
+            assert f"{name}={value!r}".replace("'", '"') in doc, name
+    # None fits FlowMatchingDensity(**DENSITY_DEFAULTS); a small budget keeps the test quick
+    monkeypatch.setattr(outlier, "DENSITY_DEFAULTS", {**DENSITY_DEFAULTS, **FAST})
+    X = gaussian(60, 3)
+    default = FlowMatchingOutlierDetector(random_state=4).fit(X)
+    assert isinstance(default.estimator_.model_, VelocityMLP)
+    assert default.estimator_.get_params() == density(random_state=4, **FAST).get_params()
+    explicit = FlowMatchingOutlierDetector(density(**FAST), random_state=4).fit(X)
+    np.testing.assert_array_equal(default.score_samples(X), explicit.score_samples(X))
+
+
+def test_random_state_seeds_the_split_and_every_clone():
+    X = gaussian(80, 5)
+    detector = detector_with({**FAST, "random_state": 123}, random_state=7).fit(X)
+    assert detector.estimator_.random_state == 7  # the estimator's own is replaced
+    assert detector.estimator.random_state == 123  # and the parameter is left as given
+    same = detector_with(FAST, random_state=7).fit(X)
+    np.testing.assert_array_equal(detector.held_out_scores_, same.held_out_scores_)
+    np.testing.assert_array_equal(detector.score_samples(X), same.score_samples(X))
+    other = detector_with(FAST, random_state=8).fit(X)
+    assert not np.array_equal(detector.held_out_scores_, other.held_out_scores_)
+
+
+def test_grid_search_tunes_the_estimators_hyperparameters():
+    X = gaussian(120, 6)
+    search = GridSearchCV(
+        detector_with(FAST, bandwidth=0.0, random_state=0),
+        {"estimator__path": ["linear", "trig"]},
+        cv=2,
+    ).fit(X)
+    assert search.best_params_["estimator__path"] in ("linear", "trig")
+    assert search.best_estimator_.estimator_.path == search.best_params_["estimator__path"]
+
+
+def test_any_density_estimator_plugs_in():
+    X, X_test = gaussian(200, 7), gaussian(30, 8)
+    kde = KernelDensity(bandwidth=0.3)
+    detector = FlowMatchingOutlierDetector(kde, bandwidth=0.0, contamination=0.1).fit(X)
+    # no trimmed row shapes the final fit, whose scores are the density's log-density
+    kept = KernelDensity(bandwidth=0.3).fit(X[~detector.trimmed_])
+    np.testing.assert_allclose(detector.score_samples(X_test), kept.score_samples(X_test))
+    assert (detector.predict(X) == -1).mean() == pytest.approx(0.1, abs=0.01)
+    # blurring needs smoothed_score_samples, which KernelDensity has not
+    with pytest.raises(TypeError, match="smoothed_score_samples"):
+        FlowMatchingOutlierDetector(kde).fit(X)
+    with pytest.raises(TypeError, match="sample_weight"):
+        FlowMatchingOutlierDetector(DensityWithoutWeights(), bandwidth=0.0).fit(
+            X, sample_weight=np.ones(len(X))
+        )
+
+
+class DensityWithoutWeights(KernelDensity):
+    """A density estimator whose fit takes no sample_weight."""
+
+    def fit(self, X, y=None):
+        return super().fit(X)
 
 
 def test_reproducible():
     # pickle, joblib and skflow.save round trips: tests/test_persistence.py
     X, X_test = gaussian(200, 13), gaussian(20, 14)
-    a = FlowMatchingOutlierDetector(contamination=0.1, random_state=1, **FAST).fit(X)
-    b = FlowMatchingOutlierDetector(contamination=0.1, random_state=1, **FAST).fit(X)
+    a = detector_with(FAST, contamination=0.1, random_state=1).fit(X)
+    b = detector_with(FAST, contamination=0.1, random_state=1).fit(X)
     np.testing.assert_array_equal(a.decision_function(X_test), b.decision_function(X_test))
 
 
@@ -370,7 +413,7 @@ def test_dataframe_feature_names_survive_the_refit():
     X = pd.DataFrame(gaussian(200, 15), columns=["height", "weight"])
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no "X does not have valid feature names" from fit
-        detector = FlowMatchingOutlierDetector(contamination=0.1, random_state=0, **FAST).fit(X)
+        detector = detector_with(FAST, contamination=0.1, random_state=0).fit(X)
         assert detector.predict(X).shape == (200,)
     assert detector.trimmed_.any()  # the refit ran
     assert list(detector.feature_names_in_) == ["height", "weight"]
@@ -381,12 +424,13 @@ def test_dataframe_feature_names_survive_the_refit():
 def test_cuda_end_to_end_and_loads_on_cpu():
     junk = MEAN + 50.0 * np.random.default_rng(17).normal(size=(20, 2))
     X = np.vstack([gaussian(1000, 16), junk])
-    detector = FlowMatchingOutlierDetector(device="cuda", random_state=0, **SMALL).fit(X)
+    detector = detector_with({"device": "cuda", **SMALL}, random_state=0).fit(X)
     assert detector.trimmed_[1000:].all()
     X_test = gaussian(500, 18)
     truth = blurred_truth(detector, X_test, detector.bandwidth)
     assert np.abs(detector.score_samples(X_test) - truth).mean() < 0.15
-    on_cpu = pickle.loads(pickle.dumps(detector)).set_params(device="cpu")
+    on_cpu = pickle.loads(pickle.dumps(detector))
+    on_cpu.estimator_.set_params(device="cpu")
     np.testing.assert_allclose(
         on_cpu.decision_function(X_test), detector.decision_function(X_test), atol=1e-8
     )
@@ -423,10 +467,10 @@ def _expected_failures(estimator):
 
 @parametrize_with_checks(
     [
-        FlowMatchingOutlierDetector(**FAST),
-        FlowMatchingOutlierDetector(contamination=0.1, path="trig", coupling="ot", **FAST),
+        detector_with(FAST),
+        detector_with({"path": "trig", "coupling": "ot", **FAST}, contamination=0.1),
     ]
-    + ([FlowMatchingOutlierDetector(device="cuda", **FAST)] if torch.cuda.is_available() else []),
+    + ([detector_with({"device": "cuda", **FAST})] if torch.cuda.is_available() else []),
     expected_failed_checks=_expected_failures,
 )
 def test_sklearn_compatible(estimator, check):

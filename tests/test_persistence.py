@@ -47,9 +47,14 @@ ESTIMATORS = {
         n_fourier_features=8, random_state=0, **FAST
     ).fit(gaussian(200, 0)),
     "density-streamed": streamed,
-    "outlier": lambda: FlowMatchingOutlierDetector(random_state=0, **FAST).fit(gaussian(200, 0)),
+    "outlier": lambda: FlowMatchingOutlierDetector(FlowMatchingDensity(**FAST), random_state=0).fit(
+        gaussian(200, 0)
+    ),
     "subspace-ensemble": lambda: SubspaceOutlierEnsemble(
-        FlowMatchingOutlierDetector(**FAST), n_estimators=2, max_features=1, random_state=0
+        FlowMatchingOutlierDetector(FlowMatchingDensity(**FAST)),
+        n_estimators=2,
+        max_features=1,
+        random_state=0,
     ).fit(gaussian(200, 0)),
     "transport": lambda: InterpolantTransport(
         gamma="brownian", eps=0.5, sde_n_steps=5, random_state=0, **FAST
@@ -66,7 +71,7 @@ ESTIMATORS = {
 def outputs(estimator):
     X = gaussian(20, 9)
     result = {"score_samples": estimator.score_samples(X)}
-    if not isinstance(estimator, SubspaceOutlierEnsemble):  # a flow of its own
+    if hasattr(estimator, "transform"):  # a flow of its own
         result.update(
             transform=estimator.transform(X),
             inverse_transform=estimator.inverse_transform(X),
@@ -78,8 +83,10 @@ def outputs(estimator):
 
 
 def flows(estimator):
-    """The fitted flows of an estimator: itself, or an ensemble's members."""
-    return getattr(estimator, "estimators_", [estimator])
+    """The fitted flows of an estimator: itself, a detector's estimator_, an ensemble's members'."""
+    if hasattr(estimator, "estimators_"):
+        return [flow for member in estimator.estimators_ for flow in flows(member)]
+    return [getattr(estimator, "estimator_", estimator)]
 
 
 def round_trip(estimator, how, folder):

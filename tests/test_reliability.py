@@ -34,6 +34,7 @@ from sklearn.utils._param_validation import Interval, make_constraint
 import skflow._trainer as trainer
 from _shared import FAST, gaussian
 from skflow import FlowMatchingDensity, FlowMatchingOutlierDetector, InterpolantTransport
+from skflow.outlier import DENSITY_DEFAULTS
 
 _MSE = trainer._weighted_mse  # the loss, before any test patches it
 
@@ -46,8 +47,23 @@ ESTIMATORS = {
     "transport": InterpolantTransport(
         gamma="brownian", sigma=0.5, eps=0.5, sde_n_steps=4, random_state=0, **FAST
     ),
-    "outlier": FlowMatchingOutlierDetector(contamination=0.1, random_state=0, **FAST),
+    "outlier": FlowMatchingOutlierDetector(
+        FlowMatchingDensity(**DENSITY_DEFAULTS, **FAST), contamination=0.1, random_state=0
+    ),
 }
+FLOWS = ["density", "transport"]
+"""The estimators that are flows themselves (the detector holds one, ``estimator_``)."""
+
+
+def flow_of(model):
+    """The fitted flow of a model: itself, or the detector's ``estimator_``."""
+    return getattr(model, "estimator_", model)
+
+
+def set_flow_params(name, estimator, **params):
+    """Set the flow's hyperparameters: the detector's are those of its ``estimator``."""
+    prefix = "estimator__" if name == "outlier" else ""
+    return estimator.set_params(**{prefix + key: value for key, value in params.items()})
 
 
 def labels(n):
@@ -110,10 +126,11 @@ CALLS = {
     "decision_function": lambda est, X: est.decision_function(X),
     "predict": lambda est, X: est.predict(X),
 }
-SHARED = ["fit", "score_samples", "score", "transform", "inverse_transform"]
+SHARED = ["fit", "score_samples", "score"]
+MAPS = ["transform", "inverse_transform"]
 METHODS = {
-    "density": SHARED,
-    "transport": SHARED + ["transport", "log_density", "velocity", "grad_log_density"],
+    "density": SHARED + MAPS,
+    "transport": SHARED + MAPS + ["transport", "log_density", "velocity", "grad_log_density"],
     "outlier": SHARED + ["fit_predict", "decision_function", "predict"],
 }
 CASES = [(name, method) for name, methods in METHODS.items() for method in methods]
@@ -201,7 +218,7 @@ def test_use_before_fit(name, method):
         CALLS[method](clone(ESTIMATORS[name]), QUERY)
 
 
-@pytest.mark.parametrize("name", list(ESTIMATORS))
+@pytest.mark.parametrize("name", FLOWS)
 def test_sample_before_fit(name):
     with pytest.raises(NotFittedError):
         clone(ESTIMATORS[name]).sample(3)
@@ -302,7 +319,7 @@ def _close(actual, expected):
 def test_scaled_data_give_the_jacobian_shifted_density(fitted, scaled, name):
     c, models = scaled
     model, reference, X = models[name], fitted[name], gaussian(10, 5)
-    np.testing.assert_allclose(model.scale_, c * reference.scale_, rtol=1e-12)
+    np.testing.assert_allclose(flow_of(model).scale_, c * flow_of(reference).scale_, rtol=1e-12)
     jacobian = -X.shape[1] * math.log(c)
     # a log-density moves by the Jacobian; the outlier detector's default multi-scale score is
     # standardised by the training rows' scores, which move with it, so it does not move at all
@@ -314,7 +331,8 @@ def test_scaled_data_give_the_jacobian_shifted_density(fitted, scaled, name):
         )
     else:
         assert model.score(c * X) == pytest.approx(reference.score(X) + shift, rel=1e-5)
-    _close(model.sample(5, random_state=0), c * reference.sample(5, random_state=0))
+    flow, reference_flow = flow_of(model), flow_of(reference)
+    _close(flow.sample(5, random_state=0), c * reference_flow.sample(5, random_state=0))
     if name == "transport":
         _close(model.transform(c * X), c * reference.transform(X))
         _close(model.inverse_transform(c * X), c * reference.inverse_transform(X))
@@ -323,9 +341,9 @@ def test_scaled_data_give_the_jacobian_shifted_density(fitted, scaled, name):
         _close(model.velocity(c * X, 0.5), c * reference.velocity(X, 0.5))
         _close(model.grad_log_density(c * X, 0.5), reference.grad_log_density(X, 0.5) / c)
     else:  # the latent space is the same standard normal
-        _close(model.transform(c * X), reference.transform(X))
-        Z = reference.transform(X)
-        _close(model.inverse_transform(Z), c * reference.inverse_transform(Z))
+        _close(flow.transform(c * X), reference_flow.transform(X))
+        Z = reference_flow.transform(X)
+        _close(flow.inverse_transform(Z), c * reference_flow.inverse_transform(Z))
     if name == "outlier":
         assert model.offset_ == pytest.approx(reference.offset_ + shift, rel=1e-5, abs=1e-9)
         _close(model.decision_function(c * X), reference.decision_function(X))
@@ -337,12 +355,12 @@ def test_scaled_data_give_the_jacobian_shifted_density(fitted, scaled, name):
 def test_zero_variance_column_gives_finite_outputs(name, constant):
     X = np.c_[training_data(), np.full(N, constant)]
     model = fit(ESTIMATORS[name], X)
-    assert model.scale_[2] == 1.0
+    assert flow_of(model).scale_[2] == 1.0
     query = np.c_[gaussian(5, 6), np.full(5, constant)]
     methods = [m for m in METHODS[name] if m not in FITTING]
     for method in methods:
         assert np.all(np.isfinite(CALLS[method](model, query))), method
-    samples = model.sample(5, random_state=0)
+    samples = flow_of(model).sample(5, random_state=0)
     assert samples.shape == (5, 3) and np.all(np.isfinite(samples))
 
 
@@ -392,7 +410,7 @@ HYPERPARAMETER_CASES = [
     for value in _invalid_values(constraints)
 ] + [
     pytest.param(name, "hidden_layer_sizes", value, id=f"{name}-hidden_layer_sizes={value!r}")
-    for name in ESTIMATORS
+    for name in FLOWS
     for value in [(), (16, 0), (16.5,), [[4, 4]]]
 ]
 
@@ -404,10 +422,17 @@ def test_invalid_hyperparameter_names_itself_at_fit(name, parameter, value):
         fit(estimator, training_data())
 
 
+@pytest.mark.parametrize("parameter", ["hidden_layer_sizes", "learning_rate_init", "path"])
+def test_an_invalid_hyperparameter_of_the_detectors_estimator_names_itself(parameter):
+    estimator = set_flow_params("outlier", clone(ESTIMATORS["outlier"]), **{parameter: -1})
+    with pytest.raises(ValueError, match=rf"\b{parameter}\b"):
+        fit(estimator, training_data())
+
+
 def test_every_hyperparameter_is_swept():
     swept = {(case.values[0], case.values[1]) for case in HYPERPARAMETER_CASES}
     for name, estimator in ESTIMATORS.items():
-        for parameter in estimator.get_params():
+        for parameter in estimator.get_params(deep=False):
             assert (name, parameter) in swept, (name, parameter)
             assert parameter in type(estimator)._parameter_constraints
 
@@ -417,13 +442,13 @@ def test_every_hyperparameter_is_swept():
 
 
 @pytest.mark.parametrize("n_samples", [0, -1, 1.5, "a", None, 3.0])
-@pytest.mark.parametrize("name", list(ESTIMATORS))
+@pytest.mark.parametrize("name", FLOWS)
 def test_bad_n_samples_names_itself(fitted, name, n_samples):
     with pytest.raises(ValueError, match="n_samples"):
         fitted[name].sample(n_samples)
 
 
-@pytest.mark.parametrize("name", list(ESTIMATORS))
+@pytest.mark.parametrize("name", FLOWS)
 def test_sample_n_samples_types(fitted, name):
     with pytest.raises(TypeError, match="n_samples"):
         fitted[name].sample(True)
@@ -527,7 +552,9 @@ def _one_loss_a_step(name):
 def test_divergence_in_the_first_epoch_is_a_clear_error(name, learning_rate_init):
     """1e12 makes the loss non-finite; 1e5 keeps it finite but 1e22 times too large, with weights
     that carry points to 1e157 (this used to give NaN densities with no warning)."""
-    estimator = clone(ESTIMATORS[name]).set_params(learning_rate_init=learning_rate_init)
+    estimator = set_flow_params(
+        name, clone(ESTIMATORS[name]), learning_rate_init=learning_rate_init
+    )
     with pytest.raises(ValueError, match="diverged.*learning_rate_init"):
         fit(estimator, training_data())
 
@@ -566,18 +593,20 @@ def test_keyboard_interrupt_of_the_outlier_detector(monkeypatch):
     detector = clone(ESTIMATORS["outlier"])
     with pytest.warns(RuntimeWarning, match="interrupted"), pytest.raises(KeyboardInterrupt):
         detector.fit(X)
-    assert vars(detector) == vars(clone(ESTIMATORS["outlier"]))
+    assert repr(detector) == repr(ESTIMATORS["outlier"]) and not hasattr(detector, "estimator_")
+    assert set(vars(detector)) == set(vars(clone(ESTIMATORS["outlier"])))
     with pytest.raises(NotFittedError):
         detector.predict(X)
 
     monkeypatch.setattr(trainer, "_weighted_mse", _fault_after(4 + 4 + 2, _interrupt))
     with pytest.warns(RuntimeWarning, match="interrupted after 1 epochs"):
         detector.fit(X)
-    assert detector.n_iter_ == 1 and np.isfinite(detector.offset_)
+    assert detector.estimator_.n_iter_ == 1 and np.isfinite(detector.offset_)
+    assert detector.estimator_.stop_reason_ == "interrupted"
     assert np.all(np.isfinite(detector.decision_function(X)))
 
 
-@pytest.mark.parametrize("name", list(ESTIMATORS))
+@pytest.mark.parametrize("name", FLOWS)  # the detector fits new clones of its estimator
 def test_warm_start_continues_training(fitted, name):
     X = training_data()
     model = fit(ESTIMATORS[name], X)
@@ -600,10 +629,13 @@ def _failing_refits(name):
     """Refits that fail half-way through fit, after the data passed validation."""
     X3 = np.c_[training_data(), training_data(1)[:, :1]] * 100.0
     refits = {
-        "diverging": lambda m: refit(m.set_params(learning_rate_init=1e12), 100 * training_data()),
-        "bad network": lambda m: refit(m.set_params(hidden_layer_sizes=(0,)), X3),
-        "warm start, new feature count": lambda m: refit(m.set_params(warm_start=True), X3),
+        "diverging": lambda m: refit(
+            set_flow_params(name, m, learning_rate_init=1e12), 100 * training_data()
+        ),
+        "bad network": lambda m: refit(set_flow_params(name, m, hidden_layer_sizes=(0,)), X3),
     }
+    if name in FLOWS:  # the detector fits new clones, for any number of features
+        refits["warm start, new feature count"] = lambda m: refit(m.set_params(warm_start=True), X3)
     if name == "transport":
         refits["one label"] = lambda m: m.fit(X3, np.zeros(N))
         refits["eps=0.5 without noise"] = lambda m: m.set_params(gamma="zero").fit(X3, labels(N))

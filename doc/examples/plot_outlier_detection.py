@@ -33,7 +33,8 @@ import numpy as np
 from sklearn.datasets import make_moons
 from sklearn.metrics import RocCurveDisplay, roc_auc_score
 
-from skflow import FlowMatchingOutlierDetector
+from skflow import FlowMatchingDensity, FlowMatchingOutlierDetector
+from skflow.outlier import DENSITY_DEFAULTS
 
 X_train, _ = make_moons(n_samples=300, noise=0.08, random_state=0)
 X_inliers, _ = make_moons(n_samples=300, noise=0.08, random_state=1)
@@ -41,8 +42,11 @@ X_outliers = np.random.default_rng(2).uniform([-1.5, -1.0], [2.5, 1.5], size=(60
 X_test = np.vstack([X_inliers, X_outliers])
 is_outlier = np.r_[np.zeros(len(X_inliers), dtype=bool), np.ones(len(X_outliers), dtype=bool)]
 
-budget = dict(hidden_layer_sizes=(64, 64), max_iter=400, batch_size=64, random_state=0)
-detector = FlowMatchingOutlierDetector(bandwidth=0.0, **budget).fit(X_train)
+# the detector's default density (estimator=None) with a smaller network and budget
+density = FlowMatchingDensity(
+    **DENSITY_DEFAULTS, hidden_layer_sizes=(64, 64), max_iter=400, batch_size=64
+)
+detector = FlowMatchingOutlierDetector(density, bandwidth=0.0, random_state=0).fit(X_train)
 
 # %%
 # Scores of inliers and outliers, and the ROC curve
@@ -86,7 +90,9 @@ fig.tight_layout()
 # flagged too.
 detectors = {
     '"auto"': detector,
-    "0.1": FlowMatchingOutlierDetector(contamination=0.1, bandwidth=0.0, **budget).fit(X_train),
+    "0.1": FlowMatchingOutlierDetector(
+        density, contamination=0.1, bandwidth=0.0, random_state=0
+    ).fit(X_train),
 }
 for name, fitted in detectors.items():
     flagged = fitted.predict(X_test) == -1
@@ -141,7 +147,8 @@ fig, axes = plt.subplots(1, 3, figsize=(13, 4), sharex=True, sharey=True)
 grid_x, grid_y = np.meshgrid(np.linspace(-3.5, 3.5, 71), np.linspace(-3.5, 3.5, 71))
 grid = np.column_stack([grid_x.ravel(), grid_y.ravel()])
 for ax, bandwidth in zip(axes, [0.0, 1.0, (0.0, 0.5, 1.0)]):
-    blurred = FlowMatchingOutlierDetector(bandwidth=bandwidth, **budget).fit(X_mixed)
+    blurred = FlowMatchingOutlierDetector(density, bandwidth=bandwidth, random_state=0)
+    blurred.fit(X_mixed)
     auc = roc_auc_score(from_cluster, -blurred.score_samples(X_new))
     print(f"bandwidth={bandwidth}: ROC-AUC {auc:.3f} for the clustered anomalies")
     surface = blurred.score_samples(grid).reshape(grid_x.shape)
