@@ -2,7 +2,7 @@
 the training outcome became fitted data): their manifest is rewritten into version 2 before it is
 decoded, so that :func:`skflow.load` has one decoder.
 
-Version 1 kept the Fourier features a fit chose as ``n_fourier_features_`` (the rest of the network
+Version 1 called the density's ``sigma_min`` ``sigma``, kept the Fourier features a fit chose as ``n_fourier_features_`` (the rest of the network
 came from the hyperparameters), whether a KeyboardInterrupt cut the fit short as ``_interrupted``,
 and the state of ``partial_fit`` in four attributes. Version 2 keeps ``network_spec_``,
 ``stop_reason_`` and one ``_stream`` record.
@@ -48,12 +48,19 @@ def _upgrade(value: Any, read_array) -> Any:
         return {"dataclass": {"class": "WeightedMoments", "fields": fields}}
     if set(value) == {"estimator"} and isinstance(value["estimator"], dict):
         entry = {k: _upgrade(v, read_array) for k, v in value["estimator"].items()}
+        if entry.get("class") in {"skflow.FlowMatchingDensity", _DETECTOR}:
+            entry["params"] = _renamed(entry["params"], {"sigma": "sigma_min"})
         if entry.get("class") in _FLOWS | {_DETECTOR}:
             entry["attributes"] = _upgrade_flow(entry, read_array)
         if entry.get("class") == _DETECTOR:
             entry = _compose_detector(entry)
         return {"estimator": entry}
     return {k: _upgrade(v, read_array) for k, v in value.items()}
+
+
+def _renamed(params: dict, names: dict[str, str]) -> dict:
+    """Encoded hyperparameters with the keys of ``names`` renamed."""
+    return {"dict": [[names.get(k, k), v] for k, v in _pairs(params).items()]}
 
 
 def _upgrade_flow(entry: dict, read_array) -> dict:

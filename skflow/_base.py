@@ -44,7 +44,7 @@ from ._trainer import (
 from .couplings import COUPLINGS, Coupling, make_coupling
 from .likelihood import DIVERGENCES
 from .networks import ACTIVATIONS, ARCHITECTURES, RestandardisedVelocity
-from .paths import DENSITY_PATHS, PATHS, ProbabilityPath
+from .paths import ProbabilityPath
 from .solvers import SOLVERS
 from .times import TIME_DISTRIBUTIONS
 
@@ -111,8 +111,6 @@ class BaseFlow(BaseEstimator):
     """
 
     _parameter_constraints: dict = {
-        "path": [StrOptions(set(DENSITY_PATHS))],
-        "sigma": [Interval(Real, 0, 1, closed="left")],
         "coupling": [StrOptions(set(COUPLINGS))],
         "coupling_reg": [Interval(Real, 0, None, closed="neither")],
         "hidden_layer_sizes": ["array-like"],
@@ -145,7 +143,8 @@ class BaseFlow(BaseEstimator):
     # the pieces, from the hyperparameters
 
     def _make_path(self) -> ProbabilityPath:
-        return PATHS[self.path](sigma=self.sigma)
+        """The probability path (subclasses build it from their hyperparameters)."""
+        raise NotImplementedError
 
     def _make_coupling(self) -> Coupling:
         return make_coupling(self.coupling, self.coupling_reg)

@@ -21,6 +21,7 @@ from ._base import BaseFlow, keeps_state_on_error
 from ._data import WeightedMoments, check_not_bool, validate_rows_and_weights
 from ._distributions import StandardNormal
 from ._spec import NetworkSpec
+from .paths import DENSITY_PATHS, PATHS, ProbabilityPath
 
 __all__ = ["FOURIER_AUTO_FEATURES", "FOURIER_AUTO_MIN_ROWS", "FlowMatchingDensity"]
 
@@ -44,7 +45,7 @@ class FlowMatchingDensity(
     A velocity field ``v(t, x)`` is learned so that the ODE ``dx/dt = v(t, x)`` carries the standard
     normal base at ``t = 0`` onto the data at ``t = 1``. Training regresses ``v`` onto the velocity of
     a conditional path between a base draw ``x0`` and a data row ``x1`` (for the linear path,
-    ``x_t = (1 - (1 - sigma) t) x0 + t x1`` with target ``x1 - (1 - sigma) x0``), which needs no ODE
+    ``x_t = (1 - (1 - sigma_min) t) x0 + t x1`` with target ``x1 - (1 - sigma_min) x0``), which needs no ODE
     solve (Lipman et al., *Flow Matching for Generative Modeling*, ICLR 2023; Albergo &
     Vanden-Eijnden, *Building Normalizing Flows with Stochastic Interpolants*, ICLR 2023; Tong et al.,
     *Improving and Generalizing Flow-Based Generative Models with Minibatch Optimal Transport*, TMLR
@@ -62,9 +63,9 @@ class FlowMatchingDensity(
         (:class:`~skflow.paths.LinearPath`), the trigonometric interpolant
         (:class:`~skflow.paths.TrigonometricPath`) or the variance-preserving diffusion path
         (:class:`~skflow.paths.VPDiffusionPath`).
-    sigma : float, default=0.0
-        Lipman's ``sigma_min`` of the linear path, in ``[0, 1)``; ``0`` is rectified flow. The other
-        paths have no width and ignore it.
+    sigma_min : float, default=0.0
+        Width of the linear path around each data point at ``t = 1`` (Lipman et al.'s
+        ``sigma_min``), in ``[0, 1)``; ``0`` is rectified flow. The other paths ignore it.
     coupling : {"independent", "ot", "sinkhorn"}, default="independent"
         How each minibatch of base draws is paired with its data rows: independently (I-CFM), by exact
         minibatch optimal transport (OT-CFM) or by an entropic plan (SB-CFM); see
@@ -255,6 +256,8 @@ class FlowMatchingDensity(
 
     _parameter_constraints: dict = {
         **BaseFlow._parameter_constraints,
+        "path": [StrOptions(set(DENSITY_PATHS))],
+        "sigma_min": [Interval(Real, 0, 1, closed="left")],
         "n_fourier_features": [Interval(Integral, 0, None, closed="left"), StrOptions({"auto"})],
         "fourier_scale": [Interval(Real, 0, None, closed="neither")],
     }
@@ -263,7 +266,7 @@ class FlowMatchingDensity(
         self,
         *,
         path: str = "linear",
-        sigma: float = 0.0,
+        sigma_min: float = 0.0,
         coupling: str = "independent",
         coupling_reg: float = 0.1,
         hidden_layer_sizes=(128, 128, 128, 128),
@@ -294,7 +297,7 @@ class FlowMatchingDensity(
         verbose: int = 0,
     ) -> None:
         self.path = path
-        self.sigma = sigma
+        self.sigma_min = sigma_min
         self.coupling = coupling
         self.coupling_reg = coupling_reg
         self.hidden_layer_sizes = hidden_layer_sizes
@@ -497,6 +500,9 @@ class FlowMatchingDensity(
         """Fourier features of the fitted network: ``n_fourier_features``, or what ``"auto"``
         chose."""
         return self.network_spec_.n_fourier_features
+
+    def _make_path(self) -> ProbabilityPath:
+        return PATHS[self.path](sigma_min=self.sigma_min)
 
     def score(self, X, y=None) -> float:
         """Mean log-likelihood of ``X`` under the model, so that model selection needs no scorer.

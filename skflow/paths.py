@@ -253,7 +253,7 @@ class ProbabilityPath:
 
         Found by bisection to float64 precision on ``[t_min, t_max]``, on which ``r(t)`` falls on
         every path here; ``t_max`` where ``ratio <= r(t_max)`` (a path that stops short of the data,
-        or ``sigma > 0``, is already that blurred at its end).
+        or ``sigma_min > 0``, is already that blurred at its end).
 
         Parameters
         ----------
@@ -357,31 +357,31 @@ class LinearPath(ProbabilityPath):
 
     .. math::
 
-        \\alpha(t) = 1 - (1 - \\sigma) t, \\qquad \\beta(t) = t, \\qquad
-        u_t = x_1 - (1 - \\sigma) x_0 .
+        \\alpha(t) = 1 - (1 - \\sigma_{\\min}) t, \\qquad \\beta(t) = t, \\qquad
+        u_t = x_1 - (1 - \\sigma_{\\min}) x_0 .
 
     With a standard normal ``x0`` this is the Gaussian path of mean ``t x1`` and standard deviation
-    ``1 - (1 - sigma) t`` (Lipman et al., *Flow Matching for Generative Modeling*, ICLR 2023, eq. 20,
-    ``sigma`` being their ``sigma_min``). ``sigma = 0`` is rectified flow (Liu et al., 2023) and the
+    ``1 - (1 - sigma_min) t`` (Lipman et al., *Flow Matching for Generative Modeling*, ICLR 2023,
+    eq. 20). ``sigma_min = 0`` is rectified flow (Liu et al., 2023) and the
     linear interpolant of Albergo & Vanden-Eijnden (2023).
 
     Parameters
     ----------
-    sigma : float, default=0.0
-        Width ``sigma_min`` left around each data point at ``t = 1``, in ``[0, 1)``.
+    sigma_min : float, default=0.0
+        Width left around each data point at ``t = 1``, in ``[0, 1)``.
     """
 
-    def __init__(self, sigma: float = 0.0) -> None:
-        self.sigma = float(sigma)
+    def __init__(self, sigma_min: float = 0.0) -> None:
+        self.sigma_min = float(sigma_min)
 
     def alpha(self, t: torch.Tensor) -> torch.Tensor:
-        return 1.0 - (1.0 - self.sigma) * t
+        return 1.0 - (1.0 - self.sigma_min) * t
 
     def beta(self, t: torch.Tensor) -> torch.Tensor:
         return t
 
     def d_alpha(self, t: torch.Tensor) -> torch.Tensor:
-        return torch.full_like(t, -(1.0 - self.sigma))
+        return torch.full_like(t, -(1.0 - self.sigma_min))
 
     def d_beta(self, t: torch.Tensor) -> torch.Tensor:
         return torch.ones_like(t)
@@ -399,12 +399,12 @@ class TrigonometricPath(ProbabilityPath):
 
     Parameters
     ----------
-    sigma : float, default=0.0
+    sigma_min : float, default=0.0
         Accepted for a uniform interface; the trigonometric path has no width parameter.
     """
 
-    def __init__(self, sigma: float = 0.0) -> None:
-        self.sigma = float(sigma)
+    def __init__(self, sigma_min: float = 0.0) -> None:
+        self.sigma_min = float(sigma_min)
 
     def alpha(self, t: torch.Tensor) -> torch.Tensor:
         return torch.cos(0.5 * math.pi * t)
@@ -441,7 +441,7 @@ class VPDiffusionPath(ProbabilityPath):
 
     Parameters
     ----------
-    sigma : float, default=0.0
+    sigma_min : float, default=0.0
         Accepted for a uniform interface; the VP path has no width parameter.
     beta_min, beta_max : float, default=0.1, 20.0
         Ends of the linear noise schedule ``b``.
@@ -453,12 +453,12 @@ class VPDiffusionPath(ProbabilityPath):
 
     def __init__(
         self,
-        sigma: float = 0.0,
+        sigma_min: float = 0.0,
         beta_min: float = 0.1,
         beta_max: float = 20.0,
         t_eps: float = 1e-3,
     ) -> None:
-        self.sigma = float(sigma)
+        self.sigma_min = float(sigma_min)
         self.beta_min = float(beta_min)
         self.beta_max = float(beta_max)
         self.t_max = 1.0 - float(t_eps)
@@ -499,14 +499,14 @@ class EncoderDecoderPath(ProbabilityPath):
 
     Parameters
     ----------
-    sigma : float, default=0.0
+    sigma_min : float, default=0.0
         Accepted for a uniform interface; the path has no width parameter.
     """
 
     noise_free = False
 
-    def __init__(self, sigma: float = 0.0) -> None:
-        self.sigma = float(sigma)
+    def __init__(self, sigma_min: float = 0.0) -> None:
+        self.sigma_min = float(sigma_min)
 
     @staticmethod
     def _cos2(t: torch.Tensor) -> torch.Tensor:

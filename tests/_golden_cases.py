@@ -153,7 +153,7 @@ DENSITY_CASES: dict[str, Callable[[], dict]] = {
     "density/default": lambda: _density(),
     "density/path-trig": lambda: _density(path="trig"),
     "density/path-vp": lambda: _density(path="vp"),
-    "density/linear-sigma": lambda: _density(sigma=0.1),
+    "density/linear-sigma": lambda: _density(sigma_min=0.1),
     "density/coupling-ot": lambda: _density(coupling="ot"),
     "density/coupling-sinkhorn": lambda: _density(coupling="sinkhorn", coupling_reg=0.5),
     "density/mlp-silu": lambda: _density(architecture="mlp", activation="silu"),

@@ -125,7 +125,7 @@ def test_every_registered_path_has_a_reference(name):
 @pytest.mark.parametrize(("name", "sigma"), PATH_CASES, ids=PATH_IDS)
 @pytest.mark.parametrize("coefficient", ["alpha", "beta"])
 def test_derivatives_match_autograd(name, sigma, coefficient):
-    path = PATHS[name](sigma=sigma)
+    path = PATHS[name](sigma_min=sigma)
     assert 0.0 <= path.t_min < path.t_max <= 1.0
     t = _time_grid(path).requires_grad_(True)
     value = getattr(path, coefficient)(t)
@@ -138,7 +138,7 @@ def test_derivatives_match_autograd(name, sigma, coefficient):
 
 @pytest.mark.parametrize(("name", "sigma"), PATH_CASES, ids=PATH_IDS)
 def test_interpolate_and_velocity_match_closed_form(name, sigma):
-    path = PATHS[name](sigma=sigma)
+    path = PATHS[name](sigma_min=sigma)
     x0, x1 = _pair()
     t = _time_grid(path).numpy()
     a, b, da, db = REFERENCES[name](sigma)(t)
@@ -211,7 +211,7 @@ def test_vp_path_is_variance_preserving_and_clipped():
 
 @pytest.mark.parametrize(("name", "sigma"), PATH_CASES, ids=PATH_IDS)
 def test_velocity_is_time_derivative_of_interpolate(name, sigma):
-    path = PATHS[name](sigma=sigma)
+    path = PATHS[name](sigma_min=sigma)
     x0, x1 = (torch.from_numpy(x) for x in _pair())
     t = _time_grid(path).requires_grad_(True)
     xt = path.interpolate(x0, x1, t)
@@ -226,7 +226,7 @@ def test_velocity_is_time_derivative_of_interpolate(name, sigma):
 
 @pytest.mark.parametrize(("name", "sigma"), PATH_CASES, ids=PATH_IDS)
 def test_float32_inputs_keep_their_dtype(name, sigma):
-    path = PATHS[name](sigma=sigma)
+    path = PATHS[name](sigma_min=sigma)
     x0, x1 = (torch.from_numpy(x).float() for x in _pair(n=6))
     t = torch.linspace(path.t_min, path.t_max, 6)
     assert path.interpolate(x0, x1, t).dtype == torch.float32
