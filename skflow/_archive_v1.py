@@ -2,10 +2,10 @@
 the training outcome became fitted data): their manifest is rewritten into version 2 before it is
 decoded, so that :func:`skflow.load` has one decoder.
 
-Version 1 called the density's ``sigma_min`` ``sigma``, kept the Fourier features a fit chose as ``n_fourier_features_`` (the rest of the network
-came from the hyperparameters), whether a KeyboardInterrupt cut the fit short as ``_interrupted``,
-and the state of ``partial_fit`` in four attributes. Version 2 keeps ``network_spec_``,
-``stop_reason_`` and one ``_stream`` record.
+Version 1 called the density's ``sigma_min`` ``sigma``, kept the Fourier features a fit chose as
+``n_fourier_features_`` (the rest of the network came from the hyperparameters), whether a
+KeyboardInterrupt cut the fit short as ``_interrupted``, and the state of ``partial_fit`` in four
+attributes. Version 2 keeps ``network_spec_``, ``stop_reason_`` and one ``_stream`` record.
 """
 
 from __future__ import annotations

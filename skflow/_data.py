@@ -5,9 +5,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.utils.validation import _check_sample_weight, validate_data
+from sklearn.utils.validation import _check_sample_weight, column_or_1d, validate_data
 
-__all__ = ["WeightedMoments", "check_not_bool", "draw_seed", "validate_rows_and_weights"]
+__all__ = [
+    "WeightedMoments",
+    "check_not_bool",
+    "draw_seed",
+    "split_two_samples",
+    "validate_rows_and_weights",
+    "validate_two_samples",
+]
 
 
 def draw_seed(rng: np.random.RandomState) -> int:
@@ -34,6 +41,74 @@ def validate_rows_and_weights(
     if not weight.sum() > 0:
         raise ValueError("sample_weight must have a positive sum.")
     return X, weight
+
+
+def validate_two_samples(
+    estimator, X, y, sample_weight, *, fitted_classes: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Rows of two samples told apart by ``y`` (exactly two labels, at least two rows of positive
+    weight on each side), checked for fitting ``estimator``: ``X``, ``y``, the weights and the
+    sorted labels (the first one marks the source). With ``fitted_classes`` (a warm start) the
+    features and the labels must be those of the fitted model."""
+    X, y = validate_data(
+        estimator,
+        X,
+        y,
+        dtype=np.float64,
+        ensure_min_samples=2,
+        reset=fitted_classes is None,
+        y_numeric=False,
+    )
+    y = column_or_1d(y, warn=True)
+    try:
+        classes = np.unique(y)
+    except TypeError as error:  # labels that cannot be ordered, e.g. strings and numbers
+        raise TypeError(
+            f"y must hold labels of one kind that can be sorted (numbers or strings): {error}"
+        ) from None
+    if classes.size != 2:
+        raise ValueError(
+            f"{type(estimator).__name__}.fit needs y with exactly two distinct labels, one per "
+            f"distribution (the smaller label is the source); got {classes.size} distinct "
+            f"label(s): {classes[:5].tolist()}."
+        )
+    if fitted_classes is not None and not np.array_equal(classes, fitted_classes):
+        raise ValueError(
+            f"warm_start: y has labels {classes.tolist()}, the fitted model "
+            f"{fitted_classes.tolist()}."
+        )
+    weight = np.ones(X.shape[0])
+    if sample_weight is not None:
+        weight = _check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True)
+    for label in classes:
+        counted = np.count_nonzero(weight[y == label] > 0)
+        if counted < 2:
+            raise ValueError(
+                f"{type(estimator).__name__} needs at least 2 rows (of positive weight) on each "
+                f"side; label {label!r} has {counted}."
+            )
+    return X, y, weight, classes
+
+
+def split_two_samples(y, n_rows: int, classes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Masks of the source and target rows among ``n_rows`` labelled ``y``; every label must be
+    one of ``classes`` and both must be present."""
+    y = column_or_1d(y)
+    if y.shape[0] != n_rows:
+        raise ValueError(f"X has {n_rows} rows but y has {y.shape[0]}.")
+    unknown = np.setdiff1d(y, classes)
+    if unknown.size:
+        raise ValueError(
+            f"y has labels {unknown[:5].tolist()} that fit did not see; the labels are "
+            f"{classes.tolist()}."
+        )
+    source, target = y == classes[0], y == classes[1]
+    if not source.any() or not target.any():
+        raise ValueError(
+            f"score needs rows of both labels {classes.tolist()}; got labels "
+            f"{np.unique(y).tolist()}."
+        )
+    return source, target
 
 
 @dataclass(frozen=True)

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import copy
+import inspect
+
 import numpy as np
 import torch
+from sklearn.base import clone
+from sklearn.mixture import GaussianMixture
 
+from ._data import draw_seed
 from .likelihood import standard_normal_log_density
 
-__all__ = ["SourceSample", "StandardNormal"]
+__all__ = ["SourceSample", "StandardNormal", "fit_source_density"]
 
 
 class StandardNormal:
@@ -23,6 +29,19 @@ class StandardNormal:
     def log_prob(self, z: np.ndarray) -> np.ndarray:
         """Log-density at each row of ``z``."""
         return standard_normal_log_density(torch.as_tensor(z)).numpy()
+
+
+def fit_source_density(template, Z: np.ndarray, rng: np.random.RandomState):
+    """A clone of the density estimator ``template`` (None:
+    ``GaussianMixture(min(5, max(1, n // 50)), covariance_type="full")`` for ``n`` rows) fitted on
+    the source rows ``Z``, its ``random_state`` drawn from ``rng`` where it has one."""
+    if template is None:
+        n_components = min(5, max(1, Z.shape[0] // 50))
+        template = GaussianMixture(n_components=n_components, covariance_type="full")
+    estimator = clone(template)
+    if "random_state" in estimator.get_params():
+        estimator.set_params(random_state=draw_seed(rng))
+    return estimator.fit(Z)
 
 
 class SourceSample:
@@ -52,3 +71,18 @@ class SourceSample:
     def log_prob(self, z: np.ndarray) -> np.ndarray:
         """The source density's log-density at each row of ``z``."""
         return self.density.score_samples(z)
+
+    def draw(self, n: int, rng: np.random.RandomState) -> np.ndarray:
+        """``n`` rows from the source density, in a random order, seeded by ``rng`` (the density
+        itself is left as it is)."""
+        density = copy.deepcopy(self.density)
+        seed = draw_seed(rng)
+        if "random_state" in density.get_params():
+            density.set_params(random_state=seed)
+        if "random_state" in inspect.signature(density.sample).parameters:
+            draws = density.sample(n, random_state=seed)
+        else:
+            draws = density.sample(n)
+        if isinstance(draws, tuple):  # GaussianMixture returns (X, labels), sorted by component
+            draws = draws[0]
+        return np.asarray(draws, dtype=np.float64)[rng.permutation(n)]

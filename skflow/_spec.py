@@ -3,14 +3,27 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
 
 from .networks import ARCHITECTURES, FourierFeatureVelocity, VelocityDenoiserMLP
 
-__all__ = ["NetworkSpec", "check_hidden_layer_sizes"]
+__all__ = [
+    "FOURIER_AUTO_FEATURES",
+    "FOURIER_AUTO_MIN_ROWS",
+    "NetworkSpec",
+    "check_hidden_layer_sizes",
+    "fourier_candidates",
+]
+
+FOURIER_AUTO_MIN_ROWS = 10_000
+"""Training rows beside the validation split from which ``n_fourier_features="auto"`` also tries a
+network with Fourier features."""
+
+FOURIER_AUTO_FEATURES = 64
+"""The number of Fourier features that ``n_fourier_features="auto"`` tries."""
 
 
 def check_hidden_layer_sizes(sizes) -> tuple[int, ...]:
@@ -77,3 +90,19 @@ class NetworkSpec:
                 scale=self.fourier_scale,
             )
         return ARCHITECTURES[self.architecture](n_features, sizes, self.activation)
+
+
+def fourier_candidates(
+    spec: NetworkSpec, n_fourier_features: int | str, n_train_rows: int | None
+) -> list[NetworkSpec]:
+    """The networks to train and compare for ``n_fourier_features``: ``spec`` with that many
+    Fourier features, or for ``"auto"`` without any and, where ``n_train_rows`` (beside a
+    validation split; None without one) reach ``FOURIER_AUTO_MIN_ROWS``, also with
+    ``FOURIER_AUTO_FEATURES``."""
+    if n_fourier_features != "auto":
+        counts = [n_fourier_features]
+    elif n_train_rows is None or n_train_rows < FOURIER_AUTO_MIN_ROWS:
+        counts = [0]
+    else:
+        counts = [0, FOURIER_AUTO_FEATURES]
+    return [replace(spec, n_fourier_features=count) for count in counts]

@@ -1,13 +1,14 @@
 """Minibatch couplings: how base samples are paired with data samples before regression.
 
-Conditional flow matching is unbiased for any coupling ``pi(x0, x1)`` whose marginals are the base and
-the data (Tong et al., *Improving and Generalizing Flow-Based Generative Models with Minibatch Optimal
-Transport*, TMLR 2024, Prop. 3.3). Pairing each minibatch by optimal transport straightens the learned
-paths and lowers the variance of the regression target; the entropic plan interpolates between that
-and the independent coupling and, with the Brownian noise scale, gives the Schrödinger-bridge flow.
+Conditional flow matching is unbiased for any coupling ``pi(x0, x1)`` whose marginals are the base
+and the data (Tong et al., *Improving and Generalizing Flow-Based Generative Models with Minibatch
+Optimal Transport*, TMLR 2024, Prop. 3.3). Pairing each minibatch by optimal transport straightens
+the learned paths and lowers the variance of the regression target; the entropic plan interpolates
+between that and the independent coupling and, with the Brownian noise scale, gives the
+Schrödinger-bridge flow.
 
-A coupling re-orders the base minibatch ``x0`` against the data minibatch ``x1``; couplings are looked
-up by name in :data:`COUPLINGS`. Plans are solved on the CPU with POT.
+A coupling re-orders the base minibatch ``x0`` against the data minibatch ``x1``; couplings are
+looked up by name in :data:`COUPLINGS`. Plans are solved on the CPU with POT.
 """
 
 from __future__ import annotations
@@ -97,18 +98,20 @@ class ExactOTCoupling(Coupling):
 class SinkhornCoupling(Coupling):
     """Entropic optimal transport (SB-CFM when the noise is Brownian).
 
-    Solves ``min_pi <pi, C / c> - reg * H(pi)`` for the squared Euclidean cost ``C`` of the minibatch,
-    measured in units of its mean ``c = mean(C)``, with POT's stabilised (log-absorbing) Sinkhorn
-    iterations (Schmitzer, 2019). It then draws, for every data row ``j``, its base partner from the
-    plan's column ``pi[:, j]``: each data row is used once; base rows may repeat or be skipped, as the
-    plan says. ``reg -> 0`` recovers exact OT and ``reg -> inf`` the independent coupling.
+    Solves ``min_pi <pi, C / c> - reg * H(pi)`` for the squared Euclidean cost ``C`` of the
+    minibatch, measured in units of its mean ``c = mean(C)``, with POT's stabilised (log-absorbing)
+    Sinkhorn iterations (Schmitzer, 2019). It then draws, for every data row ``j``, its base partner
+    from the plan's column ``pi[:, j]``: each data row is used once; base rows may repeat or be
+    skipped, as the plan says. ``reg -> 0`` recovers exact OT and ``reg -> inf`` the independent
+    coupling.
 
     Measuring the cost in units of its mean makes ``reg`` free of the dimension and of the data's
-    scale, and keeps ``C / (c reg)`` in a range where the iterations neither underflow nor stall. The
-    Schrödinger-bridge recipe of Tong et al. (TMLR 2024, section 3.4), an absolute regularisation
-    ``2 sigma^2`` of the unscaled cost ``C``, is ``relative=False`` with ``reg = 2 sigma^2``: with the
-    Brownian-bridge noise ``gamma(t) = sigma sqrt(t (1 - t))`` of the same ``sigma`` the flow then
-    matches the marginals of the Schrödinger bridge of the Brownian motion ``sigma W``.
+    scale, and keeps ``C / (c reg)`` in a range where the iterations neither underflow nor stall.
+    The Schrödinger-bridge recipe of Tong et al. (TMLR 2024, section 3.4), an absolute
+    regularisation ``2 sigma^2`` of the unscaled cost ``C``, is ``relative=False`` with
+    ``reg = 2 sigma^2``: with the Brownian-bridge noise ``gamma(t) = sigma sqrt(t (1 - t))`` of the
+    same ``sigma`` the flow then matches the marginals of the Schrödinger bridge of the Brownian
+    motion ``sigma W``.
 
     The iterations stop when the plan's column sums are within ``tol`` (Euclidean norm) of the
     uniform weights, after at most ``max_iter`` iterations. A plan that is not converged by then is

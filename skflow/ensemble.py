@@ -74,32 +74,12 @@ class SubspaceOutlierEnsemble(ThresholdMixin, OutlierMixin, BaseEstimator):
 
     **Why subspaces help a density detector.** With few rows per feature, a density estimate in
     the full space is noisy, and so is its ranking of new rows; on a handful of features it is
-    estimated from the same rows much better. On the outlier benchmark's ``digits`` (64 pixels,
-    about 220 training rows) the flow's log-density ranks the rare zeros worse than chance
-    (test ROC-AUC 0.43); six flows on random subsets of the pixels, their test ranks averaged,
-    got 0.76 with 6 pixels each and 0.71 with 16, but 0.43 with 32 to 63, the range of Lazarevic
-    and Kumar (``benchmarks/results/feature_bagging_digits*.md``, an exploration). So the default
-    ``max_features="auto"`` takes the small subspaces of rotated bagging,
-    :func:`~skflow.ensemble.subspace_size`, 6 of 64 features. On the whole outlier benchmark
-    (``benchmarks/results/outliers_subspaces.md``, 5 seeds) the default ensemble's test ROC-AUC
-    was 0.734 on digits (the detector alone: 0.432), 0.871 on wine (0.779), 0.933 on
-    breast_cancer (0.906) and 0.911 on two moons (0.899, where all members see both features and
-    differ only by their seeds): a mean rank of 2.00 among six detectors, against 4.88 for the
-    single detector and 2.25 for IsolationForest and LocalOutlierFactor.
-
-    **Why twelve members.** Two ensembles that differ only in their random draws should rank new
-    rows alike; how much they agree is measured without labels. On the outlier benchmark's test
-    rows the Spearman correlation of two disjoint six-member ensembles' scores was 0.50 on
-    digits, 0.77 on wine, 0.91 on breast_cancer and 0.97 on moons (one member against another:
-    0.11, 0.34, 0.65, 0.90), so six members leave much of the ranking to the draw; twelve
-    halve that variance (the Spearman-Brown prediction for twelve against twelve: 0.66, 0.87,
-    0.95, 0.99; ``benchmarks/results/ensemble_agreement.md``). Feature bagging and rotated
-    bagging average tens of members for the same reason. An exploration,
-    ``benchmarks/results/ensemble_size.md``, also shows the test ROC-AUC against the number of
-    members, so the benchmark's labels were seen before this choice. The cost is that of
-    ``n_estimators`` detectors on fewer features each: training costs about the same per member
-    whatever the number of features, scoring with the exact divergence costs in proportion to
-    it.
+    estimated from the same rows much better. So the default ``max_features="auto"`` takes the
+    small subspaces of rotated bagging, :func:`~skflow.ensemble.subspace_size` (6 of 64
+    features). Twelve members by default, because two ensembles that differ only in their random
+    draws should rank new rows alike, and fewer members leave much of the ranking to the draw.
+    The cost is that of ``n_estimators`` detectors on fewer features each. The measurements are
+    in the :ref:`User Guide <outliers>`.
 
     **Threshold.** ``contamination`` is passed on to every member that has that parameter (it
     sets what each member trims from its fit) and sets ``offset_``: for a float, the

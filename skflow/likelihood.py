@@ -1,17 +1,17 @@
 """Log-likelihood of a continuous normalizing flow through the instantaneous change of variables.
 
 Along the flow ``dx/dt = v(t, x)`` the log-density obeys ``d log p_t(x_t) / dt = -div v(t, x_t)``
-(Chen et al., *Neural Ordinary Differential Equations*, NeurIPS 2018, Thm. 1), so a data point ``x1``
-at ``t = 1`` has
+(Chen et al., *Neural Ordinary Differential Equations*, NeurIPS 2018, Thm. 1), so a data point
+``x1`` at ``t = 1`` has
 
 .. math::
 
     \\log p_1(x_1) = \\log p_0(x_0) - \\int_0^1 \\nabla \\cdot v(t, x_t)\\, dt,
 
 where ``x_t`` is the backward solution from ``x1`` and ``p_0`` the base density. The divergence is
-computed exactly (the trace of the Jacobian, its ``d`` rows obtained in one batched reverse pass with
-:mod:`torch.func`) or estimated with Hutchinson's trace estimator ``E[eps^T J eps]`` with Rademacher
-``eps`` fixed along the trajectory (Grathwohl et al., *FFJORD*, ICLR 2019).
+computed exactly (the trace of the Jacobian, its ``d`` rows obtained in one batched reverse pass
+with :mod:`torch.func`) or estimated with Hutchinson's trace estimator ``E[eps^T J eps]`` with
+Rademacher ``eps`` fixed along the trajectory (Grathwohl et al., *FFJORD*, ICLR 2019).
 """
 
 from __future__ import annotations
@@ -72,8 +72,8 @@ def divergence_hutchinson(
     """Velocity and Hutchinson's unbiased estimate ``eps^T (dv/dx) eps`` of its divergence.
 
     One reverse pass per call whatever the dimension; the estimate's variance is
-    ``(1/2) sum_{i != j} (J_ij + J_ji)^2`` per row for Rademacher probes (Hutchinson, 1990), which is
-    ``2 sum_{i != j} J_ij^2`` for a symmetric Jacobian.
+    ``(1/2) sum_{i != j} (J_ij + J_ji)^2`` per row for Rademacher probes (Hutchinson, 1990), which
+    is ``2 sum_{i != j} J_ij^2`` for a symmetric Jacobian.
 
     Parameters
     ----------

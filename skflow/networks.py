@@ -111,9 +111,7 @@ class VelocityBlockMLP(nn.Module):
     (NeurIPS 2021); the identity path is kept only where the block keeps the width. Handing
     ``embed(t)`` to every block, as diffusion networks condition every block on the noise level
     (Ho, Jain & Abbeel, 2020), keeps the time from fading with depth. A last linear layer gives
-    the velocity. The three parts can be switched off one by one, which is how the benchmark
-    attributes their effects (``benchmarks/bench_levers.py``, round 4); with all three off the
-    network is a :class:`VelocityMLP`.
+    the velocity.
 
     Parameters
     ----------
@@ -125,12 +123,6 @@ class VelocityBlockMLP(nn.Module):
         Name of the activation in :data:`ACTIVATIONS`.
     n_outputs : int, optional
         Dimension of the output, when it is not ``d`` (behind :class:`FourierFeatureVelocity`).
-    skip : bool, default=True
-        Whether a block adds its input to its output (where the widths agree).
-    layer_norm : bool, default=True
-        Whether a block normalises its input.
-    time_every_layer : bool, default=True
-        Whether a block also takes ``embed(t)``.
     """
 
     def __init__(
@@ -140,22 +132,16 @@ class VelocityBlockMLP(nn.Module):
         activation: str,
         *,
         n_outputs: int | None = None,
-        skip: bool = True,
-        layer_norm: bool = True,
-        time_every_layer: bool = True,
     ) -> None:
         super().__init__()
         self.time_embedding = TimeEmbedding()
         n_time = self.time_embedding.n_features
-        self.skip = skip
-        self.time_every_layer = time_every_layer
         self.first = nn.Linear(n_features + n_time, hidden_layer_sizes[0])
         pairs = list(zip(hidden_layer_sizes[:-1], hidden_layer_sizes[1:]))
-        extra = n_time if time_every_layer else 0
-        self.blocks = nn.ModuleList(nn.Linear(fan_in + extra, fan_out) for fan_in, fan_out in pairs)
-        self.norms = nn.ModuleList(
-            nn.LayerNorm(fan_in) if layer_norm else nn.Identity() for fan_in, _ in pairs
+        self.blocks = nn.ModuleList(
+            nn.Linear(fan_in + n_time, fan_out) for fan_in, fan_out in pairs
         )
+        self.norms = nn.ModuleList(nn.LayerNorm(fan_in) for fan_in, _ in pairs)
         self.activation = ACTIVATIONS[activation]()
         self.last = nn.Linear(hidden_layer_sizes[-1], n_outputs or n_features)
 
@@ -164,11 +150,8 @@ class VelocityBlockMLP(nn.Module):
         embedding = self.time_embedding(t).to(x.dtype)
         h = self.activation(self.first(torch.cat([x, embedding], dim=1)))
         for norm, linear in zip(self.norms, self.blocks):
-            inputs = norm(h)
-            if self.time_every_layer:
-                inputs = torch.cat([inputs, embedding], dim=1)
-            update = self.activation(linear(inputs))
-            h = h + update if self.skip and update.shape == h.shape else update
+            update = self.activation(linear(torch.cat([norm(h), embedding], dim=1)))
+            h = h + update if update.shape == h.shape else update
         return self.last(h)
 
 
@@ -185,11 +168,12 @@ class FourierFeatureVelocity(nn.Module):
         B_{jk} \\sim N(0, \\sigma^2 / d) \\text{ drawn once and fixed,}
 
     with ``B`` of shape ``(d, m)`` and ``g`` a network of :data:`ARCHITECTURES` taking ``d + 2 m``
-    inputs and returning ``d``. A network of smooth activations fits low frequencies first and
-    fine detail last (its spectral bias); features ``sin(x B)``, ``cos(x B)`` hand it that detail
-    directly (for standardised ``x`` each phase ``x B_k`` has standard deviation ``sigma``
-    whatever ``d``), which is how Tancik et al. (*Fourier Features Let Networks Learn High
-    Frequency Functions in Low Dimensional Domains*, NeurIPS 2020) made coordinate networks sharp. ``B`` is drawn from torch's global generator, which the estimators seed.
+    inputs and returning ``d``. A network of smooth activations fits low frequencies first and fine
+    detail last (its spectral bias); features ``sin(x B)``, ``cos(x B)`` hand it that detail
+    directly (for standardised ``x`` each phase ``x B_k`` has standard deviation ``sigma`` whatever
+    ``d``), which is how Tancik et al. (*Fourier Features Let Networks Learn High Frequency
+    Functions in Low Dimensional Domains*, NeurIPS 2020) made coordinate networks sharp. ``B`` is
+    drawn from torch's global generator, which the estimators seed.
 
     Parameters
     ----------

@@ -11,8 +11,8 @@ with ``t = 0`` the base / source and ``t = 1`` the data / target (Albergo, Boffi
 *Stochastic Interpolants: A Unifying Framework for Flows and Diffusions*, 2023, eq. 2.1). The
 coefficients ``alpha`` and ``beta`` are the path's; the noise scale ``gamma`` is a :class:`Gamma`
 attached with :meth:`ProbabilityPath.with_noise` (by default :class:`ZeroGamma`, the deterministic
-interpolant that flow matching uses). The conditional (target) velocity is the time derivative along a
-fixed triple,
+interpolant that flow matching uses). The conditional (target) velocity is the time derivative along
+a fixed triple,
 
 .. math::
 
@@ -233,8 +233,8 @@ class ProbabilityPath:
         """Relative noise ``r(t) = sqrt(alpha(t)^2 + gamma(t)^2) / beta(t)`` of ``x_t``.
 
         With a standard normal ``x0`` drawn independently of ``x1`` (and of ``z``),
-        ``x_t / beta(t) = x1 + r(t) e`` with ``e`` standard normal: the density of ``x_t`` is that of
-        the data convolved with ``N(0, r(t)^2 I)``, compressed by ``beta(t)``,
+        ``x_t / beta(t) = x1 + r(t) e`` with ``e`` standard normal: the density of ``x_t`` is that
+        of the data convolved with ``N(0, r(t)^2 I)``, compressed by ``beta(t)``,
 
         .. math::
 
@@ -394,8 +394,9 @@ class TrigonometricPath(ProbabilityPath):
 
         \\alpha(t) = \\cos(\\pi t / 2), \\qquad \\beta(t) = \\sin(\\pi t / 2),
 
-    which keeps ``alpha^2 + beta^2 = 1``, so the variance of ``x_t`` stays that of the endpoints when
-    both are standardised (*Building Normalizing Flows with Stochastic Interpolants*, ICLR 2023, eq. 2.4).
+    which keeps ``alpha^2 + beta^2 = 1``, so the variance of ``x_t`` stays that of the endpoints
+    when both are standardised (*Building Normalizing Flows with Stochastic Interpolants*, ICLR
+    2023, eq. 2.4).
 
     Parameters
     ----------
@@ -494,8 +495,8 @@ class EncoderDecoderPath(ProbabilityPath):
 
     continuously differentiable at ``t = 1/2``, where both vanish (*Stochastic Interpolants*, 2023,
     eq. 2.17). With :class:`SineSquaredGamma` the interpolant is pure noise ``gamma(1/2) z`` at
-    ``t = 1/2``: the source is encoded into noise, which is decoded into the target. It needs a noise
-    (``noise_free = False``).
+    ``t = 1/2``: the source is encoded into noise, which is decoded into the target. It needs a
+    noise (``noise_free = False``).
 
     Parameters
     ----------

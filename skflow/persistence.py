@@ -5,16 +5,17 @@ a model from an untrusted source can run arbitrary code. :func:`save` writes a z
 holds only data,
 
 - ``skflow.json``: the format and its version, the versions that wrote it, and the estimator as
-  JSON: its class (one of an allow-list), ``get_params()`` and every fitted attribute, with arrays
-  and tensors replaced by references to
+  JSON: its class (one of an allow-list), ``get_params()`` and every fitted attribute (numbers,
+  strings, containers, and records such as the network specification, field by field), with
+  arrays and tensors replaced by references to
 - ``arrays/<i>.npy``: NumPy's ``.npy`` files of numbers, booleans or fixed-width strings, one per
   array, tensor and network weight,
 
 and :func:`load` reads it back with :func:`json.loads` and :func:`numpy.load` with
 ``allow_pickle=False``: no pickle, no ``torch.load``, no import of a name read from the file. The
 estimator is rebuilt from its allow-listed class and validated hyperparameters, and its networks
-from the architecture those hyperparameters define, into which the saved weights are loaded
-(``strict``: every weight, each of the right shape). Everything is loaded on the CPU, wherever
+from its fitted ``network_spec_``, into which the saved weights are loaded (``strict``: every
+weight, each of the right shape). Everything is loaded on the CPU, wherever
 the model was trained.
 """
 
@@ -79,8 +80,9 @@ def save(estimator: BaseEstimator, path: str | os.PathLike) -> None:
     ----------
     estimator : estimator of a class in ``PUBLIC_ESTIMATORS``
         A :class:`~skflow.FlowMatchingDensity`, :class:`~skflow.FlowMatchingOutlierDetector`,
-        :class:`~skflow.InterpolantTransport` or :class:`~skflow.SubspaceOutlierEnsemble`. An :class:`~skflow.InterpolantTransport` is saved with its source density
-        when that is a :class:`~sklearn.mixture.GaussianMixture` (the default), a
+        :class:`~skflow.InterpolantTransport` or :class:`~skflow.SubspaceOutlierEnsemble`. An
+        :class:`~skflow.InterpolantTransport` is saved with its source density when that is a
+        :class:`~sklearn.mixture.GaussianMixture` (the default), a
         :class:`~sklearn.mixture.BayesianGaussianMixture` or a skflow density; a
         :class:`~skflow.SubspaceOutlierEnsemble` when its members are skflow estimators.
     path : str or path-like

@@ -18,8 +18,7 @@ from unittest import mock
 import numpy as np
 from sklearn.neighbors import KernelDensity
 
-import skflow.density
-from _shared import gaussian
+import skflow._spec
 from skflow import (
     FlowMatchingDensity,
     FlowMatchingOutlierDetector,
@@ -27,6 +26,8 @@ from skflow import (
     SubspaceOutlierEnsemble,
 )
 from skflow.outlier import DENSITY_DEFAULTS
+
+from _shared import gaussian
 
 TINY = dict(hidden_layer_sizes=(8, 8), max_iter=3, batch_size=32, n_steps=4)
 """A budget under which nothing is learned, but every line of training and inference runs."""
@@ -121,7 +122,7 @@ def _density(X=X_FIT, fit_params=None, **params) -> dict:
 
 def _auto_fourier() -> dict:
     # two candidate networks: lower the row threshold instead of fitting 10,000 rows
-    with mock.patch.object(skflow.density, "FOURIER_AUTO_MIN_ROWS", 50):
+    with mock.patch.object(skflow._spec, "FOURIER_AUTO_MIN_ROWS", 50):
         flow = FlowMatchingDensity(random_state=0, fourier_scale=1.0, **TINY).fit(X_FIT)
     return {**density_outputs(flow), "n_fourier_features": _floats(flow.n_fourier_features_)}
 

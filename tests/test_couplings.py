@@ -290,8 +290,8 @@ def test_make_coupling_passes_reg_and_rejects_unknown_names():
 
 
 def test_sinkhorn_absolute_regularisation_is_the_schrodinger_bridge_recipe():
-    """``relative=False`` solves POT's entropic problem with the absolute ``reg = 2 sigma^2`` of Tong
-    et al. (TMLR 2024, section 3.4) on the raw squared-distance cost."""
+    """``relative=False`` solves POT's entropic problem with the absolute ``reg = 2 sigma^2`` of
+    Tong et al. (TMLR 2024, section 3.4) on the raw squared-distance cost."""
     import ot
 
     rng = np.random.default_rng(0)

@@ -17,7 +17,8 @@ from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
-from skflow import FlowMatchingDensity, density
+from skflow import FlowMatchingDensity
+from skflow import _spec as spec
 from skflow import _trainer as trainer
 from skflow._distributions import StandardNormal
 from skflow._inference import validation_negative_log_likelihood
@@ -225,18 +226,18 @@ def test_auto_fourier_features_are_none_below_the_row_threshold():
     np.testing.assert_array_equal(auto.score_samples(X), plain.score_samples(X))
 
 
-@pytest.mark.parametrize("fourier_scale, winner", [(10.0, 0), (1.0, density.FOURIER_AUTO_FEATURES)])
+@pytest.mark.parametrize("fourier_scale, winner", [(10.0, 0), (1.0, spec.FOURIER_AUTO_FEATURES)])
 def test_auto_fourier_features_keep_the_network_with_the_better_validation_score(
     fourier_scale, winner, monkeypatch, capsys
 ):
-    monkeypatch.setattr(density, "FOURIER_AUTO_MIN_ROWS", 250)
+    monkeypatch.setattr(spec, "FOURIER_AUTO_MIN_ROWS", 250)
     X = gaussian(300, 0)
     params = dict(fourier_scale=fourier_scale, random_state=0, **FAST)
     auto = FlowMatchingDensity(verbose=1, **params).fit(X)
     # each candidate alone: the same seed gives the same split, initialisation and minibatches
     each = {
         m: FlowMatchingDensity(n_fourier_features=m, **params).fit(X)
-        for m in (0, density.FOURIER_AUTO_FEATURES)
+        for m in (0, spec.FOURIER_AUTO_FEATURES)
     }
     kept = min(each, key=lambda m: each[m].best_loss_)
     assert kept == winner  # the two scales exercise both outcomes
@@ -248,7 +249,7 @@ def test_auto_fourier_features_keep_the_network_with_the_better_validation_score
 
 
 def test_an_interrupt_while_training_the_second_network_ends_the_fit(monkeypatch):
-    monkeypatch.setattr(density, "FOURIER_AUTO_MIN_ROWS", 250)
+    monkeypatch.setattr(spec, "FOURIER_AUTO_MIN_ROWS", 250)
     X = gaussian(300, 0)
     calls = {"n": 0, "stop": None}
     mse = trainer._weighted_mse
@@ -269,7 +270,7 @@ def test_an_interrupt_while_training_the_second_network_ends_the_fit(monkeypatch
 
 
 def test_auto_fourier_features_need_a_validation_split(monkeypatch):
-    monkeypatch.setattr(density, "FOURIER_AUTO_MIN_ROWS", 1)
+    monkeypatch.setattr(spec, "FOURIER_AUTO_MIN_ROWS", 1)
     X = gaussian(300, 0)
     assert FlowMatchingDensity(early_stopping=False, **FAST).fit(X).n_fourier_features_ == 0
     assert FlowMatchingDensity(**FAST).partial_fit(X).n_fourier_features_ == 0

@@ -22,10 +22,11 @@ from sklearn.neighbors import LocalOutlierFactor
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import skflow._trainer as trainer
-from _shared import FAST
 from skflow import FlowMatchingDensity, FlowMatchingOutlierDetector, SubspaceOutlierEnsemble
 from skflow.ensemble import subspace_size
 from skflow.outlier import DENSITY_DEFAULTS
+
+from _shared import FAST
 
 
 def correlated(n, d, seed):

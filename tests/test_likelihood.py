@@ -68,7 +68,7 @@ def _jacobians(velocity, t, x):
     return torch.stack(
         [
             torch.autograd.functional.jacobian(
-                lambda row: velocity(t[i : i + 1], row[None])[0], x[i]
+                lambda row, i=i: velocity(t[i : i + 1], row[None])[0], x[i]
             )
             for i in range(x.shape[0])
         ]

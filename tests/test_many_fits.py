@@ -9,8 +9,9 @@ import torch
 from joblib import Parallel, delayed, parallel_backend
 from sklearn.model_selection import GridSearchCV
 
-from _shared import FAST, gaussian
 from skflow import FlowMatchingDensity
+
+from _shared import FAST, gaussian
 
 GRID = {"path": ["linear", "trig"]}
 

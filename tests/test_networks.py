@@ -12,11 +12,10 @@ What is tested against what
   finite outputs.
 * Float64: after ``.double()`` the parameters, the embedding's buffer and the output are float64,
   and the output agrees with the float32 network to float32 precision.
-* :class:`~skflow.networks.VelocityBlockMLP` against :class:`~skflow.networks.VelocityMLP`: with its
-  three parts switched off and the MLP's weights copied in, the same outputs; with skips, blocks
-  whose weights are zero pass their input through unchanged; the switches add or remove layer norms
-  and the time embedding's inputs of every block; outputs depend on ``t`` and ``x`` row by row and
-  gradients reach every parameter. :data:`~skflow.networks.ARCHITECTURES` names both.
+* :class:`~skflow.networks.VelocityBlockMLP`: its output against its formula written out with
+  torch's functional layers; blocks whose weights are zero pass their input through unchanged; a
+  layer norm and the time embedding's inputs in every block; outputs depend on ``t`` and ``x`` row
+  by row and gradients reach every parameter. :data:`~skflow.networks.ARCHITECTURES` names both.
 * :class:`~skflow.networks.FourierFeatureVelocity`: its output against its inner network evaluated
   by hand on ``[x, sin(x B), cos(x B)]``; the inner network's ``d + 2 m`` inputs and ``d`` outputs
   for both architectures; the entries of ``B`` have standard deviation ``scale / sqrt(d)`` (to
@@ -158,21 +157,25 @@ def test_float64_conversion(activation):
 
 
 @pytest.mark.parametrize("hidden", [(7,), (16, 8), (6, 6, 6)])
-def test_block_network_with_every_part_off_is_the_mlp(hidden):
+def test_block_network_follows_its_formula(hidden):
+    """h = act(W_0 [x, e]); h <- h + act(W_k [LN(h), e]) where the width is kept (else the update
+    alone); v = W_last h, written out with torch's functional layers."""
     torch.manual_seed(4)
-    mlp = VelocityMLP(3, hidden, "gelu")
-    block = VelocityBlockMLP(
-        3, hidden, "gelu", skip=False, layer_norm=False, time_every_layer=False
-    )
-    mlp_linears = [m for m in mlp.layers if isinstance(m, nn.Linear)]
-    block_linears = [block.first, *block.blocks, block.last]
-    assert len(block_linears) == len(mlp_linears)
-    with torch.no_grad():
-        for source, target in zip(mlp_linears, block_linears):
-            target.weight.copy_(source.weight)
-            target.bias.copy_(source.bias)
+    block = VelocityBlockMLP(3, hidden, "gelu")
     t, x = _inputs(5, 3)
-    torch.testing.assert_close(block(t, x), mlp(t, x))
+    e = block.time_embedding(t)
+    h = nn.functional.gelu(nn.functional.linear(torch.cat([x, e], 1), *_weights(block.first)))
+    for norm, linear in zip(block.norms, block.blocks):
+        normed = nn.functional.layer_norm(h, norm.normalized_shape, norm.weight, norm.bias)
+        update = nn.functional.gelu(
+            nn.functional.linear(torch.cat([normed, e], 1), *_weights(linear))
+        )
+        h = h + update if update.shape == h.shape else update
+    torch.testing.assert_close(block(t, x), nn.functional.linear(h, *_weights(block.last)))
+
+
+def _weights(linear):
+    return linear.weight, linear.bias
 
 
 def test_block_network_skips_pass_a_zero_block_through():
@@ -188,19 +191,14 @@ def test_block_network_skips_pass_a_zero_block_through():
     torch.testing.assert_close(block(t, x), block.last(first))  # GELU(0) = 0: blocks add nothing
 
 
-@pytest.mark.parametrize("layer_norm", [True, False])
-@pytest.mark.parametrize("time_every_layer", [True, False])
-def test_block_network_switches_shape_its_blocks(layer_norm, time_every_layer):
-    block = VelocityBlockMLP(
-        3, (10, 12, 12), "silu", layer_norm=layer_norm, time_every_layer=time_every_layer
-    )
+def test_block_network_shapes_its_blocks():
+    block = VelocityBlockMLP(3, (10, 12, 12), "silu")
     n_time = block.time_embedding.n_features
     norms = [m for m in block.modules() if isinstance(m, nn.LayerNorm)]
-    assert [m.normalized_shape for m in norms] == ([(10,), (12,)] if layer_norm else [])
-    extra = n_time if time_every_layer else 0
+    assert [m.normalized_shape for m in norms] == [(10,), (12,)]
     assert [(m.in_features, m.out_features) for m in block.blocks] == [
-        (10 + extra, 12),
-        (12 + extra, 12),
+        (10 + n_time, 12),
+        (12 + n_time, 12),
     ]
     assert (block.first.in_features, block.last.out_features) == (3 + n_time, 3)
 

@@ -26,6 +26,8 @@ from skflow._thresholds import AUTO_LEVEL
 from skflow.networks import VelocityMLP
 from skflow.outlier import DENSITY_DEFAULTS
 
+from _shared import COVARIANCE, FAST, MEAN, SMALL, gaussian
+
 
 def density(**params):
     """The density that ``estimator=None`` stands for, with other hyperparameters."""
@@ -34,9 +36,6 @@ def density(**params):
 
 def detector_with(density_params, **params):
     return FlowMatchingOutlierDetector(density(**density_params), **params)
-
-
-from _shared import COVARIANCE, FAST, MEAN, SMALL, gaussian
 
 
 def mahalanobis_squared(X):
@@ -94,7 +93,8 @@ def test_decision_function_and_predict_follow_offset(fitted):
 
 class ExactGaussianVelocity(torch.nn.Module):
     """Marginal velocity of the linear path from N(0, I) to N(m, C):
-    ``E[x1 - x0 | x_t = x] = m + (t C - (1 - t) I) S_t^{-1} (x - t m)``, ``S_t = (1 - t)^2 I + t^2 C``.
+    ``E[x1 - x0 | x_t = x] = m + (t C - (1 - t) I) S_t^{-1} (x - t m)``,
+    ``S_t = (1 - t)^2 I + t^2 C``.
     """
 
     def __init__(self, mean, covariance):

@@ -1,4 +1,5 @@
-"""FlowMatchingDensity.partial_fit: streamed statistics, exact re-standardisation, chunked training."""
+"""FlowMatchingDensity.partial_fit: streamed statistics, exact re-standardisation, chunked
+training."""
 
 import copy
 

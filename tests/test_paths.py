@@ -28,12 +28,12 @@ from skflow.paths import (
     BrownianGamma,
     EncoderDecoderPath,
     Gamma,
-    SineSquaredGamma,
-    ZeroGamma,
     LinearPath,
     ProbabilityPath,
+    SineSquaredGamma,
     TrigonometricPath,
     VPDiffusionPath,
+    ZeroGamma,
 )
 
 LINEAR_SIGMAS = (0.0, 0.01, 0.1, 0.5)
@@ -233,7 +233,7 @@ def test_float32_inputs_keep_their_dtype(name, sigma):
     assert path.velocity(x0, x1, t).dtype == torch.float32
 
 
-# --- the noise scales gamma(t) of stochastic interpolants ------------------------------------------
+# --- the noise scales gamma(t) of stochastic interpolants -----------------------------------------
 
 GAMMA_REFERENCES = {
     "zero": lambda t: (0 * t, 0 * t),

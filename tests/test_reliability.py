@@ -1,4 +1,5 @@
-"""Bad input and faults, systematically: every public estimator and method against every kind of input.
+"""Bad input and faults, systematically: every public estimator and method against every kind of
+input.
 
 What is tested against what
 ---------------------------
@@ -32,9 +33,10 @@ from sklearn.exceptions import NotFittedError
 from sklearn.utils._param_validation import Interval, make_constraint
 
 import skflow._trainer as trainer
-from _shared import FAST, gaussian
 from skflow import FlowMatchingDensity, FlowMatchingOutlierDetector, InterpolantTransport
 from skflow.outlier import DENSITY_DEFAULTS
+
+from _shared import FAST, gaussian
 
 _MSE = trainer._weighted_mse  # the loss, before any test patches it
 
@@ -564,7 +566,8 @@ def test_later_divergence_keeps_the_last_good_weights(monkeypatch, name):
     """Fault injection: the loss turns NaN in the third epoch; the model must stay finite."""
     # 80 rows (40 target rows for the transport) in batches of 64: 2 (1) minibatches an epoch
     per_epoch = 2 if name == "density" else 1
-    monkeypatch.setattr(trainer, "_weighted_mse", _fault_after(2 * per_epoch, lambda l: l * np.nan))
+    fault = _fault_after(2 * per_epoch, lambda loss: loss * np.nan)
+    monkeypatch.setattr(trainer, "_weighted_mse", fault)
     with pytest.warns(RuntimeWarning, match="diverged.*last good epoch"):
         model = fit(_one_loss_a_step(name), training_data())
     assert model.n_iter_ == 2

@@ -3,9 +3,9 @@
 import torch
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from _shared import FAST
 from skflow import FlowMatchingDensity, InterpolantTransport
 
+from _shared import FAST
 
 EXPECTED_FAILURES = {
     "check_sample_weight_equivalence_on_dense_data": (
@@ -15,10 +15,10 @@ EXPECTED_FAILURES = {
 }
 
 
-# InterpolantTransport.fit(X, y) needs exactly two labels. Its tags say that y is required and, through
-# ClassifierTags(multi_class=False), that y is binary, so the checks feed it two labels (it is not a
-# classifier: estimator_type stays None). With that, no check beyond the shared one fails; the checks
-# never try three labels or a one-row side, which tests/test_transport.py covers.
+# InterpolantTransport.fit(X, y) needs exactly two labels. Its tags say that y is required and,
+# through ClassifierTags(multi_class=False), that y is binary, so the checks feed it two labels (it
+# is not a classifier: estimator_type stays None). With that, no check beyond the shared one fails;
+# the checks never try three labels or a one-row side, which tests/test_transport.py covers.
 TRANSPORT_EXPECTED_FAILURES: dict[str, str] = {}
 
 

@@ -231,7 +231,7 @@ def test_float32_state_keeps_dtype(method):
     torch.testing.assert_close(result.double(), reference, rtol=1e-5, atol=1e-5)
 
 
-# --- the Euler–Maruyama SDE integrator -------------------------------------------------------------
+# --- the Euler–Maruyama SDE integrator ------------------------------------------------------------
 
 
 def _ou_moments(x0, theta, t):

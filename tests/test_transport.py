@@ -48,7 +48,7 @@ def two_gaussians(n, seed):
 
 
 class GaussianInterpolant:
-    """Closed-form marginals and fields of ``alpha x0 + beta x1 + gamma z`` between two Gaussians."""
+    """Closed-form marginals and fields of ``alpha x0 + beta x1 + gamma z`` between Gaussians."""
 
     def __init__(self, path, m0, s0, m1, s1):
         self.path, self.m0, self.s0, self.m1, self.s1 = path, m0, s0, m1, s1
@@ -92,7 +92,7 @@ class GaussianInterpolant:
         return multivariate_normal(mean, cov).logpdf(x)
 
 
-# --- exact fields: the samplers and the likelihood along the path -----------------------------------
+# --- exact fields: the samplers and the likelihood along the path ---------------------------------
 
 CASES = [("linear", "brownian", 0.5), ("trig", "bsquared", 1.0), ("encdec", "sinesquared", 1.0)]
 
@@ -262,7 +262,8 @@ def test_schrodinger_bridge_recipe():
     moved = model.transform(X[y == 0])
     np.testing.assert_allclose(moved.mean(0), M1, atol=0.1)
     np.testing.assert_allclose(np.cov(moved.T), S1, atol=0.15)
-    # the bridge straightens the transport: its cost is close to the exact OT cost between the samples
+    # the bridge straightens the transport: its cost is close to the exact OT cost between the
+    # samples
     import ot
 
     a = np.full(1000, 1e-3)
