@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
+from numbers import Integral
 
 import numpy as np
+from sklearn.utils._param_validation import Interval, validate_params
 from sklearn.utils.validation import _check_sample_weight, column_or_1d, validate_data
 
 __all__ = [
@@ -14,6 +17,7 @@ __all__ = [
     "split_two_samples",
     "validate_rows_and_weights",
     "validate_two_samples",
+    "validates_sample_arguments",
 ]
 
 
@@ -26,6 +30,25 @@ def check_not_bool(value, name: str) -> None:
     """Raise a TypeError if ``value`` is a bool: a number is expected, and bool is one to Python."""
     if isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name} must be a number, not a bool; got {value!r}.")
+
+
+def validates_sample_arguments(sample):
+    """Decorate ``sample(self, n_samples=1, random_state=None)`` so that ``n_samples`` must be a
+    positive int (not a bool) and ``random_state`` a seed, with errors that name them."""
+
+    @validate_params(
+        {
+            "n_samples": [Interval(Integral, 1, None, closed="left")],
+            "random_state": ["random_state"],
+        },
+        prefer_skip_nested_validation=True,
+    )
+    @functools.wraps(sample)
+    def wrapper(self, n_samples: int = 1, random_state=None):
+        check_not_bool(n_samples, "n_samples")
+        return sample(self, n_samples, random_state)
+
+    return wrapper
 
 
 def validate_rows_and_weights(

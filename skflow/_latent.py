@@ -4,15 +4,14 @@ and samples."""
 from __future__ import annotations
 
 import math
-from numbers import Integral, Real
+from numbers import Real
 
 import numpy as np
 import torch
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Interval, validate_params
 from sklearn.utils.validation import check_is_fitted
 
-from ._data import check_not_bool
+from ._data import check_not_bool, validates_sample_arguments
 from ._distributions import StandardNormal
 
 __all__ = ["LatentFlowMixin"]
@@ -101,13 +100,7 @@ class LatentFlowMixin:
         """
         return float(np.mean(self.score_samples(X)))
 
-    @validate_params(
-        {
-            "n_samples": [Interval(Integral, 1, None, closed="left")],
-            "random_state": ["random_state"],
-        },
-        prefer_skip_nested_validation=True,
-    )
+    @validates_sample_arguments
     def sample(self, n_samples: int = 1, random_state=None) -> np.ndarray:
         """Draw new rows from the model by pushing standard normal draws through the flow.
 
@@ -122,7 +115,6 @@ class LatentFlowMixin:
         -------
         X : ndarray of shape (n_samples, `n_features_in_`)
         """
-        check_not_bool(n_samples, "n_samples")
         check_is_fitted(self, "model_")
         rng = check_random_state(random_state)
         z = rng.standard_normal((n_samples, self.n_features_in_))

@@ -18,10 +18,10 @@ from sklearn.utils.validation import (
 from ._base import BaseFlow, keeps_state_on_error
 from ._data import (
     WeightedMoments,
-    check_not_bool,
     draw_seed,
     split_two_samples,
     validate_two_samples,
+    validates_sample_arguments,
 )
 from ._distributions import SourceSample, fit_source_density
 from ._inference import interpolant_sde, resolve_device
@@ -379,13 +379,7 @@ stop_reason_, n_features_in_, feature_names_in_
         Z = self._push(self._standardise(X), direction == "forward", random_state)
         return self._unstandardise(Z)
 
-    @validate_params(
-        {
-            "n_samples": [Interval(Integral, 1, None, closed="left")],
-            "random_state": ["random_state"],
-        },
-        prefer_skip_nested_validation=True,
-    )
+    @validates_sample_arguments
     def sample(self, n_samples: int = 1, random_state=None) -> np.ndarray:
         """Draw new target rows: source draws from ``source_density_`` pushed by the sampler.
 
@@ -400,7 +394,6 @@ stop_reason_, n_features_in_, feature_names_in_
         -------
         X : ndarray of shape (n_samples, `n_features_in_`)
         """
-        check_not_bool(n_samples, "n_samples")
         check_is_fitted(self, "model_")
         rng = check_random_state(random_state)
         draws = SourceSample(self.source_density_).draw(n_samples, rng)
