@@ -8,7 +8,6 @@ installed, the repository root is put on ``sys.path`` so the scripts also run fr
 
 from __future__ import annotations
 
-import ast
 import os
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -50,14 +49,14 @@ def machine_description() -> str:
     """One line saying where and with what the numbers were taken."""
     import sklearn
 
-    import skflow
+    from skflow import __version__ as skflow_version
 
     return (
         f"{cpu_model()}, {os.cpu_count()} cores visible, "
         f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}, "
         f"torch threads={torch.get_num_threads()}; Python {platform.python_version()}, "
         f"torch {torch.__version__}, scikit-learn {sklearn.__version__}, "
-        f"skflow {skflow.__version__}"
+        f"skflow {skflow_version}"
     )
 
 
@@ -139,15 +138,6 @@ def time_method(cls: type, name: str):
         setattr(cls, name, original)
 
 
-def parse_flow_params(items: list[str]) -> dict:
-    """``["max_iter=1000", "hidden_layer_sizes=(64, 64)"]`` -> keyword arguments (``--flow-param``)."""
-    params = {}
-    for item in items:
-        key, _, value = item.partition("=")
-        params[key.strip()] = ast.literal_eval(value.strip())
-    return params
-
-
 def plotnine_csv(name: str, columns: list[str]):
     """Columns of one of the data sets shipped with plotnine (``plotnine/data/<name>.csv``) as a
     pandas DataFrame, read from the installed package's directory without importing plotnine."""
@@ -185,11 +175,17 @@ def command_line(argv: list[str] | None = None, script: str | None = None) -> st
     return f"OMP_NUM_THREADS=1 python benchmarks/{name} {shlex.join(arguments)}".strip()
 
 
-def write_result(filename: str, text: str) -> Path:
-    """Write ``text`` to ``benchmarks/results/<filename>`` (or to ``filename`` if it is a path)."""
+def result_path(filename: str) -> Path:
+    """``benchmarks/results/<filename>`` for a bare file name, else ``filename`` as a path."""
     path = Path(filename)
     if not path.is_absolute() and path.parent == Path("."):
         path = RESULTS_DIR / path
+    return path
+
+
+def write_result(filename: str, text: str) -> Path:
+    """Write ``text`` to ``benchmarks/results/<filename>`` (or to ``filename`` if it is a path)."""
+    path = result_path(filename)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
     return path

@@ -1,10 +1,11 @@
-"""FlowMatchingDensity on a CUDA device against the same machine's CPU, as ratios taken in one run.
+"""What does a GPU buy? FlowMatchingDensity on CUDA against the same machine's CPU.
 
-Measured (wall-clock seconds, after one warm-up fit that pays CUDA's start-up):
+Measured, as ratios taken in one run (wall-clock seconds, after one warm-up fit that pays CUDA's
+start-up), with the flow of ``bench_speed.SETTINGS`` (``VelocityMLP`` (128, 128, 128), SiLU,
+uniform training times, equal ODE steps), the linear path and the independent coupling:
 
-(a) Training throughput in optimiser steps per second with the default network, the linear path and
-    the independent coupling, at batch 256 (the default) and 4096, 2-D and 32-D data.
-(b) ``score_samples`` (exact divergence, default RK4) in rows per second at d = 2 and d = 32.
+(a) Training throughput in optimiser steps per second at batch 256 and 4096, 2-D and 32-D data.
+(b) ``score_samples`` (exact divergence, RK4, 20 steps) in rows per second at d = 2 and d = 32.
 (c) On the GPU, ``score_samples`` at d = 32 against the naive one-``autograd.grad``-per-dimension
     loop of ``bench_speed.py`` on the same rows (where the loop's many small launches cost most).
 
@@ -30,10 +31,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from _common import markdown_table, write_result  # noqa: E402
-from bench_speed import naive_score_samples, random_gaussian_data  # noqa: E402
-
 from skflow import FlowMatchingDensity  # noqa: E402
+
+from _common import markdown_table, write_result  # noqa: E402
+from bench_speed import SETTINGS, naive_score_samples, random_gaussian_data  # noqa: E402
 
 
 def _synchronised_seconds(function, *args) -> tuple[object, float]:
@@ -47,9 +48,8 @@ def _synchronised_seconds(function, *args) -> tuple[object, float]:
 
 
 def training_rate(device: str, X: np.ndarray, batch_size: int, epochs: int) -> float:
-    flow = FlowMatchingDensity(
-        device=device, batch_size=batch_size, max_iter=epochs, random_state=0
-    )
+    settings = {**SETTINGS, "batch_size": batch_size}
+    flow = FlowMatchingDensity(**settings, device=device, max_iter=epochs, random_state=0)
     flow, seconds = _synchronised_seconds(flow.fit, X)
     return flow.t_ / seconds
 
@@ -84,7 +84,8 @@ def main(argv=None) -> None:
                     "cuda / cpu": f"{gpu / cpu:.1f}",
                 }
             )
-        flow = FlowMatchingDensity(max_iter=1, random_state=0).fit(random_gaussian_data(2048, d))
+        flow = FlowMatchingDensity(**SETTINGS, max_iter=1, random_state=0)
+        flow.fit(random_gaussian_data(2048, d))
         X = random_gaussian_data(20000 if d == 2 else 4000, d, seed=1)
         gpu, cpu = scoring_rate("cuda", flow, X), scoring_rate("cpu", flow, X)
         rows.append(
@@ -97,9 +98,8 @@ def main(argv=None) -> None:
             }
         )
         print(rows[-1], flush=True)
-    flow = FlowMatchingDensity(max_iter=1, random_state=0, device="cuda").fit(
-        random_gaussian_data(2048, 32)
-    )
+    flow = FlowMatchingDensity(**SETTINGS, max_iter=1, random_state=0, device="cuda")
+    flow.fit(random_gaussian_data(2048, 32))
     X = random_gaussian_data(256, 32, seed=2)
     fast, fast_s = _synchronised_seconds(flow.score_samples, X)
     naive, naive_s = _synchronised_seconds(naive_score_samples, flow, X, "cuda")

@@ -1,8 +1,9 @@
-"""Memory and time of inference as the number of rows grows: is the work done in bounded chunks?
+"""Does inference on many rows fit in memory? Memory and time of inference against the rows.
 
 For ``score_samples``, ``transform``, ``inverse_transform`` and ``sample`` of a small fitted
-``FlowMatchingDensity`` (hidden layers (16,), RK4 with 2 steps, so that a million rows take
-seconds), on 10^4, 10^5 and 10^6 rows of d = 2 (``--dims`` adds others), this script measures
+``FlowMatchingDensity`` (``MODEL``: one hidden layer of 16, RK4 with 2 steps, so that a million
+rows take seconds), on 10^4, 10^5 and 10^6 rows of d = 2 (``--dims`` adds others), this script
+measures
 
 - **peak RSS increase**: the largest resident set size of the process during the call, sampled
   every millisecond from ``/proc/self/statm`` by a thread, minus the resident size just before
@@ -33,7 +34,9 @@ and it writes ``benchmarks/results/memory.md``. ``--rows`` and ``--dims`` change
 
 from __future__ import annotations
 
-import _common  # noqa: F401  (one thread, skflow on the path)
+import _common  # noqa: F401  (first: one thread, skflow on the path)
+
+# isort: split
 
 import argparse
 import json
@@ -56,6 +59,20 @@ from _common import (
 )
 
 METHODS = ["score_samples", "transform", "inverse_transform", "sample"]
+MODEL = {
+    "hidden_layer_sizes": (16,),
+    "architecture": "mlp",
+    "activation": "silu",
+    "batch_size": 256,
+    "max_iter": 5,
+    "early_stopping": False,
+    "time_distribution": "uniform",
+    "n_fourier_features": 0,
+    "n_steps": 2,
+    "step_exponent": 1.0,
+}
+"""The fitted model whose inference ``results/memory.md`` measures (its size, not its quality,
+matters here)."""
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
@@ -89,9 +106,7 @@ def measure(method: str, n_rows: int, n_features: int) -> dict:
     from skflow import FlowMatchingDensity
 
     rng = np.random.default_rng(0)
-    flow = FlowMatchingDensity(hidden_layer_sizes=(16,), max_iter=5, n_steps=2, random_state=0).fit(
-        rng.normal(size=(2000, n_features))
-    )
+    flow = FlowMatchingDensity(**MODEL, random_state=0).fit(rng.normal(size=(2000, n_features)))
     X = None if method == "sample" else rng.normal(size=(n_rows, n_features))
     call = {
         "score_samples": lambda: flow.score_samples(X),
@@ -166,9 +181,9 @@ def main() -> None:
             f"`OMP_NUM_THREADS=1 python benchmarks/bench_memory.py`, {time.strftime('%Y-%m-%d')}; "
             f"{code_version_since(at_start)}; {machine_description()}. 1-minute load average "
             f"{load_start} at the start, {load_average()} at the end.",
-            "FlowMatchingDensity(hidden_layer_sizes=(16,), max_iter=5, n_steps=2) fitted on 2000 "
-            "standard normal rows; inputs are standard normal rows. Each cell is one call in a "
-            "fresh process. Peak RSS increase: largest resident size during the call (sampled "
+            f"FlowMatchingDensity({', '.join(f'{k}={v!r}' for k, v in MODEL.items())}) fitted "
+            "on 2000 standard normal rows; inputs are standard normal rows. Each cell is one call "
+            "in a fresh process. Peak RSS increase: largest resident size during the call (sampled "
             "every ms from /proc/self/statm) minus the resident size before it, input included "
             "before, with MALLOC_MMAP_THRESHOLD_=65536 (see the script's docstring). Working = "
             "peak increase - output bytes. CPU s: process CPU time of the call "

@@ -1,37 +1,42 @@
-"""GridSearchCV over a small grid of FlowMatchingDensity hyperparameters against the defaults.
+"""Does GridSearchCV over FlowMatchingDensity's hyperparameters beat the defaults?
 
-What is measured: on the small real data sets of ``bench_quality.py`` (the same 75/25 split,
-``random_state=0``), ``GridSearchCV(FlowMatchingDensity(random_state=0), grid, cv=5)`` is fitted on
-the training rows (its score is the flow's own ``score``, the mean log-likelihood, so no scorer is
-needed) and its refitted best model is scored on the test rows, next to the default model. The grid
-holds the default setting, so the search leaves it only for a setting that cross-validates better.
-Two grids (``GRIDS``): ``"knobs"``, for the small sets, and ``"depth"``, for digits. The table gives
-both test LLs, the paired difference over the test rows, the chosen setting, the default's CV rank,
+Measured: on the real data sets of ``bench_quality.py`` (the same 75/25 split, ``random_state=0``),
+``GridSearchCV(FlowMatchingDensity(random_state=0), grid, cv=...)`` is fitted on the training rows
+(its score is the flow's own ``score``, the mean log-likelihood, so no scorer is needed) and its
+refitted best model is scored on the test rows, next to the default model. Each grid holds the
+default setting, so the search leaves it only for a setting that cross-validates better. Two grids
+(``GRIDS``): ``"knobs"``, for the small sets, and ``"depth"``, for digits. The table gives both
+test LLs, the paired difference over the test rows, the chosen setting, the default's CV rank,
 and for each hyperparameter of the grid the spread of the mean CV score over its values (the best
 mean CV score with that value fixed, best minus worst value): the larger the spread, the more the
 knob matters.
 
 Reproduce (from the repository root)::
 
-    OMP_NUM_THREADS=1 python benchmarks/bench_model_selection.py   # ~20 CPU min
-    OMP_NUM_THREADS=1 python benchmarks/bench_model_selection.py --datasets digits --grid depth \
-        --cv 3 --output model_selection_digits.md                      # ~20 CPU min
+    OMP_NUM_THREADS=1 python benchmarks/bench_model_selection.py   # ~25 CPU min
+    OMP_NUM_THREADS=1 python benchmarks/bench_model_selection.py --datasets digits --grid depth \\
+        --cv 3                                                         # ~25 CPU min
 
-The table is printed and written to ``benchmarks/results/model_selection.md``.
+Both write ``benchmarks/results/model_selection.md``, one section per grid: a run replaces the
+section of its grid and keeps the other's.
 """
 
 from __future__ import annotations
 
-import _common  # noqa: I001  (first: sets one thread before torch is imported)
+import _common  # first: sets one thread before torch is imported
+
+# isort: split
 
 import argparse
 import datetime
+import re
 
 import numpy as np
 from sklearn.model_selection import GridSearchCV, train_test_split
 
-from bench_quality import DATASETS
 from skflow import FlowMatchingDensity
+
+from bench_quality import DATASETS
 
 GRIDS = {
     "knobs": {
@@ -45,8 +50,10 @@ GRIDS = {
         "learning_rate_init": [5e-3, 1e-2],
     },
 }
-"""Knobs that the lever sweep (``bench_levers.py``) found to move the likelihood, each at its
-default and one alternative; on digits, three hidden layers instead of four did better there."""
+"""Knobs that move the likelihood (``benchmarks/README.md``, "Why the defaults"), each at its
+default and one alternative; on digits, three hidden layers or four."""
+
+TITLE = "## Model selection: GridSearchCV against the defaults"
 
 
 def knob_spreads(search: GridSearchCV, grid: dict) -> str:
@@ -76,6 +83,17 @@ def default_rank(search: GridSearchCV) -> int:
     return int(results["rank_test_score"][index])
 
 
+def merge_section(path, grid: str, section: str) -> str:
+    """The result file's text with ``section`` as the section of ``grid``: the sections of the
+    other grids already in the file at ``path`` are kept, in the order of ``GRIDS``."""
+    sections = {}
+    if path.exists():
+        for part in re.split(r"^(?=### Grid ')", path.read_text(), flags=re.MULTILINE)[1:]:
+            sections[part.split("'")[1]] = part.rstrip() + "\n"
+    sections[grid] = section
+    return TITLE + "\n\n" + "\n".join(sections[name] for name in GRIDS if name in sections)
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--datasets", nargs="+", default=["wine", "iris", "breast_cancer"])
@@ -98,8 +116,8 @@ def main(argv=None) -> None:
         gain, gain_se = _common.mean_and_se(tuned_ll - default_ll)
         row = {
             "dataset": name,
-            "default test LL ± SE": "%.3f ± %.3f" % _common.mean_and_se(default_ll),
-            "tuned test LL ± SE": "%.3f ± %.3f" % _common.mean_and_se(tuned_ll),
+            "default test LL ± SE": "{:.3f} ± {:.3f}".format(*_common.mean_and_se(default_ll)),
+            "tuned test LL ± SE": "{:.3f} ± {:.3f}".format(*_common.mean_and_se(tuned_ll)),
             "tuned - default ± SE": f"{gain:+.3f} ± {gain_se:.3f}",
             "chosen": ", ".join(f"{k}={v!r}" for k, v in search.best_params_.items()),
             "default's CV rank": default_rank(search),
@@ -109,8 +127,8 @@ def main(argv=None) -> None:
         print(_common.markdown_table([row], list(row)).splitlines()[-1], flush=True)
         rows.append(row)
     described = ", ".join(f"{k}: {v}" for k, v in grid.items())
-    text = (
-        "## Model selection: GridSearchCV against the defaults\n\n"
+    section = (
+        f"### Grid {args.grid!r}\n\n"
         f"`{_common.command_line(argv, script=__file__)}`, {datetime.date.today()}; "
         f"{_common.code_version_since(code_at_start)}; {_common.machine_description()}. "
         f"1-minute load average {load_at_start} at the start, {_common.load_average()} at the end. "
@@ -119,7 +137,8 @@ def main(argv=None) -> None:
         + _common.markdown_table(rows, list(rows[0]))
         + "\n"
     )
-    print("\n" + text)
+    print("\n" + section)
+    text = merge_section(_common.result_path(args.output), args.grid, section)
     print(f"written to {_common.write_result(args.output, text)}")
 
 

@@ -1,18 +1,20 @@
-"""Unsupervised anomaly detection: FlowMatchingOutlierDetector against scikit-learn's detectors.
+"""Which anomaly detector ranks outliers best? FlowMatchingOutlierDetector and
+SubspaceOutlierEnsemble against scikit-learn's detectors.
 
-**Part 1, comparison.** The protocol of the public tabular anomaly-detection benchmarks (e.g.
-ADBench, Han et al., NeurIPS 2022): for each seed, a random stratified 60/40 split of the labelled
-rows; features standardised with the mean and standard deviation of the training part; every
-detector fitted **without labels** on the training part (which holds the data set's share of
-outliers, so training is contaminated); ROC-AUC and average precision of the test part's scores
-(``-score_samples``: higher = more abnormal). The tables give the mean and the standard deviation
-over the seeds; the detectors are ranked on each data set by their mean ROC-AUC (1 = best) and the
-ranks averaged over the data sets. Every detector runs with its default hyperparameters (no tuning
-on the labels):
+The protocol of the public tabular anomaly-detection benchmarks (e.g. ADBench, Han et al.,
+NeurIPS 2022): for each seed, a random stratified 60/40 split of the labelled rows; features
+standardised with the mean and standard deviation of the training part; every detector fitted
+**without labels** on the training part (which holds the data set's share of outliers, so training
+is contaminated); ROC-AUC and average precision of the test part's scores (``-score_samples``:
+higher = more abnormal), the shares of test inliers and outliers that ``predict`` flags, and the
+CPU seconds of fitting and scoring. The tables give the mean and the standard deviation over the
+seeds; the detectors are ranked on each data set by their mean ROC-AUC (1 = best) and the ranks
+averaged over the data sets. Every detector runs with its default hyperparameters (no tuning on
+the labels):
 
 * ``flow``: ``FlowMatchingOutlierDetector(random_state=seed)``;
 * ``flow subspaces``: ``SubspaceOutlierEnsemble(FlowMatchingOutlierDetector(),
-  random_state=seed)``, six such detectors on random feature subsets of rotated bagging's size
+  random_state=seed)``, twelve such detectors on random feature subsets of rotated bagging's size
   (6 of digits' 64 features, 5 of 30, 4 of 13, both of moons' 2), their standardised scores
   averaged;
 * ``iforest``: ``IsolationForest(random_state=seed)``;
@@ -32,34 +34,21 @@ The data sets are fixed (sub-samples drawn once with seed 0); only the split cha
 * ``moons``: synthetic; 500 rows of two interleaved half-moons (noise 0.1) are inliers, 25 rows
   uniform on the box [-1.5, 2.5] x [-1, 1.5] the outliers (4.8 %): curved, non-elliptical inliers.
 
-**Part 2, contaminated training data.** The detector scores its training rows held out (two
-folds) and fits its final flow without the rows those scores flag (``trimmed_``). Three variants
-of the flow, same splits and
-seeds: ``flow`` (the detector), ``flow, no trim`` (a single fit on all training rows: the
-ablation) and ``flow, clean train`` (fitted on the training inliers only: an oracle that uses the
-labels, the bound of what handling contamination can recover). On ``wine`` as above (outliers
-that are a class of their own; part 1's ``flow`` results are reused), and on ``moons + gross``:
-the moons split with 5 % more training rows drawn from N(mean, (100 std)^2) (gross errors, e.g. a
-unit mix-up), added to the training part before it is standardised; the test part is unchanged.
+Reproduce (from the repository root; about 80 minutes with two processes)::
 
-The reading of the results (which data sets the flow wins or loses, and why) is written by hand
-below the tables of ``benchmarks/results/outliers.md`` after a run.
-
-Reproduce (from the repository root)::
-
-    OMP_NUM_THREADS=1 python benchmarks/bench_outliers.py --jobs 2   # both parts, two processes
-    OMP_NUM_THREADS=1 python benchmarks/bench_outliers.py --part 1   # the comparison only
+    OMP_NUM_THREADS=1 python benchmarks/bench_outliers.py --jobs 2
     OMP_NUM_THREADS=1 python benchmarks/bench_outliers.py --quick    # 2 seeds, max_iter=50
-    OMP_NUM_THREADS=1 python benchmarks/bench_outliers.py --part 1 --flow-param bandwidth=1.0 \\
-        --output outliers_bandwidth_1.md                                 # blurred scores
 
-The tables are printed and written to ``benchmarks/results/outliers.md`` (``outliers_quick.md`` with
-``--quick``; ``--output`` picks another file).
+The first writes ``benchmarks/results/outliers.md``, whose reading is written by hand below the
+tables after a run; ``--quick`` checks that the script runs and only prints, unless ``--output``
+names a file.
 """
 
 from __future__ import annotations
 
-import _common  # noqa: I001  (first: sets one thread before torch is imported)
+import _common  # first: sets one thread before torch is imported
+
+# isort: split
 
 import argparse
 import datetime
@@ -76,10 +65,10 @@ from sklearn.neighbors import LocalOutlierFactor
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import OneClassSVM
 
-from skflow import FlowMatchingOutlierDetector, SubspaceOutlierEnsemble
+from skflow import FlowMatchingDensity, FlowMatchingOutlierDetector, SubspaceOutlierEnsemble
+from skflow.outlier import DENSITY_DEFAULTS
 
-GROSS_SHARE = 0.05
-GROSS_SCALE = 100.0
+QUICK_FLOW = {"max_iter": 50}  # --quick: flows that train in seconds
 
 
 # --------------------------------------------------------------------------------------------------
@@ -88,12 +77,11 @@ GROSS_SCALE = 100.0
 
 @dataclass
 class Dataset:
-    """Rows and labels (1 = outlier); ``gross`` adds gross errors to every training part."""
+    """Rows and labels (1 = outlier)."""
 
     name: str
     X: np.ndarray
     y: np.ndarray
-    gross: bool = False
 
 
 def _inliers_and_outliers(name, inliers, outliers) -> Dataset:
@@ -133,46 +121,27 @@ def moons() -> Dataset:
     return _inliers_and_outliers("moons", inliers, outliers)
 
 
-def moons_gross() -> Dataset:
-    data = moons()
-    return Dataset("moons + gross", data.X, data.y, gross=True)
-
-
 DATASETS = {f.__name__: f for f in (breast_cancer, wine, digits, moons)}
-ROBUSTNESS_DATASETS = {"wine": wine, "moons_gross": moons_gross}
 
 
 # --------------------------------------------------------------------------------------------------
 # detectors
 
 
-class _UntrimmedFlow(FlowMatchingOutlierDetector):
-    """The detector without its trimmed refit (the ablation of part 2)."""
-
-    _trim = False
-
-
-RANKED = ["flow", "flow subspaces", "iforest", "lof", "ocsvm", "gmm"]
+def flow_detector(quick: bool, **params) -> FlowMatchingOutlierDetector:
+    """The default detector; with ``quick``, its default density with ``QUICK_FLOW``."""
+    density = FlowMatchingDensity(**DENSITY_DEFAULTS, **QUICK_FLOW) if quick else None
+    return FlowMatchingOutlierDetector(density, **params)
 
 
-def comparison_detectors(seed: int, flow_params: dict) -> dict:
+def detectors(seed: int, quick: bool) -> dict:
     return {
-        "flow": FlowMatchingOutlierDetector(random_state=seed, **flow_params),
-        "flow subspaces": SubspaceOutlierEnsemble(
-            FlowMatchingOutlierDetector(**flow_params), random_state=seed
-        ),
+        "flow": flow_detector(quick, random_state=seed),
+        "flow subspaces": SubspaceOutlierEnsemble(flow_detector(quick), random_state=seed),
         "iforest": IsolationForest(random_state=seed),
         "lof": LocalOutlierFactor(novelty=True),
         "ocsvm": OneClassSVM(),
         "gmm": GaussianMixture(random_state=seed),
-    }
-
-
-def robustness_detectors(seed: int, flow_params: dict) -> dict:
-    return {
-        "flow": FlowMatchingOutlierDetector(random_state=seed, **flow_params),
-        "flow, no trim": _UntrimmedFlow(random_state=seed, **flow_params),
-        "flow, clean train": FlowMatchingOutlierDetector(random_state=seed, **flow_params),
     }
 
 
@@ -182,38 +151,21 @@ def robustness_detectors(seed: int, flow_params: dict) -> dict:
 
 def split(dataset: Dataset, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The stratified 60/40 split of ``seed``, standardised on its training part: ``X_train,
-    X_test, y_train, y_test``; with ``dataset.gross``, gross errors added to the training part
-    (labelled 1) before it is standardised."""
+    X_test, y_train, y_test``."""
     X_train, X_test, y_train, y_test = train_test_split(
         dataset.X, dataset.y, test_size=0.4, stratify=dataset.y, random_state=seed
     )
-    if dataset.gross:
-        rng = np.random.default_rng(1000 + seed)
-        n_gross = int(round(GROSS_SHARE * len(X_train)))
-        gross = X_train.mean(axis=0) + GROSS_SCALE * X_train.std(axis=0) * rng.standard_normal(
-            (n_gross, X_train.shape[1])
-        )
-        X_train = np.vstack([X_train, gross])
-        y_train = np.r_[y_train, np.ones(n_gross, dtype=int)]
     scaler = StandardScaler().fit(X_train)
     return scaler.transform(X_train), scaler.transform(X_test), y_train, y_test
 
 
-def run_seed(dataset: Dataset, seed: int, detectors: dict, done: dict) -> dict:
-    """Fit every detector on one split; returns {detector: {metric: value}}.
-
-    ``done`` maps ``(dataset, seed, detector)`` to results already measured (the same detector on
-    the same split in the other part); those are reused, and new ones added.
-    """
+def run_seed(dataset: Dataset, seed: int, quick: bool) -> dict:
+    """Fit every detector on one split (a task of the process pool); returns {detector: {metric:
+    value}}."""
     X_train, X_test, y_train, y_test = split(dataset, seed)
-    inliers = X_train[y_train == 0]
     results = {}
-    for name, detector in detectors.items():
-        if (dataset.name, seed, name) in done:
-            results[name] = done[dataset.name, seed, name]
-            continue
-        rows = inliers if name == "flow, clean train" else X_train
-        _, fit_s, _ = _common.timed(detector.fit, rows)
+    for name, detector in detectors(seed, quick).items():
+        _, fit_s, _ = _common.timed(detector.fit, X_train)
         scores, score_s, _ = _common.timed(detector.score_samples, X_test)
         if not np.all(np.isfinite(scores)):
             raise RuntimeError(f"{name} gave non-finite scores on {dataset.name}")
@@ -227,11 +179,11 @@ def run_seed(dataset: Dataset, seed: int, detectors: dict, done: dict) -> dict:
             flagged = detector.predict(X_test) == -1
             record["false_alarms"] = flagged[y_test == 0].mean()
             record["recall"] = flagged[y_test == 1].mean()
-        if hasattr(detector, "trimmed_") and name != "flow, clean train":
+        if hasattr(detector, "trimmed_"):
             trimmed = detector.trimmed_
             record["trimmed"] = trimmed.mean()
             record["outliers_trimmed"] = trimmed[y_train == 1].mean()
-        results[name] = done[dataset.name, seed, name] = record
+        results[name] = record
     return results
 
 
@@ -267,12 +219,10 @@ def summarise(dataset_name: str, per_seed: list[dict]) -> list[dict]:
             if key in values:
                 row[label] = _mean_std(values[key], 1, 100.0)
         rows.append(row)
-    ranked = [r for r in rows if r["detector"] in RANKED]
-    if len(ranked) > 1:
-        for metric in ("auc", "ap"):
-            means = np.array([r[f"{metric}_mean"] for r in ranked])
-            for row, rank in zip(ranked, _average_ranks(-means)):
-                row[f"{metric} rank"] = rank
+    for metric in ("auc", "ap"):
+        means = np.array([r[f"{metric}_mean"] for r in rows])
+        for row, rank in zip(rows, _average_ranks(-means)):
+            row[f"{metric} rank"] = rank
     return rows
 
 
@@ -283,10 +233,10 @@ def _average_ranks(values: np.ndarray) -> np.ndarray:
 
 def comparison_tables(rows: list[dict]) -> str:
     datasets = list(dict.fromkeys(r["dataset"] for r in rows))
-    detectors = list(dict.fromkeys(r["detector"] for r in rows))
+    names = list(dict.fromkeys(r["detector"] for r in rows))
     summary = []
     for metric, label in (("ROC-AUC", "auc"), ("AP", "ap")):
-        for detector in detectors:
+        for detector in names:
             entry = {"metric": metric, "detector": detector}
             mine = [r for r in rows if r["detector"] == detector]
             for row in mine:
@@ -298,7 +248,7 @@ def comparison_tables(rows: list[dict]) -> str:
         for r in rows
     ]
     return (
-        "### Part 1: test ROC-AUC and average precision (rank on the data set), mean rank\n\n"
+        "### Test ROC-AUC and average precision (rank on the data set), mean rank\n\n"
         + _common.markdown_table(summary, ["metric", "detector", *datasets, "mean rank"])
         + "\n\n#### Thresholds and times\n\n"
         + _common.markdown_table(
@@ -317,23 +267,6 @@ def comparison_tables(rows: list[dict]) -> str:
     )
 
 
-def robustness_table(rows: list[dict]) -> str:
-    return "### Part 2: contaminated training data\n\n" + _common.markdown_table(
-        rows,
-        [
-            "dataset",
-            "detector",
-            "ROC-AUC",
-            "AP",
-            "false alarms %",
-            "recall %",
-            "trimmed % of train",
-            "% of train outliers trimmed",
-            "fit s",
-        ],
-    )
-
-
 NOTES = """ROC-AUC / AP: of the test part, mean ± standard deviation over the seeds; in brackets
 the rank of the mean among the six detectors on that data set (1 = best). False alarms / recall:
 shares of the test inliers / outliers that `predict` flags (the flow, IsolationForest and
@@ -348,114 +281,82 @@ training rows and the final fit.
 # --------------------------------------------------------------------------------------------------
 
 
-def _run_task(dataset: Dataset, seed: int, make_detectors, flow_params: dict, done: dict) -> dict:
-    """One split of one data set (a task of the process pool); returns ``done`` with its new
-    results added."""
-    done = dict(done)
-    run_seed(dataset, seed, make_detectors(seed, flow_params), done)
-    return done
-
-
-def run_part(
-    datasets: dict, make_detectors, seeds, flow_params: dict, done: dict, pool
-) -> list[dict]:
-    """Every split of every data set, as tasks of ``pool``; ``done`` gains their results."""
+def run(datasets: dict, seeds, quick: bool, jobs: int) -> list[dict]:
+    """Every split of every data set, ``jobs`` at a time; the summary rows of every detector."""
     loaded = [load() for load in datasets.values()]
-    tasks = [
-        (
-            dataset,
-            seed,
-            make_detectors,
-            flow_params,
-            {k: v for k, v in done.items() if k[:2] == (dataset.name, seed)},
-        )
-        for dataset in loaded
-        for seed in seeds
-    ]
-    for found in pool.starmap(_run_task, tasks):
-        done.update(found)
-    detectors = list(make_detectors(0, flow_params))
+    tasks = [(dataset, seed, quick) for dataset in loaded for seed in seeds]
+    with multiprocessing.get_context("spawn").Pool(jobs) as pool:
+        found = pool.starmap(run_seed, tasks)
     rows = []
-    for dataset in loaded:
-        per_seed = [
-            {detector: done[dataset.name, seed, detector] for detector in detectors}
-            for seed in seeds
-        ]
+    for k, dataset in enumerate(loaded):
+        per_seed = found[k * len(seeds) : (k + 1) * len(seeds)]
         for seed, results in zip(seeds, per_seed):
-            aucs = ", ".join(f"{k} {v['auc']:.3f}" for k, v in results.items())
+            aucs = ", ".join(f"{name} {v['auc']:.3f}" for name, v in results.items())
             print(f"{dataset.name} seed {seed}: {aucs}", flush=True)
         rows += summarise(dataset.name, per_seed)
     return rows
 
 
-def _flow_settings(flow_params: dict) -> str:
-    """The flow's training settings in force (FlowMatchingDensity's defaults change over time)."""
-    params = FlowMatchingOutlierDetector(**flow_params).get_params()
+def _flow_settings(quick: bool) -> str:
+    """The detector's settings and those of its density."""
+    detector = flow_detector(quick)
+    density = FlowMatchingDensity(**DENSITY_DEFAULTS, **(QUICK_FLOW if quick else {}))
+    params = density.get_params()
     keys = [
+        "architecture",
         "hidden_layer_sizes",
         "activation",
         "max_iter",
         "batch_size",
         "learning_rate_init",
         "learning_rate",
+        "time_distribution",
         "early_stopping",
+        "n_fourier_features",
         "path",
         "coupling",
         "solver",
         "n_steps",
-        "contamination",
-        "bandwidth",
+        "step_exponent",
     ]
-    return ", ".join(f"{k}={params[k]!r}" for k in keys if k in params)
+    return (
+        f"contamination={detector.contamination!r}, bandwidth={detector.bandwidth!r}; its "
+        "density FlowMatchingDensity(" + ", ".join(f"{k}={params[k]!r}" for k in keys) + ")"
+    )
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--part", choices=["1", "2", "both"], default="both")
-    names = list(dict.fromkeys([*DATASETS, *ROBUSTNESS_DATASETS]))
-    parser.add_argument("--datasets", nargs="+", choices=names, default=names)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--datasets", nargs="+", choices=list(DATASETS), default=list(DATASETS))
     parser.add_argument("--seeds", type=int, default=5)
-    parser.add_argument("--quick", action="store_true", help="2 seeds, max_iter=50")
     parser.add_argument(
-        "--flow-param",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="override a flow hyperparameter, e.g. --flow-param bandwidth=1.0 (repeatable)",
+        "--quick", action="store_true", help="2 seeds, max_iter=50; prints unless --output is given"
     )
-    parser.add_argument("--output", default=None)
+    parser.add_argument("--output", help="result file (default outliers.md; none with --quick)")
     parser.add_argument("--jobs", type=int, default=1, help="splits run at once, one per process")
     args = parser.parse_args(argv)
-    flow_params = {
-        **({"max_iter": 50} if args.quick else {}),
-        **_common.parse_flow_params(args.flow_param),
-    }
     seeds = range(2 if args.quick else args.seeds)
     date, load_start = datetime.date.today().isoformat(), _common.load_average()
+    code_at_start = _common.code_version()
 
-    sections, done = [], {}
-    with multiprocessing.get_context("spawn").Pool(args.jobs) as pool:
-        if args.part in ("1", "both"):
-            datasets = {k: v for k, v in DATASETS.items() if k in args.datasets}
-            rows = run_part(datasets, comparison_detectors, seeds, flow_params, done, pool)
-            sections.append(comparison_tables(rows))
-        if args.part in ("2", "both"):
-            datasets = {k: v for k, v in ROBUSTNESS_DATASETS.items() if k in args.datasets}
-            rows = run_part(datasets, robustness_detectors, seeds, flow_params, done, pool)
-            sections.append(robustness_table(rows))
+    datasets = {k: v for k, v in DATASETS.items() if k in args.datasets}
+    rows = run(datasets, seeds, args.quick, args.jobs)
 
     header = (
         "## Outlier-detection benchmark\n\n"
-        f"`{_common.command_line()}`, {date}; {_common.machine_description()}. 1-minute load "
-        f"average {load_start} at the start, {_common.load_average()} at the end. {len(seeds)} "
-        "seeds (stratified 60/40 splits), mean ± standard deviation over the seeds."
-        + (f" Flow overrides: {flow_params}." if flow_params else " Default hyperparameters.")
-        + f" The flow's were: {_flow_settings(flow_params)}.\n\n"
+        f"`{_common.command_line(argv, script=__file__)}`, {date}; "
+        f"{_common.code_version_since(code_at_start)}; {_common.machine_description()}. "
+        f"1-minute load average {load_start} at the start, "
+        f"{_common.load_average()} at the end. {len(seeds)} seeds (stratified 60/40 splits), "
+        "mean ± standard deviation over the seeds. "
+        + ("Quick run (flows of max_iter=50)." if args.quick else "Default hyperparameters.")
+        + f" The detector's: {_flow_settings(args.quick)}.\n\n"
     )
-    text = header + "\n\n".join(sections) + "\n\n" + NOTES
+    text = header + comparison_tables(rows) + "\n\n" + NOTES
     print(text)
-    output = args.output or ("outliers_quick.md" if args.quick else "outliers.md")
-    print(f"written to {_common.write_result(output, text)}")
+    output = args.output or (None if args.quick else "outliers.md")
+    if output is not None:
+        print(f"written to {_common.write_result(output, text)}")
 
 
 if __name__ == "__main__":

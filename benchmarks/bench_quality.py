@@ -1,15 +1,13 @@
-"""Held-out log-likelihood of the default FlowMatchingDensity against tuned GMM, KDE and spline
-flow baselines.
+"""How well does FlowMatchingDensity estimate a density, against the usual alternatives?
 
-What is measured: every data set is split once, 75 % train / 25 % test (``random_state=0``). Each
-model is fitted on the train rows and scored on the test rows; the table gives the mean log-density
-of the test rows (nats per row, in the units of ``X``) with its standard error over the test rows,
-and the CPU seconds of fitting and of scoring.
+Measured: the held-out log-likelihood of the default ``FlowMatchingDensity`` and of three tuned
+baselines on the same split of each data set (75 % train / 25 % test, ``random_state=0``): the
+mean log-density of the test rows (nats per row, in the units of ``X``) with its standard error,
+the paired difference to the flow, and the CPU seconds of fitting and of scoring.
 
 Models:
 
-* ``flow``: ``FlowMatchingDensity(random_state=0)`` with its defaults (``--flow-param`` overrides
-  them, e.g. ``--flow-param max_iter=1000`` for a sensitivity run).
+* ``flow``: ``FlowMatchingDensity(random_state=0)`` with its defaults.
 * ``gmm``: ``GaussianMixture(covariance_type="full")``, ``n_components`` chosen by 5-fold
   ``GridSearchCV`` (1..10 on the real data, 1..40 on the 2-D toys, where uniform densities with
   sharp edges need many components).
@@ -49,32 +47,34 @@ Data sets:
   rows. Carats are recorded to 0.01 and prices to the dollar, so both get uniform noise of their
   recording step before the log (``carat + U(-0.005, 0.005)``, ``price + U(-0.5, 0.5)``).
 
-With ``--solver-check`` the fitted flow is also scored with RK4 at 5, 10, 20 and 40 steps
-(``--solver-steps``) on the flow's time grid (``--step-exponents`` compares several grids,
-``step_exponent`` of :func:`skflow.solvers.time_grid`) and with dopri5 at atol = rtol = 1e-7 on at
-most 1000 test rows (100 above 16 features), in a second table.
+With ``--solver-check`` the fitted flow is also scored with RK4 at 5, 10, 20 and 40 steps on the
+flow's time grid (``--step-exponents`` compares several grids, ``step_exponent`` of
+:func:`skflow.solvers.time_grid`) and with dopri5 at atol = rtol = 1e-7 on at most 1000 test rows
+(100 above 16 features), in a second table.
 
 Reproduce (from the repository root)::
 
-    OMP_NUM_THREADS=1 python benchmarks/bench_quality.py --solver-check --jobs 4  # everything
-    OMP_NUM_THREADS=1 python benchmarks/bench_quality.py --quick    # toys, short budget (~1 min)
-    OMP_NUM_THREADS=1 python benchmarks/bench_quality.py --datasets digits wine --output subset.md
+    OMP_NUM_THREADS=1 python benchmarks/bench_quality.py --solver-check --step-exponents 1 1.5 \\
+        --jobs 2                                                      # about 40 CPU min
+    OMP_NUM_THREADS=1 python benchmarks/bench_quality.py --quick      # toys, short budget (~1 min)
 
-The table is printed and written to ``benchmarks/results/quality.md`` (``quality_quick.md`` with
-``--quick``; ``--output`` picks another file, which a run on a subset of the data sets should, so as
-not to overwrite the full table).
+The first writes ``benchmarks/results/quality.md``. ``--quick`` checks that the script runs (its
+numbers mean nothing) and only prints, unless ``--output`` names a file; ``--datasets`` runs a
+subset, which should go to another file (``--output``) so as not to overwrite the full table.
 """
 
 from __future__ import annotations
 
-import _common  # noqa: I001  (first: sets one thread before torch is imported)
+import _common  # first: sets one thread before torch is imported
+
+# isort: split
 
 import argparse
 import datetime
 import math
 import multiprocessing
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 from scipy.special import logsumexp
@@ -86,8 +86,9 @@ from sklearn.neighbors import KernelDensity
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
-from _spline_flow import SplineFlow
 from skflow import FlowMatchingDensity
+
+from _spline_flow import SplineFlow
 
 N_TOY = 4000
 N_TOY_QUICK = 1000
@@ -218,7 +219,7 @@ def describe_choice(search: GridSearchCV) -> str:
     return f"{label}={value:.3g}{edge}" if isinstance(value, float) else f"{label}={value}{edge}"
 
 
-def make_models(dataset: Dataset, quick: bool, flow_params: dict) -> dict:
+def make_models(dataset: Dataset, quick: bool) -> dict:
     """The flow and the tuned baselines (the spline flow is made in :func:`evaluate`, once the
     flow's fit time, its budget, is known)."""
     many_components = dataset.log_density is not None or dataset.X.shape[0] > LARGE
@@ -233,7 +234,7 @@ def make_models(dataset: Dataset, quick: bool, flow_params: dict) -> dict:
         bandwidths = np.logspace(-2, 0, 11)
         kde = KernelDensity(rtol=1e-4)
     return {
-        "flow": FlowMatchingDensity(random_state=0).set_params(**flow_params),
+        "flow": FlowMatchingDensity(random_state=0, **(QUICK_FLOW if quick else {})),
         "gmm": standardised_search(
             GaussianMixture(covariance_type="full", random_state=0), "n_components", components
         ),
@@ -245,26 +246,18 @@ def make_models(dataset: Dataset, quick: bool, flow_params: dict) -> dict:
 
 
 MODELS = ["flow", "gmm", "kde", "nsf"]
+QUICK_FLOW = {"max_iter": 20}  # --quick: a flow that trains in seconds
 SOLVER_CHECK_ROWS = 1000  # 100 above 16 features, where the exact divergence costs d passes
 SOLVER_CHECK_STEPS = (5, 10, 20, 40)
 
 
-@dataclass(frozen=True)
-class SolverCheck:
-    """The RK4 step counts and grid exponents (``step_exponent``; empty: the flow's own) at which
-    ``--solver-check`` scores the fitted flow."""
-
-    steps: tuple[int, ...] = SOLVER_CHECK_STEPS
-    exponents: tuple[float, ...] = ()
-
-
 def solver_convergence(
-    dataset: Dataset, flow, X_test: np.ndarray, check: SolverCheck
+    dataset: Dataset, flow, X_test: np.ndarray, exponents: tuple[float, ...]
 ) -> list[dict]:
-    """Mean test LL of the fitted ``flow`` with RK4 at each of ``check``'s steps and grid exponents
-    and with dopri5 at atol = rtol = 1e-7 (the reference), on at most ``SOLVER_CHECK_ROWS`` test
-    rows; one row per exponent, each RK4 entry the mean and the largest absolute per-row difference
-    from the reference."""
+    """Mean test LL of the fitted ``flow`` with RK4 at ``SOLVER_CHECK_STEPS`` steps on the grid of
+    each of ``exponents`` (``step_exponent``; empty: the flow's own) and with dopri5 at atol = rtol
+    = 1e-7 (the reference), on at most ``SOLVER_CHECK_ROWS`` test rows; one row per exponent, each
+    RK4 entry the mean and the largest absolute per-row difference from the reference."""
     X = X_test[: SOLVER_CHECK_ROWS if X_test.shape[1] <= 16 else 100]
     keys = ("solver", "n_steps", "step_exponent", "atol", "rtol")
     solver = {k: flow.get_params()[k] for k in keys}
@@ -272,11 +265,11 @@ def solver_convergence(
         flow.set_params(solver="dopri5", atol=1e-7, rtol=1e-7).score_samples, X
     )
     rows = []
-    for exponent in check.exponents or (solver["step_exponent"],):
+    for exponent in exponents or (solver["step_exponent"],):
         row = {"dataset": dataset.name, "rows": len(X), "dopri5 LL": f"{reference.mean():.4f}"}
         row["dopri5 s"] = f"{seconds:.1f}"
         row["step exponent"] = f"{exponent:g}"
-        for n_steps in check.steps:
+        for n_steps in SOLVER_CHECK_STEPS:
             flow.set_params(solver="rk4", n_steps=n_steps, step_exponent=exponent)
             difference = flow.score_samples(X) - reference
             row[f"rk4 {n_steps}: mean diff / max abs diff"] = (
@@ -289,21 +282,19 @@ def solver_convergence(
 
 
 def evaluate(
-    dataset: Dataset,
-    quick: bool,
-    flow_params: dict,
-    names: list[str],
-    solver_check: SolverCheck | None = None,
+    dataset: Dataset, quick: bool, solver_check: tuple[float, ...] | None = None
 ) -> tuple[list[dict], list[dict]]:
-    """The rows of the main table for ``dataset`` and, with ``solver_check`` (``--solver-check``),
-    the flow's ODE-solver convergence rows (:func:`solver_convergence`; else none)."""
+    """The rows of the main table for ``dataset`` and, with ``solver_check`` (``--solver-check``:
+    the grid exponents to check), the flow's ODE-solver convergence rows
+    (:func:`solver_convergence`; else none)."""
     X_train, X_test = train_test_split(dataset.X, test_size=0.25, random_state=0)
     floor = "" if dataset.entropy is None else f"{0.0 - dataset.entropy:.3f}"
     if dataset.entropy_se:
         floor += f" ± {dataset.entropy_se:.4f}"
-    rows, solver_rows, flow_log_density = [], [], None
-    models = make_models(dataset, quick, flow_params)
-    for name in names:
+    rows, solver_rows = [], []
+    flow_log_density, flow_fit_seconds = None, 0.0
+    models = make_models(dataset, quick)
+    for name in MODELS:
         if name == "nsf":  # the same CPU time as the flow's fit
             model = SplineFlow(cpu_budget=flow_fit_seconds, random_state=0)
         else:
@@ -336,7 +327,7 @@ def evaluate(
             "score s": f"{score_seconds:.1f}",
             "selected / trained": note,
         }
-        if name != "flow" and flow_log_density is not None:
+        if name != "flow":
             advantage, advantage_se = _common.mean_and_se(flow_log_density - log_density)
             row["flow - model ± SE"] = f"{advantage:+.3f} ± {advantage_se:.3f}"
         if dataset.log_density is not None:
@@ -348,16 +339,12 @@ def evaluate(
 
 
 def run_dataset(
-    name: str,
-    n_toy: int,
-    quick: bool,
-    flow_params: dict,
-    models: list[str],
-    solver_check: SolverCheck | None = None,
+    name: str, quick: bool, solver_check: tuple[float, ...] | None = None
 ) -> tuple[list[dict], list[dict]]:
     """Build data set ``name`` and evaluate the models on it (one task of the process pool); with
     ``solver_check``, also the flow's solver convergence."""
-    return evaluate(DATASETS[name](n_toy), quick, flow_params, models, solver_check)
+    n_toy = N_TOY_QUICK if quick else N_TOY
+    return evaluate(DATASETS[name](n_toy), quick, solver_check)
 
 
 NOTES = """\
@@ -376,36 +363,17 @@ added back. digits: X + U[0, 1), nats per 8x8 image with pixel values in [0, 17)
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
-        "--quick", action="store_true", help="toys only, 1000 rows, flow max_iter=20, small grids"
+        "--quick",
+        action="store_true",
+        help="toys only, 1000 rows, flow max_iter=20, small grids; prints unless --output is given",
     )
     parser.add_argument(
         "--datasets", nargs="+", choices=sorted(DATASETS), help="data sets to run (default: all)"
     )
     parser.add_argument(
-        "--flow-param",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="override a FlowMatchingDensity default, e.g. max_iter=1000 (repeatable)",
-    )
-    parser.add_argument(
-        "--models",
-        nargs="+",
-        choices=MODELS,
-        default=MODELS,
-        help="models to run (default: all; nsf needs flow, whose fit time is its budget)",
-    )
-    parser.add_argument(
         "--solver-check",
         action="store_true",
         help="also score the fitted flow with RK4 at 5, 10, 20, 40 steps and with dopri5 (1e-7)",
-    )
-    parser.add_argument(
-        "--solver-steps",
-        type=int,
-        nargs="+",
-        default=list(SOLVER_CHECK_STEPS),
-        help="the RK4 step counts of --solver-check (default: 5 10 20 40)",
     )
     parser.add_argument(
         "--step-exponents",
@@ -420,28 +388,14 @@ def main(argv=None) -> None:
         default=1,
         help="data sets run in parallel processes, one thread each (CPU times stay per process)",
     )
-    parser.add_argument(
-        "--toy-rows",
-        type=int,
-        help=f"rows of each 2-D toy, split 3:1 (default {N_TOY}; {N_TOY_QUICK} with --quick)",
-    )
-    parser.add_argument("--output", help="result file (default quality.md, quality_quick.md)")
+    parser.add_argument("--output", help="result file (default quality.md; none with --quick)")
     args = parser.parse_args(argv)
 
-    if "nsf" in args.models and "flow" not in args.models:
-        parser.error("--models nsf needs flow: the spline flow's budget is the flow's fit time")
-    models = [name for name in MODELS if name in args.models]
-    flow_params = _common.parse_flow_params(args.flow_param)
-    if args.quick:
-        flow_params = {"max_iter": 20, **flow_params}
     names = args.datasets or list(TOYS if args.quick else DATASETS)
-    n_toy = args.toy_rows or (N_TOY_QUICK if args.quick else N_TOY)
     load_at_start, code_at_start = _common.load_average(), _common.code_version()
 
-    solver_check = None
-    if args.solver_check:
-        solver_check = SolverCheck(tuple(args.solver_steps), tuple(args.step_exponents))
-    tasks = [(name, n_toy, args.quick, flow_params, models, solver_check) for name in names]
+    solver_check = tuple(args.step_exponents) if args.solver_check else None
+    tasks = [(name, args.quick, solver_check) for name in names]
     with multiprocessing.get_context("spawn").Pool(args.jobs) as pool:
         results = pool.starmap(run_dataset, tasks, chunksize=1)
     rows = [row for dataset_rows, _ in results for row in dataset_rows]
@@ -459,6 +413,7 @@ def main(argv=None) -> None:
         )
 
     command = _common.command_line(argv, script=__file__)
+    flow_params = QUICK_FLOW if args.quick else {}
     flow_setting = ", ".join(f"{k}={v!r}" for k, v in flow_params.items()) or "defaults"
     text = (
         "## Quality benchmark: held-out log-likelihood\n\n"
@@ -469,8 +424,9 @@ def main(argv=None) -> None:
         f"{table}\n\n{NOTES}"
     )
     print("\n" + text)
-    output = args.output or ("quality_quick.md" if args.quick else "quality.md")
-    print(f"written to {_common.write_result(output, text)}")
+    output = args.output or (None if args.quick else "quality.md")
+    if output is not None:
+        print(f"written to {_common.write_result(output, text)}")
 
 
 if __name__ == "__main__":

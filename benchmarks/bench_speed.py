@@ -1,48 +1,43 @@
-"""Speed of FlowMatchingDensity against minimal hand-written torch code, as ratios taken in one run.
+"""Is skflow's CPU code as fast as plain torch code doing the same work?
 
-What is measured (all on the CPU, one torch thread, float32 training and float64 inference as skflow
-does):
+Measured, as ratios taken in one run (CPU, one torch thread, float32 training and float64
+inference as skflow does), on the network of ``SETTINGS`` (``VelocityMLP`` (128, 128, 128), SiLU,
+minibatches of 256, uniform training times, equal ODE steps), which a hand-written loop can
+reproduce exactly:
 
 (a) Training throughput, in optimiser steps per second, of ``FlowMatchingDensity.fit`` against a
-    minimal hand-written torch loop. Both train the same network (``skflow.networks.VelocityMLP``
-    with the estimator's default hidden sizes and activation) with Adam at the default initial
-    learning rate, batches of the default size (256), the linear path (``x_t = (1 - t) x0 + t x1``,
-    target ``x1 - x0``) and the independent coupling, on the same standardised data, for the same
-    number of steps. skflow runs with its defaults, ``early_stopping=False`` and a fixed
-    ``max_iter``; its steps are ``t_`` and its time the whole ``fit`` call, so its bookkeeping (EMA
-    of the weights, learning-rate schedule, row weights, the epoch's loss) is counted; the
-    hand-written loop has none of it. Target: skflow / hand-written >= 0.9.
-(b) Exact-divergence ``score_samples`` (default RK4, 20 steps) at d = 32 against a naive
-    implementation that computes the divergence with one ``torch.autograd.grad`` per dimension in a
-    Python loop, with the same float64 network and the same RK4 steps. Both must give the same
-    log-densities (the largest absolute difference is reported). Target: skflow >= 3x faster.
-    Measured on 1024 rows (one inference chunk of skflow at d = 32 with the default width), 256
-    rows and 16 rows (where the naive loop's Python overhead weighs most). The arithmetic floor at
-    this machine's float64 matmul rate is reported next to them. A second table times skflow on
-    the same 1024 rows with smaller inference chunks (by setting the private constant
-    ``skflow._base._CHUNK_ELEMENTS`` for the duration), since the chunk size decides how much of
-    the batched Jacobian stays in cache.
+    minimal hand-written torch loop: the same network, Adam at the same initial learning rate, the
+    same minibatch size, the linear path (``x_t = (1 - t) x0 + t x1``, target ``x1 - x0``) and the
+    independent coupling, on the same standardised data, for the same number of steps. skflow runs
+    with ``early_stopping=False`` and a fixed ``max_iter``; its time is the whole ``fit`` call, so
+    its bookkeeping (EMA of the weights, learning-rate schedule, row weights, the epoch's loss) is
+    counted; the hand-written loop has none of it. Target: skflow / hand-written >= 0.9.
+(b) Exact-divergence ``score_samples`` (RK4, 20 steps) at d = 32 against a naive implementation
+    that computes the divergence with one ``torch.autograd.grad`` per dimension in a Python loop,
+    with the same float64 network and the same RK4 steps, on 1024, 256 and 16 rows (where the naive
+    loop's Python overhead weighs most). Both must give the same log-densities (the largest
+    absolute difference is reported). The arithmetic floor at this machine's float64 matmul rate
+    is reported next to them. Target: skflow >= 3x faster.
 (c) The share of a training step (batch 256) spent pairing the minibatch with the exact OT coupling
     (``ExactOTCoupling.pair``, POT's network simplex) and with the Sinkhorn coupling, at d = 2 and
     d = 32: the time inside ``pair`` (wrapped by a timer) over the time of the whole ``fit``.
 
-The clock is the CPU time of the process (one torch thread), not the wall time: the machine's two
-cores are shared with other jobs, and the CPU time is what the computation needed whoever else was
-running. Each timing is repeated with the two contenders alternating and the fastest repetition is
-kept (as ``timeit`` does). The 1-minute load average at the start and end of the run is recorded.
+The clock is the CPU time of the process; each timing is repeated with the two contenders
+alternating and the fastest repetition is kept (as ``timeit`` does).
 
-Reproduce (from the repository root)::
+Reproduce (from the repository root; about five minutes)::
 
     OMP_NUM_THREADS=1 python benchmarks/bench_speed.py
 
-It prints the tables and writes them to ``benchmarks/results/speed.md``. ``--repeats`` changes the
-number of repetitions of (a), ``--likelihood-repeats`` those of (b); ``--output`` the result file.
-It takes about five minutes.
+It writes ``benchmarks/results/speed.md``. ``--repeats`` changes the number of repetitions of (a),
+``--likelihood-repeats`` those of (b).
 """
 
 from __future__ import annotations
 
-import _common  # noqa: I001  (first: sets one thread before torch is imported)
+import _common  # first: sets one thread before torch is imported
+
+# isort: split
 
 import argparse
 import copy
@@ -57,12 +52,24 @@ from skflow import FlowMatchingDensity
 from skflow.couplings import ExactOTCoupling, SinkhornCoupling
 from skflow.networks import VelocityMLP
 
-# the hand-written loop uses FlowMatchingDensity's defaults, read from the estimator itself
-DEFAULTS = FlowMatchingDensity().get_params()
-BATCH_SIZE = DEFAULTS["batch_size"]
-LEARNING_RATE = DEFAULTS["learning_rate_init"]
-HIDDEN = tuple(DEFAULTS["hidden_layer_sizes"])
-ACTIVATION = DEFAULTS["activation"]
+SETTINGS = {
+    "architecture": "mlp",
+    "hidden_layer_sizes": (128, 128, 128),
+    "activation": "silu",
+    "batch_size": 256,
+    "learning_rate_init": 5e-3,
+    "time_distribution": "uniform",
+    "n_fourier_features": 0,
+    "step_exponent": 1.0,
+    "early_stopping": False,
+}
+"""The flow that ``results/speed.md`` and ``results/gpu.md`` measure: a plain ``VelocityMLP``
+trained on uniform times for a fixed number of epochs and integrated with equal steps, as the
+hand-written code does; every other hyperparameter at its default."""
+BATCH_SIZE = SETTINGS["batch_size"]
+LEARNING_RATE = SETTINGS["learning_rate_init"]
+HIDDEN = SETTINGS["hidden_layer_sizes"]
+ACTIVATION = SETTINGS["activation"]
 
 
 def random_gaussian_data(n_samples: int, n_features: int, seed: int = 0) -> np.ndarray:
@@ -78,10 +85,10 @@ def random_gaussian_data(n_samples: int, n_features: int, seed: int = 0) -> np.n
 
 
 def train_skflow(X: np.ndarray, n_epochs: int, coupling: str = "independent"):
-    """FlowMatchingDensity with its defaults (network, batch, step size and schedule), no early
-    stopping and a fixed number of epochs."""
+    """FlowMatchingDensity with ``SETTINGS`` (its learning-rate schedule at the default) for a
+    fixed number of epochs."""
     return FlowMatchingDensity(
-        coupling=coupling, max_iter=n_epochs, early_stopping=False, random_state=0
+        **SETTINGS, coupling=coupling, max_iter=n_epochs, random_state=0
     ).fit(X)
 
 
@@ -202,7 +209,8 @@ def bench_likelihood(n_features: int, n_rows: int, repeats: int) -> dict:
     X = random_gaussian_data(BATCH_SIZE * 4 + n_rows, n_features)
     X_train, X_eval = X[:-n_rows], X[-n_rows:]
     # a short fit: the cost of score_samples does not depend on how well the network is trained
-    flow = FlowMatchingDensity(max_iter=3, early_stopping=False, random_state=0).fit(X_train)
+    flow = FlowMatchingDensity(**SETTINGS, max_iter=3, random_state=0)
+    flow.fit(X_train)
     assert flow.solver == "rk4" and flow.divergence == "exact"
     skflow_times, naive_times = [], []
     for _ in range(repeats):
@@ -222,44 +230,6 @@ def bench_likelihood(n_features: int, n_rows: int, repeats: int) -> dict:
         "max abs diff of log p": f"{np.max(np.abs(skflow_ll - naive_ll)):.1e}",
         "mean log p": f"{skflow_ll.mean():.3f}",
     }
-
-
-def bench_chunks(n_features: int, n_rows: int, exponents=(22, 20, 18)) -> list[dict]:
-    """skflow's score_samples on the same rows with CPU inference chunks of 2**exponent numbers.
-
-    This sets the private ``skflow._base._CHUNK_ELEMENTS`` (a number, or a dict by device type)
-    for the duration, so it follows skflow's internals and may need updating when they change.
-    """
-    import skflow._base
-
-    X = random_gaussian_data(BATCH_SIZE * 4 + n_rows, n_features)
-    flow = FlowMatchingDensity(max_iter=3, early_stopping=False, random_state=0)
-    flow.fit(X[:-n_rows])
-    width = max(n_features, *flow.hidden_layer_sizes)
-    default = skflow._base._CHUNK_ELEMENTS
-    by_device = isinstance(default, dict)
-    cpu_default = default["cpu"] if by_device else default
-    rows, reference = [], None
-    try:
-        for exponent in exponents:
-            elements = 2**exponent
-            skflow._base._CHUNK_ELEMENTS = {**default, "cpu": elements} if by_device else elements
-            log_density, seconds, _ = _common.timed(flow.score_samples, X[-n_rows:])
-            reference = log_density if reference is None else reference
-            label = f"2^{exponent}" + (" (default)" if elements == cpu_default else "")
-            rows.append(
-                {
-                    "d": n_features,
-                    "rows": n_rows,
-                    "CPU chunk (numbers)": label,
-                    "rows per chunk": min(n_rows, max(1, elements // (n_features * width))),
-                    "skflow s": f"{seconds:.2f}",
-                    "max abs diff vs first": f"{np.max(np.abs(log_density - reference)):.1e}",
-                }
-            )
-    finally:
-        skflow._base._CHUNK_ELEMENTS = default
-    return rows
 
 
 # --------------------------------------------------------------------------------------------------
@@ -318,7 +288,7 @@ def main(argv=None) -> None:
     sections.append(
         "### (a) Training throughput, FlowMatchingDensity.fit vs a hand-written loop\n\n"
         f"Same VelocityMLP {HIDDEN} ({ACTIVATION}), batch {BATCH_SIZE}, Adam from lr "
-        f"{LEARNING_RATE:g} (skflow: its default `learning_rate={DEFAULTS['learning_rate']!r}` "
+        f"{LEARNING_RATE:g} (skflow: its default `learning_rate='cosine'` "
         "schedule; by hand: constant), linear path, independent coupling, 5120 rows, 600 steps "
         f"per fit; fastest of {args.repeats} alternating runs, CPU seconds.\n\n"
         + _common.markdown_table(training, list(training[0]))
@@ -328,17 +298,13 @@ def main(argv=None) -> None:
     print("(b) exact-divergence score_samples ...", flush=True)
     repeats = args.likelihood_repeats
     likelihood = [bench_likelihood(32, n_rows=n, repeats=repeats) for n in (1024, 256, 16)]
-    chunks = bench_chunks(32, n_rows=1024)
     sections.append(
         "### (b) score_samples (exact divergence, RK4) vs one autograd.grad per dimension\n\n"
         f"Same float64 network, same RK4 steps; fastest of {repeats} alternating runs, "
         "CPU seconds. "
         "`matmul-bound s` is the time the arithmetic alone takes at this machine's best measured "
         "float64 matmul rate for the network's width (a forward pass plus d vector-Jacobian "
-        "products per evaluation).\n\n"
-        + _common.markdown_table(likelihood, list(likelihood[0]))
-        + "\n\nskflow's score_samples on the same 1024 rows with smaller inference chunks (one "
-        "run each, CPU seconds):\n\n" + _common.markdown_table(chunks, list(chunks[0]))
+        "products per evaluation).\n\n" + _common.markdown_table(likelihood, list(likelihood[0]))
     )
     print(sections[-1] + "\n", flush=True)
 

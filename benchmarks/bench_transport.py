@@ -1,4 +1,4 @@
-"""Transport between 2-D shapes with InterpolantTransport: couplings, step counts, ODE vs SDE.
+"""How well does InterpolantTransport map one sample onto another, and with how few steps?
 
 For two pairs of shapes (moons -> 8 Gaussians, checkerboard -> spiral) it fits one transport per
 coupling (independent, minibatch exact OT, Schrödinger bridge = Sinkhorn with the Brownian noise and
@@ -11,14 +11,19 @@ regularisation 2 sigma^2) on ``n`` rows per side and reports, on held-out rows:
   between the same held-out samples (POT), the smallest cost any map between them can have;
 * the noise floor: W2 between the held-out target and a second target sample of the same size.
 
-Usage::
+Reproduce (from the repository root; about five minutes)::
 
-    OMP_NUM_THREADS=1 python benchmarks/bench_transport.py [--n 2000] [--max-iter 150]
+    OMP_NUM_THREADS=1 python benchmarks/bench_transport.py
+
+It writes ``benchmarks/results/transport.md`` (``--n``, ``--n-test``, ``--max-iter`` and ``--seed``
+change the run; the file's command names them).
 """
 
 from __future__ import annotations
 
-import _common  # noqa: F401  (one thread, repository on the path)
+import _common  # noqa: F401  (first: one thread, repository on the path)
+
+# isort: split
 
 import argparse
 import datetime
@@ -27,13 +32,14 @@ import numpy as np
 import ot
 from sklearn.datasets import make_moons
 
-from _common import load_average, machine_description, markdown_table, timed, write_result
 from skflow import InterpolantTransport
+
+from _common import load_average, machine_description, markdown_table, timed, write_result
 
 STEPS = (1, 2, 4, 8, 16, 32)
 
 
-# --- shapes ----------------------------------------------------------------------------------------
+# --- shapes ---------------------------------------------------------------------------------------
 
 
 def moons(n: int, rng: np.random.Generator) -> np.ndarray:
@@ -66,7 +72,7 @@ PAIRS = {
 }
 
 
-# --- models ----------------------------------------------------------------------------------------
+# --- models ---------------------------------------------------------------------------------------
 
 SIGMA = 0.2  # noise scale of the stochastic models, in pooled standard deviations
 

@@ -18,8 +18,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 # ... and this folder, for gallery_order.py
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import skflow  # noqa: E402
 import torch  # noqa: E402
+
+import skflow  # noqa: E402
 
 # -- Project information -------------------------------------------------------------------------
 
@@ -128,9 +129,10 @@ _SKLEARN_REF = re.compile(r":(?:ref|term):`(?:([^`<]*?)\s*<[^`>]*>|([^`<]*))`")
 def _fix_docstring(app, what, name, obj, options, lines):
     """Keep inherited scikit-learn docstrings from breaking a ``-W`` build.
 
-    Methods that estimators inherit from scikit-learn (``set_output``, ``set_fit_request``, ...) cite
-    labels and glossary terms of scikit-learn's own documentation. Without intersphinx they cannot
-    resolve, so they are reduced to their text; with intersphinx they are left to resolve.
+    Methods that estimators inherit from scikit-learn (``set_output``, ``set_fit_request``,
+    ...) cite labels and glossary terms of scikit-learn's own documentation. Without intersphinx
+    they cannot resolve, so they are reduced to their text; with intersphinx they are left to
+    resolve.
     """
     module = getattr(obj, "__module__", None) or ""
     if module.startswith("sklearn") and not intersphinx_mapping:

@@ -16,7 +16,8 @@ ORDER = [
 
 
 class ExampleOrder:
-    """Sort key of an example's file name (sphinx-gallery instantiates it with the source folder)."""
+    """Sort key of an example's file name (sphinx-gallery instantiates it with the source
+    folder)."""
 
     def __init__(self, src_dir):
         self.src_dir = src_dir

@@ -20,10 +20,11 @@ uniform noise in ``[0, 1)`` is added to every pixel (*dequantisation*), as in
 ``learning_rate_init=1e-2``. Of the 1347 training images, early stopping (on by default) holds
 out 135 to score the model on and trains on the other 1212: 100 epochs of 10 steps (1000 steps),
 about 5 s on one core, keeping the best of its 25 checks (``best_iter_``). With the defaults
-(``max_iter="auto"``: at most 4,848 steps here, and early stopping), ``benchmarks/results/quality.md``
-measured a held-out log-likelihood of -111.5 nats per image, against -124.7 for the best Gaussian
-mixture and -128.2 for a kernel density; a neural spline flow trained by maximum likelihood for
-the same CPU time reached -108.1, so on digits the spline flow is the better density.
+(``max_iter="auto"``: at most 4,848 steps here, and early stopping),
+``benchmarks/results/quality.md`` measures a held-out log-likelihood of -111.5 nats per image,
+against -124.7 for the best Gaussian mixture and -128.2 for a kernel density; a neural spline flow
+trained by maximum likelihood for the same CPU time reaches -108.1, so on digits the spline flow
+is the better density.
 """
 
 # %%

@@ -28,8 +28,8 @@ on the other 270: 2000 steps, a few seconds on one core. More steps give a sharp
 # The training rows are all normal. The test rows are new draws from the same two moons and rows
 # drawn uniformly over a box around them: most of those fall off the moons, a few land on them.
 import matplotlib.pyplot as plt
-from matplotlib.lines import Line2D
 import numpy as np
+from matplotlib.lines import Line2D
 from sklearn.datasets import make_moons
 from sklearn.metrics import RocCurveDisplay, roc_auc_score
 

@@ -29,7 +29,7 @@ so the numbers carry a few hundredths of sampling noise.
 # %%
 # Data and models
 # ---------------
-# Eight Gaussians on a circle: a multi-modal target where the choice of partner matters, since a
+# Eight Gaussians on a circle: a multi-modal target where the choice of partner matters, because a
 # base draw near the centre could go to any of the eight modes.
 import matplotlib.pyplot as plt
 import numpy as np
