@@ -173,14 +173,9 @@ class BaseFlow(BaseEstimator):
         return TrainingConfig(
             max_iter=max_iter,
             batch_size=self.batch_size,
-            learning_rate_init=self.learning_rate_init,
             learning_rate=self.learning_rate,
             ema_decay=self.ema_decay,
-            early_stopping=self.early_stopping,
-            n_iter_no_change=self.n_iter_no_change,
-            tol=self.tol,
             verbose=self.verbose,
-            validation_interval=max(1, math.ceil(max_iter / N_VALIDATION_CHECKS)),
         )
 
     def _trainer(self, base, config: TrainingConfig, rng, spec: NetworkSpec) -> FlowMatchingTrainer:
@@ -297,7 +292,7 @@ class BaseFlow(BaseEstimator):
                 checkpoint = EarlyStopping(
                     state.ema,
                     validation_loss,
-                    config.validation_interval,
+                    max(1, math.ceil(max_iter / N_VALIDATION_CHECKS)),
                     self.n_iter_no_change,
                     self.tol,
                 )

@@ -79,19 +79,14 @@ def cosine_decay(step: int, total: int) -> float:
 
 @dataclass
 class TrainingConfig:
-    """Optimisation settings, one field per estimator hyperparameter of the same name."""
+    """What the loop reads of the estimator's hyperparameters of the same names (``max_iter`` sets
+    the length of the cosine schedule); what is kept and when to stop is the checkpoint's."""
 
     max_iter: int
     batch_size: int
-    learning_rate_init: float
     learning_rate: str
     ema_decay: float
-    early_stopping: bool
-    n_iter_no_change: int
-    tol: float
     verbose: int
-    validation_interval: int = 1
-    """Epochs between two validation checks (with early stopping)."""
 
 
 @dataclass

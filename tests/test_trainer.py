@@ -22,14 +22,12 @@ from skflow.paths import LinearPath
 from skflow.times import UniformTimes
 
 
-def make_trainer(learning_rate: str, max_iter: int = 3, ema_decay: float = 0.999, **early_stopping):
+def make_trainer(learning_rate: str, max_iter: int = 3, ema_decay: float = 0.999):
     config = TrainingConfig(
         max_iter=max_iter,
         batch_size=4,
-        learning_rate_init=0.1,
         learning_rate=learning_rate,
         ema_decay=ema_decay,
-        **{"early_stopping": False, "n_iter_no_change": 1, "tol": 0.0, **early_stopping},
         verbose=0,
     )
     return FlowMatchingTrainer(
@@ -101,9 +99,7 @@ def test_checkpoint_selection_keeps_the_best_check_and_stops_on_patience():
         snapshots.append([p.detach().clone() for p in ema.parameters()])
         return next(scores)
 
-    trainer = make_trainer(
-        "constant", max_iter=20, early_stopping=True, n_iter_no_change=2, validation_interval=3
-    )
+    trainer = make_trainer("constant", max_iter=20)
     x = torch.randn(8, 1, generator=torch.Generator().manual_seed(0))
     state = TrainState.start(AffineField(), 0.1)
     checkpoint = EarlyStopping(state.ema, validation_loss, 3, n_iter_no_change=2, tol=0.0)
