@@ -35,7 +35,6 @@ from ._inference import (
 )
 from ._spec import NetworkSpec, check_hidden_layer_sizes
 from ._trainer import (
-    N_VALIDATION_CHECKS,
     FlowMatchingTrainer,
     TrainingConfig,
     TrainState,
@@ -117,6 +116,7 @@ class BaseFlow(BaseEstimator):
         "activation": [StrOptions(set(ACTIVATIONS))],
         "architecture": [StrOptions(set(ARCHITECTURES))],
         "max_iter": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
+        "max_time": [Interval(Real, 0, None, closed="neither"), None],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
         "learning_rate": [StrOptions({"constant", "cosine"})],
@@ -169,13 +169,14 @@ class BaseFlow(BaseEstimator):
     def _solver(self) -> ODESolver:
         return ODESolver(self.solver, self.n_steps, self.step_exponent, self.atol, self.rtol)
 
-    def _training_config(self, max_iter: int) -> TrainingConfig:
+    def _training_config(self, max_iter: int, max_time: float | None = None) -> TrainingConfig:
         return TrainingConfig(
             max_iter=max_iter,
             batch_size=self.batch_size,
             learning_rate=self.learning_rate,
             ema_decay=self.ema_decay,
             verbose=self.verbose,
+            max_time=max_time,
         )
 
     def _trainer(self, base, config: TrainingConfig, rng, spec: NetworkSpec) -> FlowMatchingTrainer:
@@ -266,9 +267,16 @@ class BaseFlow(BaseEstimator):
         w_train = None if weight is None else to_tensor(weight[train_rows])
         x_val = None if val_rows is None else to_tensor(X_std[val_rows])
         w_val = None if val_rows is None or weight is None else to_tensor(weight[val_rows])
-        config = self._training_config(max_iter)
+        # a time budget is shared out between the candidates
+        max_time = None if self.max_time is None else self.max_time / len(candidates)
+        config = self._training_config(max_iter, max_time)
         best, interrupted = None, False
-        for spec in candidates:
+        for i, spec in enumerate(candidates):
+            if len(candidates) > 1 and self.verbose:
+                print(
+                    f"Network {i + 1} of {len(candidates)}: {spec.n_fourier_features} Fourier "
+                    "features."
+                )
             if continuing:
                 # train a copy, so that the fitted model stays intact if training is cut short
                 network = copy.deepcopy(self.model_).requires_grad_(True)
@@ -290,11 +298,7 @@ class BaseFlow(BaseEstimator):
                     x_val, w_val, generator
                 )
                 checkpoint = EarlyStopping(
-                    state.ema,
-                    validation_loss,
-                    max(1, math.ceil(max_iter / N_VALIDATION_CHECKS)),
-                    self.n_iter_no_change,
-                    self.tol,
+                    state.ema, validation_loss, self.n_iter_no_change, self.tol
                 )
             trainer.run(state, x_train, w_train, generator, max_iter, checkpoint)
             history = state.history

@@ -24,7 +24,7 @@ ValidationLoss = Callable[[nn.Module], float]
 @dataclass
 class TrainingHistory:
     """What a run recorded: per-epoch losses, the best monitored loss, epochs, and why it ended
-    (``"max_iter"``, ``"early_stopping"``, ``"interrupted"`` or ``"diverged"``)."""
+    (``"max_iter"``, ``"max_time"``, ``"early_stopping"``, ``"interrupted"`` or ``"diverged"``)."""
 
     loss_curve: list[float] = field(default_factory=list)
     validation_loss_curve: list[float] = field(default_factory=list)
@@ -38,9 +38,10 @@ class Checkpoint(Protocol):
     """What a run keeps and when it stops; called after every epoch."""
 
     def on_epoch_end(
-        self, ema: nn.Module, history: TrainingHistory, epoch: int, last: bool
+        self, ema: nn.Module, history: TrainingHistory, epoch: int, check: bool
     ) -> str | None:
-        """Record the epoch; return a message to stop training, or None to go on."""
+        """Record the epoch (``check``: one of the run's checks); return a message to stop
+        training, or None to go on."""
 
     def has_kept(self) -> bool:
         """Whether weights worth falling back on were kept."""
@@ -59,7 +60,7 @@ class LastEpoch:
         self.kept = False
 
     def on_epoch_end(
-        self, ema: nn.Module, history: TrainingHistory, epoch: int, last: bool
+        self, ema: nn.Module, history: TrainingHistory, epoch: int, check: bool
     ) -> str | None:
         history.best_loss = min(history.best_loss, history.loss_curve[-1])
         history.best_iter = epoch + 1
@@ -74,8 +75,8 @@ class LastEpoch:
 
 
 class EarlyStopping:
-    """Score the EMA every ``interval`` epochs (and after the last), keep the best-scoring one and
-    stop after ``n_iter_no_change`` checks without an improvement of more than ``tol``.
+    """Score the EMA at the run's checks, keep the best-scoring one and stop after
+    ``n_iter_no_change`` checks without an improvement of more than ``tol``.
 
     Parameters
     ----------
@@ -83,7 +84,7 @@ class EarlyStopping:
         The averaged network (its initial weights are kept until a check improves on them).
     validation_loss : callable
         ``validation_loss(ema) -> float``, lower is better; a non-finite value never counts as best.
-    interval, n_iter_no_change : int
+    n_iter_no_change : int
     tol : float
     """
 
@@ -91,22 +92,20 @@ class EarlyStopping:
         self,
         ema: nn.Module,
         validation_loss: ValidationLoss,
-        interval: int,
         n_iter_no_change: int,
         tol: float,
     ) -> None:
         self.state = copy.deepcopy(ema.state_dict())
         self.validation_loss = validation_loss
-        self.interval = interval
         self.n_iter_no_change = n_iter_no_change
         self.tol = tol
         self.checks_without_improvement = 0
         self.kept = False
 
     def on_epoch_end(
-        self, ema: nn.Module, history: TrainingHistory, epoch: int, last: bool
+        self, ema: nn.Module, history: TrainingHistory, epoch: int, check: bool
     ) -> str | None:
-        if (epoch + 1) % self.interval and not last:
+        if not check:
             return None
         monitored = self.validation_loss(ema)
         if not math.isfinite(monitored):

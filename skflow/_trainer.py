@@ -59,8 +59,8 @@ AUTO_MIN_STEPS = 3000
 AUTO_MAX_STEPS = 20000
 """``max_iter="auto"``: optimiser steps per training row, and the bounds of the step budget."""
 
-N_VALIDATION_CHECKS = 25
-"""Early stopping scores the model this many times over the ``max_iter`` epochs."""
+N_CHECKS = 25
+"""A run reports (and early stopping scores the model) this many times over its budget."""
 
 
 def auto_max_iter(n_rows: int, batch_size: int) -> int:
@@ -71,22 +71,25 @@ def auto_max_iter(n_rows: int, batch_size: int) -> int:
     return max(1, math.ceil(steps / batches_per_epoch))
 
 
-def cosine_decay(step: int, total: int) -> float:
-    """Factor ``(1 + cos(pi min(step, total) / total)) / 2`` of the learning rate at ``step`` of a
-    cosine decay from 1 to 0 over ``total`` steps (Loshchilov & Hutter, *SGDR*, ICLR 2017)."""
-    return 0.5 * (1.0 + math.cos(math.pi * min(step, total) / total))
+def cosine_decay(progress: float) -> float:
+    """Factor ``(1 + cos(pi min(progress, 1))) / 2`` of the learning rate after the share
+    ``progress`` of the budget: a cosine decay from 1 to 0 (Loshchilov & Hutter, *SGDR*, ICLR
+    2017)."""
+    return 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
 
 
 @dataclass
 class TrainingConfig:
-    """What the loop reads of the estimator's hyperparameters of the same names (``max_iter`` sets
-    the length of the cosine schedule); what is kept and when to stop is the checkpoint's."""
+    """What the loop reads of the estimator's hyperparameters of the same names: ``max_iter``
+    epochs and ``max_time`` seconds (None: no limit) make the budget, whichever runs out first;
+    what is kept and when to stop early is the checkpoint's."""
 
     max_iter: int
     batch_size: int
     learning_rate: str
     ema_decay: float
     verbose: int
+    max_time: float | None = None
 
 
 @dataclass
@@ -107,6 +110,8 @@ class TrainState:
         Optimiser steps taken; the EMA's warm-up counts from it.
     history : TrainingHistory
         The run's record.
+    started : float
+        When the state was made (:func:`time.perf_counter`): the start of a time budget.
     """
 
     network: nn.Module
@@ -115,6 +120,7 @@ class TrainState:
     scheduler: torch.optim.lr_scheduler.LRScheduler | None = None
     step: int = 0
     history: TrainingHistory = field(default_factory=TrainingHistory)
+    started: float = field(default_factory=time.perf_counter)
 
     @classmethod
     def start(
@@ -248,13 +254,21 @@ class FlowMatchingTrainer:
 
     def schedule(self, state: TrainState, n_rows: int) -> None:
         """Give ``state`` the step-size schedule of ``config``: constant, or a cosine decay from
-        ``learning_rate_init`` to zero over ``max_iter`` epochs of ``n_rows`` rows."""
+        ``learning_rate_init`` to zero over the budget (``max_iter`` epochs of ``n_rows`` rows,
+        or ``max_time`` seconds when that runs out first)."""
         if self.config.learning_rate == "constant":
             factor = lambda step: 1.0  # noqa: E731
         else:
             total = self.config.max_iter * len(self._batches(torch.arange(n_rows)))
-            factor = lambda step: cosine_decay(step, total)  # noqa: E731
+            factor = lambda step: cosine_decay(self._progress(state, step / total))  # noqa: E731
         state.scheduler = torch.optim.lr_scheduler.LambdaLR(state.optimizer, factor)
+
+    def _progress(self, state: TrainState, done: float) -> float:
+        """The share of the budget used: ``done`` (of the steps or epochs), or of ``max_time``
+        where that is larger."""
+        if self.config.max_time is None:
+            return done
+        return max(done, (time.perf_counter() - state.started) / self.config.max_time)
 
     def run(
         self,
@@ -268,20 +282,26 @@ class FlowMatchingTrainer:
         interruptible: bool = True,
     ) -> None:
         """Train ``state`` for up to ``n_epochs`` passes over ``x_train`` (weights ``w_train``, None
-        when equal) and leave the checkpoint's kept weights in ``state.ema``.
+        when equal), or until ``max_time`` runs out, and leave the checkpoint's kept weights in
+        ``state.ema``.
 
-        If ``interruptible``, a KeyboardInterrupt ends the run with a warning
-        (``history.stop_reason = "interrupted"``); otherwise it propagates.
-        An epoch whose loss or weights blow up ends it too: with weights kept before, they stay
-        (``"diverged"``, with a warning); without, a ValueError is raised.
+        The checkpoint sees every epoch, and a check ``N_CHECKS`` times over the budget and at its
+        end (where early stopping scores the model); with ``max_time``, training stops so that the
+        last check ends within the budget (``history.stop_reason = "max_time"``). If
+        ``interruptible``, a KeyboardInterrupt ends the run with a warning (``"interrupted"``);
+        otherwise it propagates. An epoch whose loss or weights blow up ends it too: with weights
+        kept before, they stay (``"diverged"``, with a warning); without, a ValueError is raised.
         """
         history = state.history
         ema_parameters = list(state.ema.parameters())
         initial_loss = None  # the first minibatch's loss, before any step: the yardstick
-        start_time = time.perf_counter()
+        max_time = self.config.max_time
+        deadline = None if max_time is None else state.started + max_time
+        check_seconds, checks_done = 0.0, 0  # the last check's duration: kept free at the end
         try:
             for epoch in range(n_epochs):
-                epoch_loss, first_loss = self._epoch(state, x_train, w_train, generator)
+                end = None if deadline is None else deadline - check_seconds
+                epoch_loss, first_loss = self._epoch(state, x_train, w_train, generator, end)
                 if initial_loss is None:
                     initial_loss = first_loss
                 # a finite loss can still have blown up, and a step can overflow the weights after
@@ -292,12 +312,27 @@ class FlowMatchingTrainer:
                     raise FloatingPointError
                 history.loss_curve.append(epoch_loss)
                 history.n_iter = epoch + 1
-                stop = checkpoint.on_epoch_end(state.ema, history, epoch, epoch + 1 == n_epochs)
-                self._report(epoch, history, start_time)
+                progress = self._progress(state, (epoch + 1) / n_epochs)
+                out_of_time = end is not None and time.perf_counter() >= end
+                # checks are due at every 1/N_CHECKS of the epochs (counted exactly) or of the time
+                due = (epoch + 1) * N_CHECKS // n_epochs
+                if max_time is not None:
+                    due = max(due, math.floor(progress * N_CHECKS))
+                check = epoch + 1 == n_epochs or out_of_time or due > checks_done
+                if check:
+                    checks_done = due
+                    check_start = time.perf_counter()
+                stop = checkpoint.on_epoch_end(state.ema, history, epoch, check)
+                if check:
+                    check_seconds = time.perf_counter() - check_start
+                self._report(state, epoch, progress, check)
                 if stop is not None:
                     if self.config.verbose:
                         print(stop)
                     history.stop_reason = "early_stopping"
+                    break
+                if out_of_time:
+                    history.stop_reason = "max_time"
                     break
         except FloatingPointError:
             if not checkpoint.has_kept():
@@ -353,16 +388,18 @@ class FlowMatchingTrainer:
         x_train: torch.Tensor,
         w_train: torch.Tensor | None,
         generator: torch.Generator,
+        end: float | None = None,
     ) -> tuple[float, torch.Tensor]:
         """One pass over ``x_train`` in a random order: an optimiser step per minibatch, then the
-        schedule's step (if any) and the EMA update.
+        schedule's step (if any) and the EMA update; cut short after the first step that ends past
+        ``end`` (a :func:`time.perf_counter` time), if given.
 
-        Returns the weighted mean loss of the pass and the loss of its first minibatch (before any
-        of its steps). The losses are summed on the device: one host synchronisation per pass.
+        Returns the weighted mean loss of the steps taken and the loss of the first minibatch
+        (before its step). The losses are summed on the device: one host synchronisation per pass.
         """
         ema_parameters, parameters = list(state.ema.parameters()), list(state.network.parameters())
         order = torch.randperm(x_train.shape[0], generator=generator, device=x_train.device)
-        total = torch.zeros((), device=x_train.device)
+        total, weight = torch.zeros((), device=x_train.device), 0.0
         first_loss = None
         for index in self._batches(order):
             pairs = self._regression_pairs(x_train[index], generator)
@@ -377,17 +414,25 @@ class FlowMatchingTrainer:
                 state.scheduler.step()
             state.step += 1
             self._update_ema(ema_parameters, parameters, state.step)
-            total += loss * _total(w_train, index)
-        return total.item() / float(_total(w_train, order)), first_loss
+            rows = _total(w_train, index)
+            total += loss * rows
+            weight += float(rows)
+            if end is not None and time.perf_counter() >= end:
+                break
+        return total.item() / weight, first_loss
 
-    def _report(self, epoch: int, history: TrainingHistory, start_time: float) -> None:
-        if not self.config.verbose:
+    def _report(self, state: TrainState, epoch: int, progress: float, check: bool) -> None:
+        """With ``verbose``, a line at every check (``verbose >= 2``: every epoch) with the step,
+        the share of the budget, the losses and the time."""
+        if self.config.verbose < (1 if check else 2):
             return
+        history = state.history
         valid = history.validation_loss_curve
-        valid = f", validation loss {valid[-1]:.5f}" if valid else ""
+        valid = f", validation loss {valid[-1]:.5f}" if check and valid else ""
         print(
-            f"Epoch {epoch + 1}: loss {history.loss_curve[-1]:.5f}{valid}, "
-            f"{time.perf_counter() - start_time:.1f} s"
+            f"Epoch {epoch + 1}, step {state.step} ({min(progress, 1.0):4.0%} of the budget): "
+            f"loss {history.loss_curve[-1]:.5f}{valid}, "
+            f"{time.perf_counter() - state.started:.1f} s"
         )
 
     def _update_ema(

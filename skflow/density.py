@@ -84,6 +84,10 @@ class FlowMatchingDensity(
     max_iter : int or "auto", default="auto"
         Number of epochs (passes over the training rows); the most, with early stopping.
         ``"auto"``: ``clip(4 n, 3000, 20000)`` optimiser steps for ``n`` training rows.
+    max_time : float or None, default=None
+        Seconds of training at most: the budget is ``max_iter`` epochs or ``max_time``, whichever
+        runs out first, and the step-size schedule follows it. A time budget makes the fit depend
+        on the machine's speed.
     batch_size : int, default=1024
         Rows per minibatch (at most the number of training rows).
     learning_rate_init : float, default=5e-3
@@ -134,7 +138,8 @@ class FlowMatchingDensity(
         Seeds initialisation, minibatches, base draws, times, couplings, the validation split and
         Hutchinson's probes. The global NumPy and torch generators are not touched.
     verbose : int, default=0
-        Print the losses of every epoch.
+        Print progress: a line at each of 25 checks over the budget (step, losses, time), and
+        with 2 or more a line every epoch.
 
     Attributes
     ----------
@@ -159,9 +164,10 @@ class FlowMatchingDensity(
         Epochs run.
     t_ : int
         Optimiser steps taken.
-    stop_reason_ : {"max_iter", "early_stopping", "interrupted", "diverged"}
-        Why training ended: the budget, early stopping, a KeyboardInterrupt (the best weights so
-        far are kept) or a blow-up after some epochs (the last good weights are kept).
+    stop_reason_ : {"max_iter", "max_time", "early_stopping", "interrupted", "diverged"}
+        Why training ended: the budget of epochs or of time, early stopping, a KeyboardInterrupt
+        (the best weights so far are kept) or a blow-up after some epochs (the last good weights
+        are kept).
     n_features_in_ : int
         Number of features seen in :meth:`fit`.
     feature_names_in_ : ndarray of shape (`n_features_in_`,)
@@ -210,6 +216,7 @@ class FlowMatchingDensity(
         n_fourier_features: int | str = "auto",
         fourier_scale: float = 10.0,
         max_iter: int | str = "auto",
+        max_time: float | None = None,
         batch_size: int = 1024,
         learning_rate_init: float = 5e-3,
         learning_rate: str = "cosine",
@@ -241,6 +248,7 @@ class FlowMatchingDensity(
         self.n_fourier_features = n_fourier_features
         self.fourier_scale = fourier_scale
         self.max_iter = max_iter
+        self.max_time = max_time
         self.batch_size = batch_size
         self.learning_rate_init = learning_rate_init
         self.learning_rate = learning_rate

@@ -113,7 +113,7 @@ class InterpolantTransport(
         the held-out log-likelihood of target rows.
     step_exponent : float, default=1.0
         Grid of the fixed-step solver, as in :class:`~skflow.FlowMatchingDensity`.
-    learning_rate_init, learning_rate, ema_decay, scoring, validation_fraction, \
+    max_time, learning_rate_init, learning_rate, ema_decay, scoring, validation_fraction, \
 n_iter_no_change, tol, solver, n_steps, atol, rtol, divergence, device, warm_start, verbose
         As in :class:`~skflow.FlowMatchingDensity`.
     random_state : int, RandomState instance or None, default=None
@@ -178,6 +178,7 @@ stop_reason_, n_features_in_, feature_names_in_
         activation: str = "silu",
         architecture: str = "mlp",
         max_iter: int | str = 500,
+        max_time: float | None = None,
         batch_size: int = 256,
         learning_rate_init: float = 5e-3,
         learning_rate: str = "cosine",
@@ -211,6 +212,7 @@ stop_reason_, n_features_in_, feature_names_in_
         self.activation = activation
         self.architecture = architecture
         self.max_iter = max_iter
+        self.max_time = max_time
         self.batch_size = batch_size
         self.learning_rate_init = learning_rate_init
         self.learning_rate = learning_rate

@@ -8,6 +8,7 @@
 """
 
 import pickle
+import time
 
 import numpy as np
 import pytest
@@ -316,12 +317,28 @@ def test_log_likelihood_check_matches_score_samples(n_features):
     assert no_es.fit(gaussian(300, 0)).validation_loss_curve_ == []
 
 
-def test_verbose_prints_progress(capsys):
-    FlowMatchingDensity(
-        verbose=1, early_stopping=True, random_state=0, **{**SMALL, "max_iter": 2}
-    ).fit(gaussian(100, 0))
-    out = capsys.readouterr().out
-    assert "Epoch 1" in out and "validation loss" in out
+@pytest.mark.parametrize("verbose, lines", [(1, 25), (2, 100)])
+def test_verbose_prints_a_line_per_check_or_per_epoch(capsys, verbose, lines):
+    params = {**SMALL, "max_iter": 100, "hidden_layer_sizes": (8,)}
+    FlowMatchingDensity(verbose=verbose, n_iter_no_change=100, random_state=0, **params).fit(
+        gaussian(100, 0)
+    )
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == lines  # 25 checks over the 100 epochs, or every epoch
+    assert out[0].startswith("Epoch ") and "step" in out[0] and "of the budget" in out[0]
+    assert "validation loss" in out[-1] and "100%" in out[-1]
+    assert sum("validation loss" in line for line in out) == 25
+
+
+def test_max_time_ends_training_within_the_budget():
+    flow = FlowMatchingDensity(max_time=0.5, random_state=0, **{**FAST, "max_iter": 10**6})
+    start = time.perf_counter()
+    flow.fit(gaussian(200, 0))
+    # the budget, plus what fit does besides training (a generous margin for a loaded machine)
+    assert time.perf_counter() - start < 5.0
+    assert flow.stop_reason_ == "max_time" and 0 < flow.n_iter_ < 10**6
+    assert len(flow.validation_loss_curve_) >= 1  # the last check ran: the best weights are kept
+    assert np.isfinite(flow.score_samples(gaussian(20, 1))).all()
 
 
 def test_cuda_without_a_device_is_a_clear_error():

@@ -1,6 +1,7 @@
 """The training loop's schedule and averaging, against their formulas."""
 
 import math
+import time
 
 import numpy as np
 import pytest
@@ -99,11 +100,11 @@ def test_checkpoint_selection_keeps_the_best_check_and_stops_on_patience():
         snapshots.append([p.detach().clone() for p in ema.parameters()])
         return next(scores)
 
-    trainer = make_trainer("constant", max_iter=20)
+    trainer = make_trainer("constant", max_iter=75)  # a check every 75 / 25 = 3 epochs
     x = torch.randn(8, 1, generator=torch.Generator().manual_seed(0))
     state = TrainState.start(AffineField(), 0.1)
-    checkpoint = EarlyStopping(state.ema, validation_loss, 3, n_iter_no_change=2, tol=0.0)
-    trainer.run(state, x, None, torch.Generator().manual_seed(1), 20, checkpoint)
+    checkpoint = EarlyStopping(state.ema, validation_loss, n_iter_no_change=2, tol=0.0)
+    trainer.run(state, x, None, torch.Generator().manual_seed(1), 75, checkpoint)
     ema, history = state.ema, state.history
     assert history.stop_reason == "early_stopping"
     assert history.validation_loss_curve == [3.0, 2.0, 1.0, 1.5, 2.5]  # 2 checks without gain
@@ -119,3 +120,28 @@ def test_auto_budget_is_clipped_steps_in_whole_epochs(n_rows):
     batches = math.ceil(n_rows / min(batch_size, n_rows))
     steps = min(max(AUTO_STEPS_PER_ROW * n_rows, AUTO_MIN_STEPS), AUTO_MAX_STEPS)
     assert (epochs - 1) * batches < steps <= epochs * batches
+
+
+def test_a_time_budget_drives_the_schedule_and_ends_the_run():
+    """With max_time, the cosine decay follows the share of the time used when that is larger
+    than the share of the epochs: the step size is near zero when time runs out."""
+    config = TrainingConfig(
+        max_iter=10**6, batch_size=4, learning_rate="cosine", ema_decay=0.9, verbose=0, max_time=0.3
+    )
+    trainer = FlowMatchingTrainer(
+        LinearPath(), IndependentCoupling(), StandardNormal(1), UniformTimes(), config,
+        np.random.default_rng(0),
+    )  # fmt: skip
+    x = torch.randn(8, 1, generator=torch.Generator().manual_seed(0))
+    state = TrainState.start(AffineField(), 0.1)
+    trainer.schedule(state, x.shape[0])
+    scores = []
+    checkpoint = EarlyStopping(
+        state.ema, lambda ema: scores.append(len(scores)) or 1.0, n_iter_no_change=10**6, tol=0.0
+    )
+    trainer.run(state, x, None, torch.Generator().manual_seed(1), 10**6, checkpoint)
+    assert state.history.stop_reason == "max_time"
+    assert time.perf_counter() - state.started < 0.3 + 0.2
+    assert state.optimizer.param_groups[0]["lr"] < 0.01  # cos(pi p) near -1: p near 1
+    # a check at each 1/25 of the time, and one at the end
+    assert 20 <= len(scores) <= 26
