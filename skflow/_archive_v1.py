@@ -2,10 +2,11 @@
 the training outcome became fitted data): their manifest is rewritten into version 2 before it is
 decoded, so that :func:`skflow.load` has one decoder.
 
-Version 1 called the density's ``sigma_min`` ``sigma``, had no ``max_time``, kept the Fourier
-features a fit chose as ``n_fourier_features_`` (the rest of the network came from the
-hyperparameters), whether a KeyboardInterrupt cut the fit short as ``_interrupted``, and the
-state of ``partial_fit`` in four attributes. Version 2 keeps ``network_spec_``, ``stop_reason_`` and one ``_stream`` record.
+Version 1 called the density's ``sigma_min`` ``sigma``, had neither ``max_time`` nor
+``n_probes``, kept the Fourier features a fit chose as ``n_fourier_features_`` (the rest of the
+network came from the hyperparameters), whether a KeyboardInterrupt cut the fit short as
+``_interrupted``, and the state of ``partial_fit`` in four attributes. Version 2 keeps
+``network_spec_``, ``stop_reason_`` and one ``_stream`` record.
 """
 
 from __future__ import annotations
@@ -50,8 +51,9 @@ def _upgrade(value: Any, read_array) -> Any:
         entry = {k: _upgrade(v, read_array) for k, v in value["estimator"].items()}
         if entry.get("class") in {"skflow.FlowMatchingDensity", _DETECTOR}:
             entry["params"] = _renamed(entry["params"], {"sigma": "sigma_min"})
-        if entry.get("class") in _FLOWS | {_DETECTOR}:  # no time budget, as in version 1
-            entry["params"] = {"dict": [*entry["params"]["dict"], ["max_time", None]]}
+        if entry.get("class") in _FLOWS | {_DETECTOR}:  # no time budget, the default probes
+            added = [["max_time", None], ["n_probes", 8]]
+            entry["params"] = {"dict": [*entry["params"]["dict"], *added]}
         if entry.get("class") in _FLOWS | {_DETECTOR}:
             entry["attributes"] = _upgrade_flow(entry, read_array)
         if entry.get("class") == _DETECTOR:

@@ -41,7 +41,7 @@ from ._trainer import (
     auto_max_iter,
 )
 from .couplings import COUPLINGS, Coupling, make_coupling
-from .likelihood import DIVERGENCES
+from .likelihood import DIVERGENCES, EXACT_DIVERGENCE_MAX_FEATURES
 from .networks import ACTIVATIONS, ARCHITECTURES, RestandardisedVelocity
 from .paths import ProbabilityPath
 from .solvers import SOLVERS
@@ -133,6 +133,7 @@ class BaseFlow(BaseEstimator):
         "atol": [Interval(Real, 0, None, closed="neither")],
         "rtol": [Interval(Real, 0, None, closed="neither")],
         "divergence": [StrOptions(set(DIVERGENCES))],
+        "n_probes": [Interval(Integral, 1, None, closed="left")],
         "device": [StrOptions({"cpu", "cuda", "auto"})],
         "warm_start": ["boolean"],
         "random_state": ["random_state"],
@@ -158,13 +159,10 @@ class BaseFlow(BaseEstimator):
             **changes,
         )
 
-    def _network_candidates(self, n_train_rows: int | None) -> list[NetworkSpec]:
-        """The networks that :meth:`_fit_network` trains and compares on the validation rows.
-
-        ``n_train_rows`` is the number of training rows beside a validation split, or None where
-        there is none; then only the first candidate is trained. By default, one network.
-        """
-        return [self._network_spec()]
+    def _network_for(self, n_train_rows: int | None) -> NetworkSpec:
+        """The network to train on ``n_train_rows`` rows (None: unknown, as in ``partial_fit``).
+        By default, the one the hyperparameters describe."""
+        return self._network_spec()
 
     def _solver(self) -> ODESolver:
         return ODESolver(self.solver, self.n_steps, self.step_exponent, self.atol, self.rtol)
@@ -215,12 +213,8 @@ class BaseFlow(BaseEstimator):
     def _fit_network(self, X_std: np.ndarray, weight: np.ndarray, base) -> None:
         """Fit (or, with ``warm_start``, continue fitting) the velocity network on standardised
         rows ``X_std`` (the ``t = 1`` end) with row weights ``weight``; ``base`` is the ``t = 0``
-        end (:mod:`skflow._distributions`).
-
-        With early stopping, a validation split is held out first; every candidate network is then
-        trained from the same initial seed on the same minibatches, times and base draws, and the
-        one with the lowest validation loss is kept (``network_spec_``).
-        """
+        end (:mod:`skflow._distributions`). With early stopping, a validation split is held out
+        first."""
         rng = check_random_state(self.random_state)
         device = resolve_device(self.device)
         continuing = self.warm_start and hasattr(self, "model_")
@@ -255,64 +249,37 @@ class BaseFlow(BaseEstimator):
             )
         generator_seed, trainer_seed = draw_seed(rng), draw_seed(rng)
         if continuing:
-            candidates = [self.network_spec_]  # the fitted network goes on, as it is
+            # train a copy, so that the fitted model stays intact if training is cut short
+            spec, network = self.network_spec_, copy.deepcopy(self.model_).requires_grad_(True)
         else:
-            candidates = self._network_candidates(None if val_rows is None else train_rows.size)
-            candidates = candidates[: 1 if val_rows is None else None]
+            spec = self._network_for(train_rows.size)
+            # initialise under a forked RNG: the user's global torch RNG is left as it was
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(init_seed)
+                network = spec.build(X_std.shape[1])
+        network = network.to(device=device, dtype=torch.float32).train()
 
         def to_tensor(a):
             return None if a is None else torch.as_tensor(a, dtype=torch.float32, device=device)
 
         x_train = to_tensor(X_std[train_rows])
+        generator = torch.Generator(device=device).manual_seed(generator_seed)
+        config = self._training_config(max_iter, self.max_time)
+        trainer = self._trainer(base, config, np.random.default_rng(trainer_seed), spec)
+        state = TrainState.start(network, self.learning_rate_init)
+        trainer.schedule(state, x_train.shape[0])
+        if val_rows is None:
+            checkpoint = LastEpoch(state.ema)
+        else:
+            validation_loss = validation_nll or trainer.pairs_validation_loss(
+                to_tensor(X_std[val_rows]),
+                None if weight is None else to_tensor(weight[val_rows]),
+                generator,
+            )
+            checkpoint = EarlyStopping(state.ema, validation_loss, self.n_iter_no_change, self.tol)
         w_train = None if weight is None else to_tensor(weight[train_rows])
-        x_val = None if val_rows is None else to_tensor(X_std[val_rows])
-        w_val = None if val_rows is None or weight is None else to_tensor(weight[val_rows])
-        # a time budget is shared out between the candidates
-        max_time = None if self.max_time is None else self.max_time / len(candidates)
-        config = self._training_config(max_iter, max_time)
-        best, interrupted = None, False
-        for i, spec in enumerate(candidates):
-            if len(candidates) > 1 and self.verbose:
-                print(
-                    f"Network {i + 1} of {len(candidates)}: {spec.n_fourier_features} Fourier "
-                    "features."
-                )
-            if continuing:
-                # train a copy, so that the fitted model stays intact if training is cut short
-                network = copy.deepcopy(self.model_).requires_grad_(True)
-            else:
-                # initialise under a forked RNG: the user's global torch RNG is left as it was
-                with torch.random.fork_rng(devices=[]):
-                    torch.manual_seed(init_seed)
-                    network = spec.build(X_std.shape[1])
-            network = network.to(device=device, dtype=torch.float32).train()
-            # every candidate sees the same minibatches, times and base draws
-            generator = torch.Generator(device=device).manual_seed(generator_seed)
-            trainer = self._trainer(base, config, np.random.default_rng(trainer_seed), spec)
-            state = TrainState.start(network, self.learning_rate_init)
-            trainer.schedule(state, x_train.shape[0])
-            if val_rows is None:
-                checkpoint = LastEpoch(state.ema)
-            else:
-                validation_loss = validation_nll or trainer.pairs_validation_loss(
-                    x_val, w_val, generator
-                )
-                checkpoint = EarlyStopping(
-                    state.ema, validation_loss, self.n_iter_no_change, self.tol
-                )
-            trainer.run(state, x_train, w_train, generator, max_iter, checkpoint)
-            history = state.history
-            if len(candidates) > 1 and self.verbose:
-                print(
-                    f"Network with {spec.n_fourier_features} Fourier features: best validation "
-                    f"loss {history.best_loss:.6f}."
-                )
-            if best is None or history.best_loss < best[2].best_loss:
-                best = spec, state, history
-            if history.stop_reason == "interrupted":  # no further candidate: the user asked
-                interrupted = True
-                break
-        spec, state, history = best
+        trainer.run(state, x_train, w_train, generator, max_iter, checkpoint)
+        history = state.history
         self.network_spec_ = spec
         # the fitted network lives on the CPU so that a pickle loads anywhere
         self.model_ = state.ema.to("cpu").eval()
@@ -322,7 +289,7 @@ class BaseFlow(BaseEstimator):
         self.best_iter_ = history.best_iter
         self.n_iter_ = history.n_iter
         self.t_ = state.step
-        self.stop_reason_ = "interrupted" if interrupted else history.stop_reason
+        self.stop_reason_ = history.stop_reason
         self.__dict__.pop("_stream", None)  # a new fit starts a new stream
 
     def _partial_fit_network(self, X: np.ndarray, weight: np.ndarray, base) -> None:
@@ -353,7 +320,7 @@ class BaseFlow(BaseEstimator):
             reference = (self.mean_, self.scale_)
             moments = self._moments.merge(moments)
         else:  # the first chunk sets the reference coordinates
-            spec = self._network_candidates(None)[0]
+            spec = self._network_for(None)
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(int(rng.integers(np.iinfo(np.int32).max)))
                 online = RestandardisedVelocity(spec.build(X.shape[1]), X.shape[1])
@@ -406,14 +373,17 @@ class BaseFlow(BaseEstimator):
         chunk = chunk_rows(self.n_features_in_, self.network_spec_.width, device)
         return FittedNetwork(self.model_, device, chunk)
 
-    def _log_likelihood(self, X: np.ndarray, t0: float, t1: float, base_log_prob, **maps):
+    def _log_likelihood(self, X: np.ndarray, t0: float, t1: float, base_log_prob, before=None):
         """``log p_t1`` at the rows of ``X`` pulled back to ``t0``, where the base has
-        ``base_log_prob`` (see :meth:`skflow._inference.FittedNetwork.log_likelihood`), with
-        Hutchinson's probes seeded by ``random_state``."""
-        generator = None
-        if self.divergence == "hutchinson":
-            seed = draw_seed(check_random_state(self.random_state))
-            generator = torch.Generator().manual_seed(seed)
+        ``base_log_prob``, and its standard error (see
+        :meth:`skflow._inference.FittedNetwork.log_likelihood`): the exact divergence, or
+        Hutchinson's estimator with ``n_probes`` probes per row seeded by ``random_state``."""
+        probes = None
+        hutchinson = self.divergence == "hutchinson" or (
+            self.divergence == "auto" and X.shape[1] > EXACT_DIVERGENCE_MAX_FEATURES
+        )
+        if hutchinson:
+            probes = self.n_probes, draw_seed(check_random_state(self.random_state))
         return self._fitted_network().log_likelihood(
-            X, t0, t1, base_log_prob, self._solver(), self.divergence, generator, **maps
+            X, t0, t1, base_log_prob, self._solver(), probes, before=before
         )

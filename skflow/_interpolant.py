@@ -60,7 +60,7 @@ class InterpolantFieldsMixin:
         if t == t_min:
             log_density = base_log_prob(Z) + np.zeros(Z.shape[0])
         else:
-            log_density = self._log_likelihood(Z, t_min, t, base_log_prob)
+            log_density, _ = self._log_likelihood(Z, t_min, t, base_log_prob)
         return log_density - np.log(self.scale_).sum()
 
     def score_samples(self, X) -> np.ndarray:

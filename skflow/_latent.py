@@ -21,22 +21,28 @@ class LatentFlowMixin:
     """The inference methods of a fitted flow whose base at ``t = 0`` is ``N(0, I)``, for a
     :class:`~skflow._base.BaseFlow` that has ``mean_``, ``scale_`` and ``model_``."""
 
-    def score_samples(self, X) -> np.ndarray:
+    def score_samples(self, X, return_std: bool = False):
         """Log-density of the model at each row of ``X``, in the units of ``X``.
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
             Points to evaluate.
+        return_std : bool, default=False
+            Also return each log-density's standard error: 0 with the exact divergence; with
+            Hutchinson's estimator, the standard deviation of the ``n_probes`` estimates over
+            ``sqrt(n_probes)``.
 
         Returns
         -------
         log_density : ndarray of shape (n_samples,)
             ``log p(x)``; higher means more typical of the training data.
+        std : ndarray of shape (n_samples,)
+            Only with ``return_std``.
         """
-        return self.smoothed_score_samples(X, 0.0)
+        return self.smoothed_score_samples(X, 0.0, return_std=return_std)
 
-    def smoothed_score_samples(self, X, bandwidth: float) -> np.ndarray:
+    def smoothed_score_samples(self, X, bandwidth: float, return_std: bool = False):
         """Log-density at each row of ``X`` of the model blurred by Gaussian noise of
         ``bandwidth`` standard deviations per feature, in the units of ``X``.
 
@@ -54,10 +60,14 @@ class LatentFlowMixin:
         bandwidth : float >= 0
             The blur, in standard deviations of each training feature; 0 gives
             :meth:`score_samples`.
+        return_std : bool, default=False
+            Also return the standard error of each log-density, as :meth:`score_samples` does.
 
         Returns
         -------
         log_density : ndarray of shape (n_samples,)
+        std : ndarray of shape (n_samples,)
+            Only with ``return_std``.
         """
         check_not_bool(bandwidth, "bandwidth")
         if not (isinstance(bandwidth, Real) and bandwidth >= 0):
@@ -74,14 +84,11 @@ class LatentFlowMixin:
             standardised = self._standardise(rows)
             return standardised if shrink == 1.0 else shrink * standardised
 
-        return self._log_likelihood(
-            X,
-            path.t_min,
-            t,
-            StandardNormal(X.shape[1]).log_prob,
-            before=before,
-            after=lambda log_density: log_density - log_jacobian,
+        log_density, error = self._log_likelihood(
+            X, path.t_min, t, StandardNormal(X.shape[1]).log_prob, before=before
         )
+        log_density -= log_jacobian
+        return (log_density, error) if return_std else log_density
 
     def score(self, X, y=None) -> float:
         """Mean log-likelihood of ``X`` under the model, so that model selection needs no scorer.

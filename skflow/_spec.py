@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -12,18 +12,19 @@ from .networks import ARCHITECTURES, FourierFeatureVelocity, VelocityDenoiserMLP
 
 __all__ = [
     "FOURIER_AUTO_FEATURES",
+    "FOURIER_AUTO_MAX_DIMENSIONS",
     "FOURIER_AUTO_MIN_ROWS",
     "NetworkSpec",
     "check_hidden_layer_sizes",
-    "fourier_candidates",
+    "fourier_features",
 ]
 
 FOURIER_AUTO_MIN_ROWS = 10_000
-"""Training rows beside the validation split from which ``n_fourier_features="auto"`` also tries a
-network with Fourier features."""
-
+FOURIER_AUTO_MAX_DIMENSIONS = 8
 FOURIER_AUTO_FEATURES = 64
-"""The number of Fourier features that ``n_fourier_features="auto"`` tries."""
+"""``n_fourier_features="auto"``: this many Fourier features from this many training rows, in up
+to this many dimensions (where they resolve detail, as Tancik et al. found for low-dimensional
+coordinates)."""
 
 
 def check_hidden_layer_sizes(sizes) -> tuple[int, ...]:
@@ -92,17 +93,13 @@ class NetworkSpec:
         return ARCHITECTURES[self.architecture](n_features, sizes, self.activation)
 
 
-def fourier_candidates(
-    spec: NetworkSpec, n_fourier_features: int | str, n_train_rows: int | None
-) -> list[NetworkSpec]:
-    """The networks to train and compare for ``n_fourier_features``: ``spec`` with that many
-    Fourier features, or for ``"auto"`` without any and, where ``n_train_rows`` (beside a
-    validation split; None without one) reach ``FOURIER_AUTO_MIN_ROWS``, also with
-    ``FOURIER_AUTO_FEATURES``."""
+def fourier_features(
+    n_fourier_features: int | str, n_train_rows: int | None, n_features: int
+) -> int:
+    """The Fourier features of a network for ``n_fourier_features``: its value, or for
+    ``"auto"`` ``FOURIER_AUTO_FEATURES`` where ``n_train_rows`` (None: unknown) reach
+    ``FOURIER_AUTO_MIN_ROWS`` in at most ``FOURIER_AUTO_MAX_DIMENSIONS`` features, else none."""
     if n_fourier_features != "auto":
-        counts = [n_fourier_features]
-    elif n_train_rows is None or n_train_rows < FOURIER_AUTO_MIN_ROWS:
-        counts = [0]
-    else:
-        counts = [0, FOURIER_AUTO_FEATURES]
-    return [replace(spec, n_fourier_features=count) for count in counts]
+        return n_fourier_features
+    many_rows = n_train_rows is not None and n_train_rows >= FOURIER_AUTO_MIN_ROWS
+    return FOURIER_AUTO_FEATURES if many_rows and n_features <= FOURIER_AUTO_MAX_DIMENSIONS else 0

@@ -36,6 +36,7 @@ from torch import nn
 from torch.optim.swa_utils import get_ema_multi_avg_fn
 
 from ._callbacks import Checkpoint, TrainingHistory
+from ._inference import flushing_denormals
 from .couplings import Coupling
 from .paths import ProbabilityPath
 from .times import TimeDistribution
@@ -54,9 +55,9 @@ DIVERGENCE_FACTOR = 1e6
 """An epoch whose loss exceeds this many times the loss of the untrained network (the first
 minibatch's) has diverged, even if the loss is finite: the weights have blown up."""
 
-AUTO_STEPS_PER_ROW = 4
+AUTO_STEPS_PER_ROW = 0.75
 AUTO_MIN_STEPS = 3000
-AUTO_MAX_STEPS = 20000
+AUTO_MAX_STEPS = 12000
 """``max_iter="auto"``: optimiser steps per training row, and the bounds of the step budget."""
 
 N_CHECKS = 25
@@ -64,8 +65,8 @@ N_CHECKS = 25
 
 
 def auto_max_iter(n_rows: int, batch_size: int) -> int:
-    """Epochs of ``max_iter="auto"``: ``clip(4 n, 3000, 20000)`` optimiser steps for ``n`` training
-    rows, in whole epochs of ``ceil(n / batch_size)`` steps (at least one epoch)."""
+    """Epochs of ``max_iter="auto"``: ``clip(3 n / 4, 3000, 12000)`` optimiser steps for ``n``
+    training rows, in whole epochs of ``ceil(n / batch_size)`` steps (at least one epoch)."""
     steps = min(max(AUTO_STEPS_PER_ROW * n_rows, AUTO_MIN_STEPS), AUTO_MAX_STEPS)
     batches_per_epoch = math.ceil(n_rows / min(batch_size, n_rows))
     return max(1, math.ceil(steps / batches_per_epoch))
@@ -292,6 +293,10 @@ class FlowMatchingTrainer:
         otherwise it propagates. An epoch whose loss or weights blow up ends it too: with weights
         kept before, they stay (``"diverged"``, with a warning); without, a ValueError is raised.
         """
+        with flushing_denormals():
+            self._run(state, x_train, w_train, generator, n_epochs, checkpoint, interruptible)
+
+    def _run(self, state, x_train, w_train, generator, n_epochs, checkpoint, interruptible) -> None:
         history = state.history
         ema_parameters = list(state.ema.parameters())
         initial_loss = None  # the first minibatch's loss, before any step: the yardstick
@@ -351,7 +356,7 @@ class FlowMatchingTrainer:
                 f"Training interrupted after {history.n_iter} epochs; the model holds the best "
                 "weights reached so far.",
                 RuntimeWarning,
-                stacklevel=4,
+                stacklevel=5,
             )
         checkpoint.restore(state.ema)
         # the loss of an epoch is measured before its last step: check the weights that are kept
@@ -369,7 +374,7 @@ class FlowMatchingTrainer:
                 f"{history.n_iter + 1}; keeping the weights of the last good epoch. Lower "
                 "learning_rate_init to train further.",
                 RuntimeWarning,
-                stacklevel=4,
+                stacklevel=5,
             )
 
     @torch.no_grad()

@@ -11,7 +11,9 @@ Along the flow ``dx/dt = v(t, x)`` the log-density obeys ``d log p_t(x_t) / dt =
 where ``x_t`` is the backward solution from ``x1`` and ``p_0`` the base density. The divergence is
 computed exactly (the trace of the Jacobian, its ``d`` rows obtained in one batched reverse pass
 with :mod:`torch.func`) or estimated with Hutchinson's trace estimator ``E[eps^T J eps]`` with
-Rademacher ``eps`` fixed along the trajectory (Grathwohl et al., *FFJORD*, ICLR 2019).
+Rademacher ``eps`` fixed along the trajectory (Grathwohl et al., *FFJORD*, ICLR 2019), whose
+probes :func:`rademacher_probes` draws from each row's own bits, so that a row's estimate does not
+depend on the batch it is scored in.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
+import numpy as np
 import torch
 from torch.func import vjp, vmap
 
@@ -26,9 +29,11 @@ from .solvers import integrate
 
 __all__ = [
     "DIVERGENCES",
+    "EXACT_DIVERGENCE_MAX_FEATURES",
     "divergence_exact",
     "divergence_hutchinson",
     "flow_log_likelihood",
+    "rademacher_probes",
     "standard_normal_log_density",
 ]
 
@@ -67,13 +72,14 @@ def divergence_exact(
 
 
 def divergence_hutchinson(
-    velocity: Velocity, t: torch.Tensor, x: torch.Tensor, probe: torch.Tensor
+    velocity: Velocity, t: torch.Tensor, x: torch.Tensor, probes: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Velocity and Hutchinson's unbiased estimate ``eps^T (dv/dx) eps`` of its divergence.
+    """Velocity and Hutchinson's unbiased estimates ``eps^T (dv/dx) eps`` of its divergence, one
+    per probe.
 
-    One reverse pass per call whatever the dimension; the estimate's variance is
-    ``(1/2) sum_{i != j} (J_ij + J_ji)^2`` per row for Rademacher probes (Hutchinson, 1990), which
-    is ``2 sum_{i != j} J_ij^2`` for a symmetric Jacobian.
+    One forward pass and one batched reverse pass over the ``K`` probes, whatever the dimension;
+    an estimate's variance is ``(1/2) sum_{i != j} (J_ij + J_ji)^2`` per row for Rademacher probes
+    (Hutchinson, 1990), which is ``2 sum_{i != j} J_ij^2`` for a symmetric Jacobian.
 
     Parameters
     ----------
@@ -83,27 +89,66 @@ def divergence_hutchinson(
         Times.
     x : torch.Tensor of shape (n, d)
         Points.
-    probe : torch.Tensor of shape (n, d)
+    probes : torch.Tensor of shape (K, n, d)
         The probe vectors ``eps``, entries +1 or -1.
 
     Returns
     -------
     v : torch.Tensor of shape (n, d)
-    div : torch.Tensor of shape (n,)
+    div : torch.Tensor of shape (n, K)
     """
-    with torch.enable_grad():
-        x = x.detach().requires_grad_(True)
-        v = velocity(t, x)
-        if not v.requires_grad:  # a field that does not depend on x has zero divergence
-            return v, x.new_zeros(x.shape[0])
-        (vjp,) = torch.autograd.grad(v, x, probe, allow_unused=True)
-    if vjp is None:
-        return v.detach(), x.new_zeros(x.shape[0])
-    return v.detach(), (vjp * probe).sum(dim=1)
+    v, pullback = vjp(lambda y: velocity(t, y), x)
+    (products,) = vmap(pullback)(probes)  # products[k, r] = eps_kr^T J(x_r)
+    return v, (products * probes).sum(dim=2).T
 
 
-DIVERGENCES = frozenset({"exact", "hutchinson"})
+def rademacher_probes(rows: np.ndarray, n_probes: int, seed: int) -> np.ndarray:
+    """``n_probes`` Rademacher vectors for each row, a function of the row's float64 bits and
+    ``seed`` alone: a row gets the same probes in any batch, at any position.
+
+    Each row's bits are hashed with SplitMix64 (Steele, Lea & Flood, *Fast splittable
+    pseudorandom number generators*, OOPSLA 2014) into a key, and the key's counter stream gives
+    the signs.
+
+    Parameters
+    ----------
+    rows : ndarray of shape (n, d)
+        The rows (cast to float64).
+    n_probes : int
+        Probes per row.
+    seed : int
+        Seed, folded into every key.
+
+    Returns
+    -------
+    ndarray of shape (n_probes, n, d)
+        Entries +1.0 or -1.0.
+    """
+    rows = np.ascontiguousarray(rows, dtype=np.float64)
+    n, d = rows.shape
+    with np.errstate(over="ignore"):
+        key = np.full(n, np.uint64(seed % 2**64), dtype=np.uint64)
+        for column in rows.view(np.uint64).T:
+            key = _splitmix64(key ^ column)
+        n_words = -(-n_probes * d // 64)
+        words = np.stack([_splitmix64(key + np.uint64(w + 1)) for w in range(n_words)], axis=1)
+    bits = np.unpackbits(words.view(np.uint8), axis=1)[:, : n_probes * d]
+    return (2.0 * bits - 1.0).reshape(n, n_probes, d).transpose(1, 0, 2)
+
+
+def _splitmix64(x: np.ndarray) -> np.ndarray:
+    """The SplitMix64 finaliser of ``x + golden gamma``, elementwise on uint64 (wrapping)."""
+    x = x + np.uint64(0x9E3779B97F4A7C15)
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+DIVERGENCES = frozenset({"exact", "hutchinson", "auto"})
 """Every name the ``divergence`` hyperparameter takes."""
+
+EXACT_DIVERGENCE_MAX_FEATURES = 16
+"""``divergence="auto"``: the exact divergence up to this many features, Hutchinson's above."""
 
 
 def standard_normal_log_density(z: torch.Tensor) -> torch.Tensor:
@@ -118,8 +163,7 @@ def flow_log_likelihood(
     t0: float,
     t1: float,
     *,
-    divergence: str = "exact",
-    generator: torch.Generator | None = None,
+    probes: torch.Tensor | None = None,
     **solver_options,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Pull ``x`` back from ``t1`` to ``t0`` and accumulate the log-volume change.
@@ -132,10 +176,9 @@ def flow_log_likelihood(
         Points at time ``t1``.
     t0, t1 : float
         Base and data times.
-    divergence : {"exact", "hutchinson"}, default="exact"
-        How the divergence is computed.
-    generator : torch.Generator, optional
-        Draws the Rademacher probes of ``"hutchinson"``; required by it.
+    probes : torch.Tensor of shape (K, n, d), optional
+        Rademacher probes, held fixed along each row's trajectory, for Hutchinson's estimates of
+        the divergence (:func:`divergence_hutchinson`); None for the exact divergence.
     **solver_options
         Passed to :func:`skflow.solvers.integrate` (``method``, ``n_steps``, ``atol``, ``rtol``).
 
@@ -143,8 +186,9 @@ def flow_log_likelihood(
     -------
     z : torch.Tensor of shape (n, d)
         The points pulled back to ``t0``.
-    delta_log_density : torch.Tensor of shape (n,)
-        ``log p_t1(x) - log p_t0(z) = -int_t0^t1 div v dt``; add the base log-density at ``z``.
+    delta_log_density : torch.Tensor of shape (n,), or (n, K) with probes
+        ``log p_t1(x) - log p_t0(z) = -int_t0^t1 div v dt`` (with probes, one estimate per
+        probe); add the base log-density at ``z``.
 
     Examples
     --------
@@ -161,22 +205,19 @@ def flow_log_likelihood(
     >>> round(float(log_p), 4)
     -3.9225
     """
-    if divergence not in DIVERGENCES:
-        raise ValueError(f"divergence must be one of {sorted(DIVERGENCES)}, got {divergence!r}.")
     n, d = x.shape
-    if divergence == "exact":
-        field = divergence_exact
-    else:
-        probe = torch.randint(0, 2, (n, d), generator=generator, device="cpu").to(x) * 2 - 1
-
-        def field(velocity, t, y):
-            return divergence_hutchinson(velocity, t, y, probe)
+    k = 1 if probes is None else probes.shape[0]
 
     def augmented(t: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
-        v, div = field(velocity, t.expand(n), state[:, :d])
-        return torch.cat([v, div[:, None]], dim=1)
+        y = state[:, :d]
+        if probes is None:
+            v, div = divergence_exact(velocity, t.expand(n), y)
+            div = div[:, None]
+        else:
+            v, div = divergence_hutchinson(velocity, t.expand(n), y, probes)
+        return torch.cat([v, div], dim=1)
 
-    start = torch.cat([x, x.new_zeros(n, 1)], dim=1)
+    start = torch.cat([x, x.new_zeros(n, k)], dim=1)
     end = integrate(augmented, start, t1, t0, **solver_options)
-    # the accumulator ran backwards from t1 to t0, so it already holds -int_t0^t1 div v dt
-    return end[:, :d], end[:, d]
+    # the accumulators ran backwards from t1 to t0, so they already hold -int_t0^t1 div v dt
+    return end[:, :d], end[:, d] if probes is None else end[:, d:]

@@ -114,7 +114,8 @@ class InterpolantTransport(
     step_exponent : float, default=1.0
         Grid of the fixed-step solver, as in :class:`~skflow.FlowMatchingDensity`.
     max_time, learning_rate_init, learning_rate, ema_decay, scoring, validation_fraction, \
-n_iter_no_change, tol, solver, n_steps, atol, rtol, divergence, device, warm_start, verbose
+n_iter_no_change, tol, solver, n_steps, atol, rtol, divergence, n_probes, device, warm_start, \
+verbose
         As in :class:`~skflow.FlowMatchingDensity`.
     random_state : int, RandomState instance or None, default=None
         Seeds training, the source density and Hutchinson's probes; the samplers take their own
@@ -194,7 +195,8 @@ stop_reason_, n_features_in_, feature_names_in_
         step_exponent: float = 1.0,
         atol: float = 1e-7,
         rtol: float = 1e-7,
-        divergence: str = "exact",
+        divergence: str = "auto",
+        n_probes: int = 8,
         device: str = "cpu",
         warm_start: bool = False,
         random_state=None,
@@ -229,6 +231,7 @@ stop_reason_, n_features_in_, feature_names_in_
         self.atol = atol
         self.rtol = rtol
         self.divergence = divergence
+        self.n_probes = n_probes
         self.device = device
         self.warm_start = warm_start
         self.random_state = random_state
@@ -243,9 +246,9 @@ stop_reason_, n_features_in_, feature_names_in_
             return make_coupling(self.coupling, 2.0 * self.sigma**2, relative=False)
         return make_coupling(self.coupling, self.coupling_reg)
 
-    def _network_candidates(self, n_train_rows: int | None) -> list[NetworkSpec]:
+    def _network_for(self, n_train_rows: int | None) -> NetworkSpec:
         # with eps > 0 the SDE samplers need the denoiser too
-        return [self._network_spec(denoiser=self.eps > 0)]
+        return self._network_spec(denoiser=self.eps > 0)
 
     def _check_components(self) -> None:
         noisy = f"set gamma to one of {sorted(set(GAMMAS) - {'zero'})} and sigma > 0"

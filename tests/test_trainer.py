@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from skflow._callbacks import EarlyStopping
+from skflow._callbacks import EarlyStopping, LastEpoch
 from skflow._distributions import StandardNormal
 from skflow._trainer import (
     AUTO_MAX_STEPS,
@@ -145,3 +145,29 @@ def test_a_time_budget_drives_the_schedule_and_ends_the_run():
     assert state.optimizer.param_groups[0]["lr"] < 0.01  # cos(pi p) near -1: p near 1
     # a check at each 1/25 of the time, and one at the end
     assert 20 <= len(scores) <= 26
+
+
+@pytest.mark.parametrize("flushed", [False, True])
+def test_denormals_are_flushed_while_training_and_the_setting_restored(flushed):
+    seen = []
+
+    class Probe(AffineField):
+        def forward(self, t, x):
+            seen.append(float(torch.tensor([1e-40]) * 1.0) == 0.0)  # a denormal product
+            return super().forward(t, x)
+
+    torch.set_flush_denormal(flushed)
+    try:
+        state = TrainState.start(Probe(), 0.1)
+        make_trainer("constant", max_iter=2).run(
+            state,
+            torch.randn(8, 1),
+            None,
+            torch.Generator().manual_seed(0),
+            2,
+            LastEpoch(state.ema),
+        )
+        assert seen and all(seen)  # flushed inside the loop
+        assert (float(torch.tensor([1e-40]) * 1.0) == 0.0) is flushed  # restored after
+    finally:
+        torch.set_flush_denormal(False)
