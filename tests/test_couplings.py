@@ -5,7 +5,7 @@ What is tested against what
 * :class:`~skflow.couplings.ExactOTCoupling` against a brute-force search over every
   permutation (:func:`itertools.permutations`) of small batches (``n <= 7``): its pairing attains
   the minimum total squared distance and uses every base row exactly once, also when the cost has
-  ties.
+  ties; a larger minibatch is paired optimally within each of its blocks.
 * :class:`~skflow.couplings.IndependentCoupling` returns ``x0`` unchanged.
 * :class:`~skflow.couplings.SinkhornCoupling`: the plan's marginals are uniform; its transport
   cost lies between the exact OT cost and ``OT + reg * log(n)`` (in units of the mean cost; the
@@ -110,6 +110,19 @@ def test_exact_ot_float32_and_translation():
     shifted = coupling.pair(x0 + shift, x1 + shift, np.random.default_rng(0))
     assert paired.dtype == torch.float32
     torch.testing.assert_close(shifted - shift, paired)
+
+
+def test_exact_ot_pairs_large_minibatches_within_blocks():
+    # 10 rows in blocks of at most 4 (4, 3, 3): each block is the brute-force optimum of its rows,
+    # and every base row is used once
+    x0, x1 = _batches(10, 2, seed=3)
+    paired = ExactOTCoupling(block_size=4).pair(x0, x1, np.random.default_rng(0))
+    used = [int(np.flatnonzero((x0 == row).all(dim=1))[0]) for row in paired]
+    assert sorted(used) == list(range(10))
+    for block in np.array_split(np.arange(10), 3):
+        assert set(np.array(used)[block]) == set(block)  # paired within the block
+        optimum = _brute_force_ot(_cost_matrix(x0[block], x1[block]))
+        assert _pairing_cost(paired[block], x1[block]) == pytest.approx(optimum, rel=1e-12)
 
 
 # --- independent ---------------------------------------------------------------------------------
