@@ -1,7 +1,7 @@
 """What does a GPU buy? FlowMatchingDensity on CUDA against the same machine's CPU.
 
 Measured, as ratios taken in one run (wall-clock seconds, after one warm-up fit that pays CUDA's
-start-up), with the flow of ``bench_speed.SETTINGS`` (``VelocityMLP`` (128, 128, 128), SiLU,
+start-up), with the flow of ``SETTINGS`` (``VelocityMLP`` (128, 128, 128), SiLU,
 uniform training times, equal ODE steps), the linear path and the independent coupling:
 
 (a) Training throughput in optimiser steps per second at batch 256 and 4096, 2-D and 32-D data.
@@ -34,7 +34,22 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from skflow import FlowMatchingDensity  # noqa: E402
 
 from _common import markdown_table, write_result  # noqa: E402
-from bench_speed import SETTINGS, naive_score_samples, random_gaussian_data  # noqa: E402
+from bench_speed import naive_score_samples, random_gaussian_data  # noqa: E402
+
+SETTINGS = {
+    "architecture": "mlp",
+    "hidden_layer_sizes": (128, 128, 128),
+    "activation": "silu",
+    "batch_size": 256,
+    "learning_rate_init": 5e-3,
+    "time_distribution": "uniform",
+    "n_fourier_features": 0,
+    "step_exponent": 1.0,
+    "early_stopping": False,
+    "divergence": "exact",
+}
+"""The flow that ``results/gpu.md`` measured: a plain ``VelocityMLP`` trained on uniform times for a
+fixed number of epochs and integrated with equal steps and the exact divergence."""
 
 
 def _synchronised_seconds(function, *args) -> tuple[object, float]:

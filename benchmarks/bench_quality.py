@@ -296,7 +296,7 @@ def evaluate(
     models = make_models(dataset, quick)
     for name in MODELS:
         if name == "nsf":  # the same CPU time as the flow's fit
-            model = SplineFlow(cpu_budget=flow_fit_seconds, random_state=0)
+            model = SplineFlow(budget=flow_fit_seconds, random_state=0)
         else:
             model = models[name]
         _, fit_seconds, _ = _common.timed(model.fit, X_train)
