@@ -100,10 +100,22 @@ class ExactOTCoupling(Coupling):
     def pair(self, x0: torch.Tensor, x1: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
         n = x0.shape[0]
         source = np.empty(n, dtype=np.int64)
-        for block in np.array_split(np.arange(n), -(-n // self.block_size)):
-            cost = _squared_distances(x0[block], x1[block])
-            rows, columns = linear_sum_assignment(cost)
-            source[block[columns]] = block[rows]  # data row j of the block gets base row i
+        n_blocks = -(-n // self.block_size)
+        size, n_larger = divmod(n, n_blocks)  # n_larger blocks of size + 1, then blocks of size
+        start = 0
+        for block_size, count in ((size + 1, n_larger), (size, n_blocks - n_larger)):
+            if count == 0:
+                continue
+            stop = start + count * block_size
+            # the costs of all blocks of one size in one batched call
+            costs = _squared_distances(
+                x0[start:stop].reshape(count, block_size, -1),
+                x1[start:stop].reshape(count, block_size, -1),
+            )
+            for offset, cost in zip(range(start, stop, block_size), costs):
+                rows, columns = linear_sum_assignment(cost)
+                source[offset + columns] = offset + rows  # data row j gets base row i
+            start = stop
         return x0[torch.as_tensor(source, device=x0.device)]
 
 
