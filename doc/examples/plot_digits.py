@@ -20,10 +20,10 @@ uniform noise in ``[0, 1)`` is added to every pixel (*dequantisation*), as in
 ``learning_rate_init=1e-2``. Of the 1347 training images, early stopping (on by default) holds
 out 135 to score the model on and trains on the other 1212: 100 epochs of 10 steps (1000 steps),
 about 5 s on one core, keeping the best of its 25 checks (``best_iter_``). With the defaults
-(``max_iter="auto"``: at most 4,848 steps here, and early stopping),
-``benchmarks/results/quality.md`` measures a held-out log-likelihood of -111.5 nats per image,
+(``max_iter="auto"``: at most 3,000 steps here, and early stopping),
+``benchmarks/results/quality.md`` measures a held-out log-likelihood of -112.7 nats per image,
 against -124.7 for the best Gaussian mixture and -128.2 for a kernel density; a neural spline flow
-trained by maximum likelihood for the same CPU time reaches -108.1, so on digits the spline flow
+trained by maximum likelihood for the same CPU time reaches -107.9, so on digits the spline flow
 is the better density.
 """
 
@@ -96,8 +96,10 @@ fig.tight_layout()
 # %%
 # Held-out log-likelihood
 # -----------------------
-# ``score`` integrates the likelihood ODE with the exact divergence, 64 vector-Jacobian products
-# per solver stage, so it is much slower than sampling; 100 held-out images take a few seconds.
+# ``score`` integrates the likelihood ODE with the divergence, so it is slower than sampling. Above
+# 16 features the default ``divergence="auto"`` estimates it with Hutchinson's estimator, 8 random
+# probes per image (8 vector-Jacobian products per solver stage instead of the exact divergence's
+# 64); ``score_samples(X, return_std=True)`` gives each log-density's standard error.
 # The Gaussian mixture is scikit-learn's, with three components, the number that 5-fold
 # cross-validation chose in ``benchmarks/bench_quality.py``.
 X_scored = X_test[:100]
