@@ -16,8 +16,15 @@ seconds, each against a target of the "time to quality" issue:
 (d) The share of a training step spent pairing the minibatch (``Coupling.pair``) at the default
     minibatch of 1,024 rows, with ``coupling="ot"`` (exact OT within blocks of 64 rows) and
     ``"sinkhorn"``, at 2 and 32 features (target: under 15 %).
+(e) A default ``InterpolantTransport(random_state=0).fit`` between two Gaussians of 5,000 rows
+    each at 36 features (target: 30 s).
+(f) A default ``FlowMatchingOutlierDetector(random_state=0).fit`` on 30,000 x 10 rows (target:
+    120 s).
+(g) A 3-fold ``GridSearchCV`` of the default ``FlowMatchingDensity`` over ``path`` in {linear,
+    trig} x ``coupling`` in {independent, ot} on 10,000 x 8 rows with ``n_jobs=2`` (target: 600 s).
 
-Reproduce on an idle machine (from the repository root; about ten minutes)::
+Reproduce on an idle machine (from the repository root; about 40 minutes, ``--parts a b c d`` about
+ten)::
 
     python benchmarks/bench_speed.py
 
@@ -39,14 +46,21 @@ import warnings
 
 import numpy as np
 import torch
+from sklearn.model_selection import GridSearchCV
 from torch.optim.swa_utils import get_ema_multi_avg_fn
 
-from skflow import FlowMatchingDensity
+from skflow import FlowMatchingDensity, FlowMatchingOutlierDetector, InterpolantTransport
 from skflow.couplings import ExactOTCoupling, SinkhornCoupling
 from skflow.networks import VelocityBlockMLP
 from skflow.times import ArcsineTimes
 
-TARGETS = {"fit": {16: 30.0, 64: 120.0}, "score": {2: 5.0, 10: 5.0, 64: 20.0}}
+TARGETS = {
+    "fit": {16: 30.0, 64: 120.0},
+    "score": {2: 5.0, 10: 5.0, 64: 20.0},
+    "transport": 30.0,
+    "detector": 120.0,
+    "grid search": 600.0,
+}
 
 
 def random_gaussian_data(n_samples: int, n_features: int, seed: int = 0) -> np.ndarray:
@@ -67,15 +81,20 @@ def wall(function, *args, **kwargs):
 # (a) default fits
 
 
+def against_target(seconds: float, target: float) -> dict:
+    return {
+        "s": f"{seconds:.1f}",
+        "target s": f"{target:g}",
+        "met": "yes" if seconds <= target else f"no ({seconds / target:.1f}x)",
+    }
+
+
 def bench_fit(n_rows: int, n_features: int) -> dict:
     X = random_gaussian_data(n_rows, n_features)
     flow, seconds = wall(FlowMatchingDensity(random_state=0).fit, X)
-    target = TARGETS["fit"][n_features]
     return {
         "rows x features": f"{n_rows:,} x {n_features}",
-        "fit s": f"{seconds:.1f}",
-        "target s": f"{target:g}",
-        "met": "yes" if seconds <= target else f"no ({seconds / target:.1f}x)",
+        **against_target(seconds, TARGETS["fit"][n_features]),
         "steps": flow.t_,
         "stop": flow.stop_reason_,
     }
@@ -146,16 +165,13 @@ def bench_score(n_features: int, n_rows: int = 10_000) -> dict:
     # a short fit: the cost of scoring does not depend on how well the network is trained
     flow = FlowMatchingDensity(max_iter=2, random_state=0).fit(X[:2048])
     (log_density, error), seconds = wall(flow.score_samples, X[2048:], return_std=True)
-    target = TARGETS["score"][n_features]
     exact = bool(np.all(error == 0))
     bound = matmul_bound_seconds(flow, n_rows) if exact else math.nan
     return {
         "features": n_features,
         "rows": n_rows,
         "divergence": "exact" if exact else f"Hutchinson, {flow.n_probes} probes",
-        "score s": f"{seconds:.1f}",
-        "target s": f"{target:g}",
-        "met": "yes" if seconds <= target else f"no ({seconds / target:.1f}x)",
+        **against_target(seconds, TARGETS["score"][n_features]),
         "matmul-bound s": "" if not exact else f"{bound:.1f}",
         "ratio to bound (target <= 1.5)": "" if not exact else f"{seconds / bound:.1f}",
         "mean standard error (nats)": f"{error.mean():.3f}",
@@ -263,12 +279,55 @@ def bench_coupling(name: str, cls: type, n_features: int) -> dict:
 
 
 # --------------------------------------------------------------------------------------------------
+# (e)-(g) the other default fits
+
+
+def bench_transport(n_per_side: int = 5_000, n_features: int = 36) -> dict:
+    source = random_gaussian_data(n_per_side, n_features, seed=1)
+    target = 0.5 * random_gaussian_data(n_per_side, n_features, seed=2) + 1.0
+    X, y = np.vstack([source, target]), np.repeat([0, 1], n_per_side)
+    transport, seconds = wall(InterpolantTransport(random_state=0).fit, X, y)
+    return {
+        "rows per side x features": f"{n_per_side:,} x {n_features}",
+        **against_target(seconds, TARGETS["transport"]),
+        "steps": transport.t_,
+        "stop": transport.stop_reason_,
+    }
+
+
+def bench_detector(n_rows: int = 30_000, n_features: int = 10) -> dict:
+    X = random_gaussian_data(n_rows, n_features)
+    detector, seconds = wall(FlowMatchingOutlierDetector(random_state=0).fit, X)
+    return {
+        "rows x features": f"{n_rows:,} x {n_features}",
+        **against_target(seconds, TARGETS["detector"]),
+        "steps of the final flow": detector.estimator_.t_,
+    }
+
+
+def bench_grid_search(n_rows: int = 10_000, n_features: int = 8) -> dict:
+    X = random_gaussian_data(n_rows, n_features)
+    grid = {"path": ["linear", "trig"], "coupling": ["independent", "ot"]}
+    search = GridSearchCV(FlowMatchingDensity(random_state=0), grid, cv=3, n_jobs=2)
+    search, seconds = wall(search.fit, X)
+    return {
+        "rows x features": f"{n_rows:,} x {n_features}",
+        "fits": 3 * 4 + 1,
+        **against_target(seconds, TARGETS["grid search"]),
+        "best": ", ".join(f"{key}={value}" for key, value in search.best_params_.items()),
+    }
+
+
+# --------------------------------------------------------------------------------------------------
 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     parser.add_argument("--repeats", type=int, default=5, help="repetitions of (c)")
+    parser.add_argument(
+        "--parts", nargs="+", choices=list("abcdefg"), default=list("abcdefg"), help="what to run"
+    )
     parser.add_argument("--output", default="speed.md", help="result file (in benchmarks/results)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -279,27 +338,42 @@ def main(argv=None) -> None:
         sections.append(f"### {title}\n\n{text}{_common.markdown_table(rows, list(rows[0]))}")
         print(sections[-1] + "\n", flush=True)
 
-    section("(a) A default fit", [bench_fit(5_000, 16), bench_fit(50_000, 64)])
-    section(
-        "(b) score_samples of 10,000 rows",
-        [bench_score(d) for d in (2, 10, 64)],
-        "`matmul-bound s`: the time the exact divergence's arithmetic takes at this machine's "
-        "best float64 matmul rate (a forward pass and d vector-Jacobian products per "
-        "evaluation). Standard error: of each row's log-density (0 when exact).\n\n",
-    )
-    section("(c) Training throughput against a hand-written loop", [
-        bench_throughput(d, args.repeats) for d in (2, 32)
-    ])  # fmt: skip
-    section(
-        "(d) The minibatch coupling's share of a training step (1,024 rows)",
-        [
-            bench_coupling(name, cls, d)
-            for name, cls in (("ot", ExactOTCoupling), ("sinkhorn", SinkhornCoupling))
-            for d in (2, 32)
-        ],
-        "Seconds inside `Coupling.pair` over those of the whole `fit` (10 epochs of 10,240 rows, "
-        "no early stopping).\n\n",
-    )
+    parts = {
+        "a": ("(a) A default fit", lambda: [bench_fit(5_000, 16), bench_fit(50_000, 64)], ""),
+        "b": (
+            "(b) score_samples of 10,000 rows",
+            lambda: [bench_score(d) for d in (2, 10, 64)],
+            "`matmul-bound s`: the time the exact divergence's arithmetic takes at this machine's "
+            "best float64 matmul rate (a forward pass and d vector-Jacobian products per "
+            "evaluation). Standard error: of each row's log-density (0 when exact).\n\n",
+        ),
+        "c": (
+            "(c) Training throughput against a hand-written loop",
+            lambda: [bench_throughput(d, args.repeats) for d in (2, 32)],
+            "",
+        ),
+        "d": (
+            "(d) The minibatch coupling's share of a training step (1,024 rows)",
+            lambda: [
+                bench_coupling(name, cls, d)
+                for name, cls in (("ot", ExactOTCoupling), ("sinkhorn", SinkhornCoupling))
+                for d in (2, 32)
+            ],
+            "Seconds inside `Coupling.pair` over those of the whole `fit` (10 epochs of 10,240 "
+            "rows, no early stopping).\n\n",
+        ),
+        "e": ("(e) A default InterpolantTransport fit", lambda: [bench_transport()], ""),
+        "f": ("(f) A default FlowMatchingOutlierDetector fit", lambda: [bench_detector()], ""),
+        "g": (
+            "(g) GridSearchCV over path x coupling",
+            lambda: [bench_grid_search()],
+            "3-fold, 4 candidates, `n_jobs=2` (one torch thread per worker), and the refit on all "
+            "rows.\n\n",
+        ),
+    }
+    for part in args.parts:
+        title, run, text = parts[part]
+        section(title, run(), text)
     command = f"python benchmarks/bench_speed.py {' '.join(argv or [])}".strip()
     header = (
         "## Speed benchmark\n\n"
