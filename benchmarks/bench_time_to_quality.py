@@ -23,7 +23,8 @@ Reproduce (from the repository root; about 45 minutes)::
     OMP_NUM_THREADS=1 python benchmarks/bench_time_to_quality.py --jobs 2 --plot
 
 It writes ``benchmarks/results/time_to_quality.md`` and, with ``--plot``, the figure
-``doc/images/time_to_quality.png`` of the user guide.
+``doc/images/time_to_quality.png`` of the user guide; ``--plot-only`` redraws the figure from the
+result file without fitting anything.
 """
 
 from __future__ import annotations
@@ -86,6 +87,16 @@ def run_dataset(name: str, budgets: tuple[float, ...], models: tuple[str, ...]) 
     return rows
 
 
+def read_table(path: Path) -> list[dict]:
+    """The rows of the markdown table of a result file, as dicts of strings."""
+    lines = [line for line in path.read_text().splitlines() if line.startswith("| ")]
+    columns = [cell.strip() for cell in lines[0].strip("|").split("|")]
+    return [
+        dict(zip(columns, (cell.strip() for cell in line.strip("|").split("|"))))
+        for line in lines[2:]
+    ]
+
+
 def plot(rows: list[dict], path: Path) -> None:
     """Test LL against the budget, one panel per data set: the flow and the spline flow as lines,
     the GMM and the KDE as horizontal reference lines."""
@@ -99,20 +110,30 @@ def plot(rows: list[dict], path: Path) -> None:
     fig, axes = plt.subplots(
         -(-len(names) // columns), columns, figsize=(12, 3.2 * -(-len(names) // columns))
     )
-    styles = {"flow": ("tab:blue", "o"), "nsf": ("tab:orange", "s")}
+    styles = {
+        "flow": ("tab:blue", "o", "FlowMatchingDensity(max_time=B)"),
+        "nsf": ("tab:orange", "s", "spline flow, B seconds"),
+    }
     for ax, name in zip(np.ravel(axes), names):
         mine = [row for row in rows if row["dataset"] == name]
-        for model, (color, marker) in styles.items():
+        budgets = sorted({float(row["budget s"]) for row in mine if row["budget s"]})
+        for model, (color, marker, label) in styles.items():
             points = [row for row in mine if row["model"] == model]
             if points:
-                budgets = [float(row["budget s"]) for row in points]
-                values = [float(row["test LL"]) for row in points]
-                ax.plot(budgets, values, color=color, marker=marker, label=model)
-        for model, style in (("gmm", "--"), ("kde", ":")):
+                ax.plot(
+                    [float(row["budget s"]) for row in points],
+                    [float(row["test LL"]) for row in points],
+                    color=color,
+                    marker=marker,
+                    label=label,
+                )
+        for model, style, label in (("gmm", "--", "tuned GMM"), ("kde", ":", "tuned KDE")):
             for row in mine:
                 if row["model"] == model:
-                    ax.axhline(float(row["test LL"]), color="0.3", ls=style, label=model)
+                    ax.axhline(float(row["test LL"]), color="0.3", ls=style, label=label)
         ax.set_xscale("log")
+        ax.set_xticks(budgets, [f"{budget:g}" for budget in budgets])
+        ax.minorticks_off()
         ax.set_title(name)
         ax.set_xlabel("wall-clock budget (s)")
         ax.set_ylabel("test log-likelihood")
@@ -131,8 +152,15 @@ def main(argv=None) -> None:
     parser.add_argument("--models", nargs="+", choices=("flow", "nsf"), default=["flow", "nsf"])
     parser.add_argument("--jobs", type=int, default=1, help="data sets run at once")
     parser.add_argument("--plot", action="store_true", help=f"draw {FIGURE.name} for the guide")
+    parser.add_argument(
+        "--plot-only", action="store_true", help="redraw the figure from the result file, no fits"
+    )
     parser.add_argument("--output", default="time_to_quality.md", help="result file")
     args = parser.parse_args(argv)
+    if args.plot_only:
+        plot(read_table(_common.RESULTS_DIR / args.output), FIGURE)
+        print(f"figure: {FIGURE}")
+        return
 
     names = args.datasets or list(DATASETS)
     load_at_start, code_at_start = _common.load_average(), _common.code_version()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import functools
 import math
+import time
 from dataclasses import dataclass
 from numbers import Integral, Real
 
@@ -215,6 +216,7 @@ class BaseFlow(BaseEstimator):
         rows ``X_std`` (the ``t = 1`` end) with row weights ``weight``; ``base`` is the ``t = 0``
         end (:mod:`skflow._distributions`). With early stopping, a validation split is held out
         first."""
+        started = time.perf_counter()  # max_time counts from here: the set-up is part of the fit
         rng = check_random_state(self.random_state)
         device = resolve_device(self.device)
         continuing = self.warm_start and hasattr(self, "model_")
@@ -266,7 +268,7 @@ class BaseFlow(BaseEstimator):
         generator = torch.Generator(device=device).manual_seed(generator_seed)
         config = self._training_config(max_iter, self.max_time)
         trainer = self._trainer(base, config, np.random.default_rng(trainer_seed), spec)
-        state = TrainState.start(network, self.learning_rate_init)
+        state = TrainState.start(network, self.learning_rate_init, started=started)
         trainer.schedule(state, x_train.shape[0])
         if val_rows is None:
             checkpoint = LastEpoch(state.ema)

@@ -112,7 +112,8 @@ class TrainState:
     history : TrainingHistory
         The run's record.
     started : float
-        When the state was made (:func:`time.perf_counter`): the start of a time budget.
+        When the fit began (:func:`time.perf_counter`; by default when the state was made): the
+        start of a time budget.
     """
 
     network: nn.Module
@@ -132,14 +133,17 @@ class TrainState:
         ema: nn.Module | None = None,
         optimizer_state: dict | None = None,
         step: int = 0,
+        started: float | None = None,
     ) -> TrainState:
         """A state around ``network``: its EMA (a copy of it unless given) and a fresh Adam, or
-        one that continues from ``optimizer_state``."""
+        one that continues from ``optimizer_state``; ``started`` is when the fit began (None:
+        now)."""
+        started = time.perf_counter() if started is None else started
         ema = (copy.deepcopy(network) if ema is None else ema).requires_grad_(False)
         optimizer = torch.optim.Adam(network.parameters(), lr=learning_rate_init)
         if optimizer_state is not None:
             optimizer.load_state_dict(optimizer_state)
-        return cls(network, ema, optimizer, step=step)
+        return cls(network, ema, optimizer, step=step, started=started)
 
 
 def _weighted_mse(

@@ -84,9 +84,9 @@ class FlowMatchingDensity(
         Number of epochs (passes over the training rows); the most, with early stopping.
         ``"auto"``: ``clip(3 n / 4, 3000, 12000)`` optimiser steps for ``n`` training rows.
     max_time : float or None, default=None
-        Seconds of training at most: the budget is ``max_iter`` epochs or ``max_time``, whichever
-        runs out first, and the step-size schedule follows it. A time budget makes the fit depend
-        on the machine's speed.
+        Seconds of training at most, counted from the set-up of the network: the budget is
+        ``max_iter`` epochs or ``max_time``, whichever runs out first, and the step-size schedule
+        follows it. A time budget makes the fit depend on the machine's speed.
     batch_size : int, default=1024
         Rows per minibatch (at most the number of training rows).
     learning_rate_init : float, default=5e-3

@@ -133,6 +133,7 @@ def test_a_time_budget_drives_the_schedule_and_ends_the_run():
         np.random.default_rng(0),
     )  # fmt: skip
     x = torch.randn(8, 1, generator=torch.Generator().manual_seed(0))
+    TrainState.start(AffineField(), 0.1)  # torch's first Adam imports torch._dynamo (about 1 s)
     state = TrainState.start(AffineField(), 0.1)
     trainer.schedule(state, x.shape[0])
     scores = []
