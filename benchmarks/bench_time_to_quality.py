@@ -18,7 +18,7 @@ early-stopping checks; neither model's budget includes scoring the test rows.
 Each data set runs in its own one-thread process (``--jobs`` at once), so a budget is one core's
 wall time: on an idle machine with two cores, ``--jobs 2`` keeps each job on its own core.
 
-Reproduce (from the repository root; about 45 minutes)::
+Reproduce (from the repository root; about 35 minutes)::
 
     OMP_NUM_THREADS=1 python benchmarks/bench_time_to_quality.py --jobs 2 --plot
 
