@@ -29,9 +29,12 @@ DENSITY_DEFAULTS: dict[str, object] = {
     "time_distribution": "uniform",
     "step_exponent": 1.0,
     "n_fourier_features": 0,
+    "n_steps": 8,
 }
 """The hyperparameters of the :class:`~skflow.FlowMatchingDensity` that ``estimator=None`` stands
-for, where they differ from its defaults."""
+for, where they differ from its defaults. Eight solver steps instead of twenty make every score
+2.5 times cheaper and leave the order of the rows, which is all a detector uses, as it was (rank
+correlation above 0.998 with twenty steps; :ref:`User Guide <outliers>`)."""
 
 BANDWIDTH = (0.0, 0.5, 1.0)
 """Default ``bandwidth``: the blurs, in standard deviations of each feature, of the multi-scale
@@ -94,7 +97,7 @@ class FlowMatchingOutlierDetector(ThresholdMixin, OutlierMixin, MetaEstimatorMix
         ``score_samples`` (a log-density, or any score where higher is more normal), and
         ``smoothed_score_samples(X, bandwidth)`` where a bandwidth is positive. None means
         ``FlowMatchingDensity(architecture="mlp", time_distribution="uniform",
-        step_exponent=1.0, n_fourier_features=0)`` (:data:`DENSITY_DEFAULTS`).
+        step_exponent=1.0, n_fourier_features=0, n_steps=8)`` (:data:`DENSITY_DEFAULTS`).
     contamination : "auto" or float in (0, 0.5], default="auto"
         Share of outliers expected in the training data; sets ``offset_`` and the rows left out of
         the final fit.
