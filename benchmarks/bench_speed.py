@@ -24,8 +24,8 @@ seconds, each against a target of the "time to quality" issue:
 (g) A 3-fold ``GridSearchCV`` of the default ``FlowMatchingDensity`` over ``path`` in {linear,
     trig} x ``coupling`` in {independent, ot} on 10,000 x 8 rows with ``n_jobs=2`` (target: 600 s).
 
-Reproduce on an idle machine (from the repository root; about 40 minutes, ``--parts a b c d`` about
-ten)::
+Reproduce on an idle machine (from the repository root; about 20 minutes, ``--parts`` runs a
+subset)::
 
     python benchmarks/bench_speed.py
 
