@@ -38,7 +38,9 @@ def correlated(n, d, seed):
 
 def flow_detector(**params):
     """The default member with a small budget."""
-    return FlowMatchingOutlierDetector(FlowMatchingDensity(**DENSITY_DEFAULTS, **FAST, **params))
+    return FlowMatchingOutlierDetector(
+        FlowMatchingDensity(**{**DENSITY_DEFAULTS, **FAST, **params})
+    )
 
 
 FLOW = flow_detector()

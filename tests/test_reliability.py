@@ -50,7 +50,7 @@ ESTIMATORS = {
         gamma="brownian", sigma=0.5, eps=0.5, sde_n_steps=4, random_state=0, **FAST
     ),
     "outlier": FlowMatchingOutlierDetector(
-        FlowMatchingDensity(**DENSITY_DEFAULTS, **FAST), contamination=0.1, random_state=0
+        FlowMatchingDensity(**{**DENSITY_DEFAULTS, **FAST}), contamination=0.1, random_state=0
     ),
 }
 FLOWS = ["density", "transport"]
