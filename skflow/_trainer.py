@@ -301,8 +301,7 @@ class FlowMatchingTrainer:
             self._run(state, x_train, w_train, generator, n_epochs, checkpoint, interruptible)
 
     def _run(self, state, x_train, w_train, generator, n_epochs, checkpoint, interruptible) -> None:
-        history = state.history
-        ema_parameters = list(state.ema.parameters())
+        history, ema_parameters = state.history, list(state.ema.parameters())
         initial_loss = None  # the first minibatch's loss, before any step: the yardstick
         max_time = self.config.max_time
         deadline = None if max_time is None else state.started + max_time
@@ -328,12 +327,10 @@ class FlowMatchingTrainer:
                 if max_time is not None:
                     due = max(due, math.floor(progress * N_CHECKS))
                 check = epoch + 1 == n_epochs or out_of_time or due > checks_done
-                if check:
-                    checks_done = due
-                    check_start = time.perf_counter()
+                check_start = time.perf_counter()
                 stop = checkpoint.on_epoch_end(state.ema, history, epoch, check)
                 if check:
-                    check_seconds = time.perf_counter() - check_start
+                    checks_done, check_seconds = due, time.perf_counter() - check_start
                 self._report(state, epoch, progress, check)
                 if stop is not None:
                     if self.config.verbose:
@@ -435,12 +432,11 @@ class FlowMatchingTrainer:
         the share of the budget, the losses and the time."""
         if self.config.verbose < (1 if check else 2):
             return
-        history = state.history
-        valid = history.validation_loss_curve
+        valid = state.history.validation_loss_curve
         valid = f", validation loss {valid[-1]:.5f}" if check and valid else ""
         print(
             f"Epoch {epoch + 1}, step {state.step} ({min(progress, 1.0):4.0%} of the budget): "
-            f"loss {history.loss_curve[-1]:.5f}{valid}, "
+            f"loss {state.history.loss_curve[-1]:.5f}{valid}, "
             f"{time.perf_counter() - state.started:.1f} s"
         )
 
