@@ -11,9 +11,7 @@ import torch
 from sklearn.base import OneToOneFeatureMixin, TransformerMixin, _fit_context
 from sklearn.utils import ClassifierTags, check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions, validate_params
-from sklearn.utils.validation import (
-    check_is_fitted,
-)
+from sklearn.utils.validation import check_is_fitted
 
 from ._base import BaseFlow, keeps_state_on_error
 from ._data import (
@@ -141,9 +139,8 @@ stop_reason_, n_features_in_, feature_names_in_
 
     Notes
     -----
-    The network, minibatch, epochs and training times differ from
-    :class:`~skflow.FlowMatchingDensity`'s because on 2-D transport tasks the density's cost three
-    times the CPU for no better map (:ref:`User Guide <transport>`).
+    Its network, minibatch, epochs and training times are not the density's: on 2-D transport
+    tasks those cost three times the CPU for no better map (:ref:`User Guide <transport>`).
 
     Examples
     --------
