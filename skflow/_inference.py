@@ -204,11 +204,12 @@ class FittedNetwork:
                 eps = torch.as_tensor(eps, dtype=x.dtype, device=x.device)
             z, delta = flow_log_likelihood(net, x, t0, t1, probes=eps, **solver.options())
             delta = delta.cpu().numpy().reshape(x.shape[0], -1)
-            error = np.zeros(x.shape[0])  # exact
-            if probes is not None:  # unknown from one probe
-                error = np.full(x.shape[0], np.nan)
-            if delta.shape[1] > 1:
+            if probes is None:  # exact
+                error = np.zeros(x.shape[0])
+            elif delta.shape[1] > 1:
                 error = delta.std(axis=1, ddof=1) / np.sqrt(delta.shape[1])
+            else:  # unknown from one probe
+                error = np.full(x.shape[0], np.nan)
             return np.column_stack([base_log_prob(z.cpu().numpy()) + delta.mean(axis=1), error])
 
         out = self.map_rows(X, pull_back, before=before)
