@@ -100,11 +100,9 @@ intersphinx_timeout = 10
 
 # -- MathJax -------------------------------------------------------------------------------------
 
-# MathJax is loaded from its CDN when the pages are viewed. To read the pages offline, point
-# SKFLOW_DOC_MATHJAX_PATH at a local copy of MathJax 3's ``tex-mml-chtml.js`` (e.g. from the npm
-# package ``mathjax@3``) when building.
-if os.environ.get("SKFLOW_DOC_MATHJAX_PATH"):
-    mathjax_path = os.environ["SKFLOW_DOC_MATHJAX_PATH"]
+# MathJax 3 is copied into the site (sphinx-mathjax-offline), so that the pages show their maths
+# offline and load nothing from outside the site.
+extensions.append("sphinx-mathjax-offline")
 
 # -- HTML output ---------------------------------------------------------------------------------
 
@@ -114,11 +112,20 @@ html_theme_options = {
     "navigation_with_keys": False,
     "show_toc_level": 2,
 }
+# light or dark as the reader's system prefers (unset, the theme logs an error on every page)
+html_context = {"default_mode": "auto"}
 html_show_sourcelink = False
 html_static_path = ["_static"]
 html_css_files = ["custom.css"]
-# pages without sub-pages get no (empty) left sidebar
-html_sidebars = {"index": [], "install": []}
+# no left sidebar where it would be empty or would narrow code of up to 100 columns below a
+# laptop's width (the examples and the API pages; the top bar and "On this page" still navigate)
+html_sidebars = {
+    "index": [],
+    "install": [],
+    "api": [],
+    "generated/*": [],
+    "auto_examples/*": [],
+}
 
 
 # -- Docstring fixes ----------------------------------------------------------------------------

@@ -1,0 +1,119 @@
+"""Tests of ``doc/check_site.py``, the browser check of the built documentation.
+
+What is tested against what
+---------------------------
+* A small site whose pages are clean passes: no problem on any page.
+* Each defect the documentation once had, put back into a page of that site, is reported on that
+  page and nowhere else: raw LaTeX (``\\sigma_j``), a literal backtick, an escaped ``offset\\_``,
+  a private name (``auto_max_iter``), a maths element that MathJax did not typeset, a link to a
+  missing page and to a missing anchor, a code block wider than a 1280-pixel window, a page wider
+  than the window, and a script error in the console.
+* A landing page that does not link to every public estimator is reported, naming the missing one.
+
+The check needs Chromium and its driver (``apt-get install chromium chromium-driver``) and
+Selenium; without them these tests are skipped, unless ``SKFLOW_REQUIRE_BROWSER=1`` (set by CI),
+which turns the skip into a failure.
+"""
+
+import importlib.util
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+CHECKER = Path(__file__).resolve().parent.parent / "doc" / "check_site.py"
+ESTIMATORS = [
+    "FlowMatchingDensity",
+    "FlowMatchingOutlierDetector",
+    "InterpolantTransport",
+    "SubspaceOutlierEnsemble",
+]
+
+
+def _checker():
+    missing = [
+        what
+        for what, present in [
+            ("chromium", shutil.which("chromium")),
+            ("chromedriver", shutil.which("chromedriver")),
+            ("selenium", importlib.util.find_spec("selenium")),
+        ]
+        if not present
+    ]
+    if missing:
+        message = f"the browser check needs {', '.join(missing)}"
+        if os.environ.get("SKFLOW_REQUIRE_BROWSER") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    spec = importlib.util.spec_from_file_location("check_site", CHECKER)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["check_site"] = module  # its dataclass looks its module up
+    spec.loader.exec_module(module)
+    return module
+
+
+def _page(body: str, head: str = "") -> str:
+    return (
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'>{head}</head>"
+        f"<body><article>{body}</article></body></html>"
+    )
+
+
+CLEAN = _page(
+    "<h1 id='top'>A page</h1><p>Prose with <code>score_samples</code> and a "
+    "<a href='index.html#estimators'>link</a> to <a href='#top'>anchors</a>.</p>"
+    "<pre>flow = FlowMatchingDensity(random_state=0).fit(X)  # `ticks` in code are fine</pre>"
+)
+
+DEFECTS = {
+    "raw LaTeX": ("<p>the scale \\sigma_j of feature j</p>", "LaTeX"),
+    "backtick": ("<p>call `fit` first</p>", "a backtick"),
+    "escaped underscore": ("<p>the threshold offset\\_ of the detector</p>", "LaTeX"),
+    "private name": ("<p>the budget <code>auto_max_iter</code> gives</p>", "a private name"),
+    "untypeset maths": ("<div class='math'>\\[x^2\\]</div>", "typeset"),
+    "missing page": ("<p><a href='missing.html'>gone</a></p>", "broken link"),
+    "missing anchor": ("<p><a href='index.html#nowhere'>gone</a></p>", "missing anchor"),
+    "wide code": (f"<pre>{'x = 1; ' * 60}</pre>", "scrolls sideways"),
+    "wide page": ("<div style='width: 2000px'>wide</div>", "px wide"),
+    "script error": ("<script>undefinedFunction();</script><p>text</p>", "console"),
+}
+
+
+def _site(root: Path, index_links: list[str]) -> Path:
+    site = root / "html"
+    (site / "generated").mkdir(parents=True)
+    links = "".join(f"<a href='generated/skflow.{name}.html'>{name}</a>" for name in index_links)
+    (site / "index.html").write_text(_page(f"<h2 id='estimators'>Estimators</h2><p>{links}</p>"))
+    for name in ESTIMATORS:
+        (site / "generated" / f"skflow.{name}.html").write_text(_page(f"<h1>{name}</h1>"))
+    (site / "clean.html").write_text(CLEAN)
+    return site
+
+
+def test_a_clean_site_passes(tmp_path):
+    checker = _checker()
+    site = _site(tmp_path, ESTIMATORS)
+    assert checker.check_site(site, tmp_path / "shots") == {}
+    assert (tmp_path / "shots" / "index.png").stat().st_size > 0
+
+
+@pytest.mark.parametrize("defect", list(DEFECTS))
+def test_each_defect_fails_its_page(tmp_path, defect):
+    checker = _checker()
+    site = _site(tmp_path, ESTIMATORS)
+    markup, expected = DEFECTS[defect]
+    (site / "defect.html").write_text(_page(markup))
+    failures = checker.check_site(site)
+    assert list(failures) == ["defect.html"], failures
+    assert any(expected in problem for problem in failures["defect.html"]), failures
+
+
+def test_a_landing_page_without_an_estimator_fails(tmp_path):
+    checker = _checker()
+    site = _site(tmp_path, ESTIMATORS[:-1])
+    failures = checker.check_site(site)
+    assert failures == {
+        "index.html (the estimators)": ["the landing page does not link to SubspaceOutlierEnsemble"]
+    }
