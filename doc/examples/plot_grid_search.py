@@ -13,14 +13,15 @@ held-out likelihood without a ``scoring`` argument. This example
 3. reads the results, refits the best candidate with a larger budget, and turns its log-density
    back into the units of the raw data.
 
-**Training budget.** Every candidate is small and trained briefly, so that the 6 candidates x 3
-folds = 18 fits take about 20 s on one core: ``hidden_layer_sizes=(64, 64, 64)``, 500
+**Training budget.** Every candidate is small and trained briefly, so that each of the 6
+candidates x 3 folds = 18 fits takes seconds on one core (the table below gives the mean fit
+times): ``hidden_layer_sizes=(64, 64, 64)``, 500
 training rows per fold, ``max_iter=40`` epochs of ``batch_size=128`` with
 ``learning_rate_init=1e-2``. Early stopping (on by default) holds out 50 of each fold's 500 rows
 and keeps the best of its checks, so at most 160 steps are trained on the other 450. The ranking
 of such short fits is noisy and may change with the budget. The winner is then refitted once on
 all 750 rows with ``max_iter=400`` (at most 2400 steps on the 675 rows left after the held-out
-split, about 5 s). With real budgets pass ``n_jobs`` to spread the fits over cores (see the user
+split). With real budgets pass ``n_jobs`` to spread the fits over cores (see the user
 guide).
 """
 
