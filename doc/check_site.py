@@ -17,8 +17,9 @@ MathJax has typeset it. A page fails when
 * the page is wider than the window, or a code block or table must be scrolled sideways to be
   read.
 
-The landing page must link to the API page of every public estimator. Screenshots of the landing
-page and of every gallery example go to ``<site>/../screenshots``.
+The landing page must link to the API page of every public estimator, and some page must document
+(have the anchor of) every name that skflow and its public modules export. Screenshots of the
+landing page and of every gallery example go to ``<site>/../screenshots``.
 The exit status is the number of failing pages (capped at 100); each failure is printed.
 """
 
@@ -227,6 +228,32 @@ def landing_page_problems(site: Path, estimators: list[str]) -> list[str]:
     ]
 
 
+def public_names() -> dict[str, list[str]]:
+    """Every public name of skflow, with the anchors that would document it:
+    ``skflow.<module>.<name>`` (or ``skflow.<name>`` where the package exports it too) for the
+    ``__all__`` of each public module, and ``skflow.<name>`` for the package's own."""
+    import skflow
+
+    names = {name: [f"skflow.{name}"] for name in skflow.__all__ if name != "__version__"}
+    for module_info in pkgutil.iter_modules(skflow.__path__):
+        if not module_info.name.startswith("_"):
+            module = importlib.import_module(f"skflow.{module_info.name}")
+            for name in getattr(module, "__all__", ()):
+                qualified = f"skflow.{module_info.name}.{name}"
+                names.setdefault(qualified, []).extend([qualified, f"skflow.{name}"])
+    return names
+
+
+def undocumented(pages: dict[Path, Page], names: dict[str, list[str]]) -> list[str]:
+    """The public names that no page of the site has an anchor for."""
+    anchors = set().union(*(page.anchors for page in pages.values()))
+    return [
+        f"{name} is not in the API reference"
+        for name, candidates in names.items()
+        if not anchors.intersection(candidates)
+    ]
+
+
 def public_estimators() -> list[str]:
     """The names of skflow's public estimator classes."""
     from sklearn.base import BaseEstimator
@@ -261,6 +288,9 @@ def check_site(site: Path, screenshots: Path | None = None) -> dict[str, list[st
     pages = {path: parse(path) for path in files}
     hidden = private_names()
     failures = {}
+    problems = undocumented(pages, public_names())
+    if problems:
+        failures["api.html (public names)"] = problems
     if (site / "index.html").is_file():
         problems = landing_page_problems(site, public_estimators())
         if problems:

@@ -8,7 +8,8 @@ What is tested against what
   a private name (``auto_max_iter``), a maths element that MathJax did not typeset, a link to a
   missing page and to a missing anchor, a code block wider than a 1280-pixel window, a page wider
   than the window, and a script error in the console.
-* A landing page that does not link to every public estimator is reported, naming the missing one.
+* A landing page that does not link to every public estimator is reported, naming the missing one;
+  so is a public name (one of a public module's ``__all__``) that no page documents.
 
 The check needs Chromium and its driver (``apt-get install chromium chromium-driver``) and
 Selenium; without them these tests are skipped, unless ``SKFLOW_REQUIRE_BROWSER=1`` (set by CI),
@@ -81,9 +82,17 @@ DEFECTS = {
 }
 
 
-def _site(root: Path, index_links: list[str]) -> Path:
+def _site(root: Path, index_links: list[str], left_out: str | None = None) -> Path:
+    """A small clean site: a landing page linking to ``index_links``, a page per estimator, an API
+    page with the anchor of every public name but ``left_out``, and one more page."""
     site = root / "html"
     (site / "generated").mkdir(parents=True)
+    anchors = "".join(
+        f"<dt id='{candidates[0]}'>{name}</dt>"
+        for name, candidates in _checker().public_names().items()
+        if name != left_out
+    )
+    (site / "api.html").write_text(_page(f"<dl>{anchors}</dl>"))
     links = "".join(f"<a href='generated/skflow.{name}.html'>{name}</a>" for name in index_links)
     (site / "index.html").write_text(_page(f"<h2 id='estimators'>Estimators</h2><p>{links}</p>"))
     for name in ESTIMATORS:
@@ -116,4 +125,14 @@ def test_a_landing_page_without_an_estimator_fails(tmp_path):
     failures = checker.check_site(site)
     assert failures == {
         "index.html (the estimators)": ["the landing page does not link to SubspaceOutlierEnsemble"]
+    }
+
+
+def test_an_undocumented_public_name_fails(tmp_path):
+    checker = _checker()
+    site = _site(tmp_path, ESTIMATORS, left_out="skflow.likelihood.rademacher_probes")
+    assert checker.check_site(site) == {
+        "api.html (public names)": [
+            "skflow.likelihood.rademacher_probes is not in the API reference"
+        ]
     }

@@ -119,9 +119,8 @@ for name, transport in transports.items():
     score[name] = transport.score(X_test, y_test)
     cost[name] = np.mean(np.sum((moved - source_test) ** 2, axis=1))
     print(
-        f"{name:22s} score (-W2^2) = {score[name]:.3f}, "
-        f"mean squared displacement = {cost[name]:.3f}, "
-        f"median straightness = {straightness[name]:.3f}"
+        f"{name:22s} score {score[name]:.3f}, displacement {cost[name]:.3f}, "
+        f"straightness {straightness[name]:.3f}"
     )
 independent, ot_coupled = transports
 assert straightness[ot_coupled] > 0.95 and straightness[independent] < 0.8
