@@ -123,7 +123,9 @@ grid_scores = detector.score_samples(grid).reshape(grid_x.shape)
 
 fig, ax = plt.subplots(figsize=(7, 4.5))
 levels = np.linspace(grid_scores.max() - 8.0, grid_scores.max(), 17)  # the top 8 nats
-ax.contourf(grid_x, grid_y, grid_scores, levels=levels, cmap="Greys", extend="min")
+# light greys (the top half of the colour map unused), so that the points and boundaries show
+light = dict(cmap="Greys", vmin=levels[0], vmax=2 * levels[-1] - levels[0], extend="min")
+ax.contourf(grid_x, grid_y, grid_scores, levels=levels, **light)
 handles = []
 for (name, fitted), color in zip(detectors.items(), ["k", "tab:red"]):
     boundary = fitted.decision_function(grid).reshape(grid_x.shape)
@@ -168,7 +170,8 @@ for ax, bandwidth in zip(axes, [0.0, 1.0, (0.0, 0.5, 1.0)]):
     print(f"bandwidth={bandwidth}: ROC-AUC {auc:.3f} for the clustered anomalies")
     surface = blurred.score_samples(grid).reshape(grid_x.shape)
     levels = np.linspace(np.quantile(surface, 0.25), surface.max(), 17)
-    ax.contourf(grid_x, grid_y, surface, levels=levels, cmap="Greys", extend="min")
+    light = dict(cmap="Greys", vmin=levels[0], vmax=2 * levels[-1] - levels[0], extend="min")
+    ax.contourf(grid_x, grid_y, surface, levels=levels, **light)
     ax.scatter(*X_mixed[~from_cluster].T, s=4, color="tab:blue")
     ax.scatter(*X_mixed[from_cluster].T, s=14, color="tab:orange", marker="x")
     ax.set_title(f"bandwidth={bandwidth}: ROC-AUC {auc:.2f}")

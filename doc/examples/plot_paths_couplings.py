@@ -99,7 +99,7 @@ def straightness(paths):
     return float(np.mean(np.linalg.norm(paths[-1] - paths[0], axis=1) / length))
 
 
-fig, axes = plt.subplots(1, 4, figsize=(14, 3.9))
+fig, axes = plt.subplots(1, 4, figsize=(14, 4.2), layout="constrained")
 straight = {}
 for ax, (name, flow) in zip(axes, flows.items()):
     paths = trajectories(flow)
@@ -113,7 +113,6 @@ for ax, (name, flow) in zip(axes, flows.items()):
     ax.set_ylim(-3.3, 3.3)
     ax.set_xticks([])
     ax.set_yticks([])
-fig.tight_layout()
 independent, ot_coupled = "linear, independent (I-CFM)", "linear, OT (OT-CFM)"
 assert straight[ot_coupled] > straight[independent]
 assert straight[ot_coupled] > 0.95
