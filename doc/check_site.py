@@ -19,7 +19,9 @@ MathJax has typeset it. A page fails when
 
 The landing page must link to the API page of every public estimator, and some page must document
 (have the anchor of) every name that skflow and its public modules export. Screenshots of the
-landing page and of every gallery example go to ``<site>/../screenshots``.
+landing page and of every gallery example go to ``<site>/../screenshots``. (The figures of the
+gallery are checked as the build saves them: ``doc/conf.py`` refuses one whose title, label or
+legend reaches beyond its edges, :func:`cut_off_texts`.)
 The exit status is the number of failing pages (capped at 100); each failure is printed.
 """
 
@@ -62,7 +64,10 @@ Promise.race([typeset, late]).catch(() => null).then(() => {
         "pre, code, .highlight, .sig, mjx-container, .math, script, style, .MathJax, form"
     ).forEach((node) => node.remove());
     const root = document.documentElement;
-    const scrolled = [...document.querySelectorAll("article pre, article table")]
+    // code blocks, and any box of the article that scrolls sideways (e.g. a wide table's)
+    const scrolled = [...document.querySelectorAll("article pre, article *")]
+        .filter((node) => node.tagName === "PRE"
+                || ["auto", "scroll"].includes(getComputedStyle(node).overflowX))
         .filter((node) => node.scrollWidth > node.clientWidth + 1)
         .map((node) => node.tagName.toLowerCase() + ": "
              + node.textContent.trim().slice(0, 60).replace(/\\s+/g, " "));
@@ -177,6 +182,49 @@ def rendering_problems(measures: dict, hidden: set[str]) -> list[str]:
         )
     problems += [f"scrolls sideways at {WIDTH} px: {what}" for what in measures["scrolled"]]
     return problems
+
+
+def cut_off_texts(figure) -> list[str]:
+    """The titles, axis labels, legend entries and other texts of a matplotlib ``figure`` (tick
+    labels aside) that reach beyond its edges, where a saved image would clip them."""
+    from matplotlib.text import Text
+
+    figure.canvas.draw()
+    renderer = figure.canvas.get_renderer()
+    ticks = {
+        id(label)
+        for axes in figure.axes
+        for axis in (axes.xaxis, axes.yaxis)
+        for tick in axis.get_major_ticks() + axis.get_minor_ticks()
+        for label in (tick.label1, tick.label2)
+    }
+    edges = figure.bbox
+    problems = []
+    for text in figure.findobj(Text):
+        if id(text) in ticks or not text.get_visible() or not text.get_text().strip():
+            continue
+        box = text.get_window_extent(renderer)
+        if (
+            box.x0 < edges.x0 - 1
+            or box.y0 < edges.y0 - 1
+            or box.x1 > edges.x1 + 1
+            or box.y1 > edges.y1 + 1
+        ):
+            problems.append(f"the text {text.get_text()!r} is cut off by the figure's edge")
+    return problems
+
+
+def checked_matplotlib_scraper(block, block_vars: dict, gallery_conf: dict, **kwargs) -> str:
+    """sphinx-gallery's matplotlib scraper, once no open figure has a text cut off by its edges
+    (:func:`cut_off_texts`); ``doc/conf.py`` names it in ``image_scrapers``."""
+    import matplotlib.pyplot as plt
+    from sphinx_gallery.scrapers import matplotlib_scraper
+
+    for number in plt.get_fignums():
+        problems = cut_off_texts(plt.figure(number))
+        if problems:
+            raise ValueError(f"{block_vars['src_file']}, figure {number}: {'; '.join(problems)}")
+    return matplotlib_scraper(block, block_vars, gallery_conf, **kwargs)
 
 
 def browser():

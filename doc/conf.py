@@ -69,6 +69,7 @@ numpydoc_class_members_toctree = False
 
 # -- sphinx-gallery ------------------------------------------------------------------------------
 
+
 # doc/examples/plot_*.py are run at build time (each with a small training budget) and rendered,
 # with their figures and output, under doc/auto_examples/.
 sphinx_gallery_conf = {
@@ -82,6 +83,8 @@ sphinx_gallery_conf = {
     "remove_config_comments": True,
     # no sg_execution_times.rst written into the source tree
     "write_computation_times": False,
+    # the figures as matplotlib's scraper saves them, refused if a text is cut off (check_site.py)
+    "image_scrapers": ("check_site.checked_matplotlib_scraper",),
 }
 
 # -- intersphinx (opt-in: needs the network) -----------------------------------------------------

@@ -6,8 +6,11 @@ What is tested against what
 * Each defect the documentation once had, put back into a page of that site, is reported on that
   page and nowhere else: raw LaTeX (``\\sigma_j``), a literal backtick, an escaped ``offset\\_``,
   a private name (``auto_max_iter``), a maths element that MathJax did not typeset, a link to a
-  missing page and to a missing anchor, a code block wider than a 1280-pixel window, a page wider
-  than the window, and a script error in the console.
+  missing page and to a missing anchor, a code block wider than a 1280-pixel window, a table that
+  must be scrolled sideways, a page wider than the window, and a script error in the console.
+* ``cut_off_texts``, which the gallery's image scraper runs on every figure, reports the subplot
+  titles that the gallery once clipped (equal-aspect panels, two-line titles, ``tight_layout``)
+  and none once the figure uses a constrained layout; it needs matplotlib only.
 * A landing page that does not link to every public estimator is reported, naming the missing one;
   so is a public name (one of a public module's ``__all__``) that no page documents.
 
@@ -48,6 +51,10 @@ def _checker():
         if os.environ.get("SKFLOW_REQUIRE_BROWSER") == "1":
             pytest.fail(message)
         pytest.skip(message)
+    return _load_checker()
+
+
+def _load_checker():
     spec = importlib.util.spec_from_file_location("check_site", CHECKER)
     module = importlib.util.module_from_spec(spec)
     sys.modules["check_site"] = module  # its dataclass looks its module up
@@ -78,6 +85,11 @@ DEFECTS = {
     "missing anchor": ("<p><a href='index.html#nowhere'>gone</a></p>", "missing anchor"),
     "wide code": (f"<pre>{'x = 1; ' * 60}</pre>", "scrolls sideways"),
     "wide page": ("<div style='width: 2000px'>wide</div>", "px wide"),
+    "wide table": (
+        "<div style='overflow-x: auto'><table><tr><td style='min-width: 3000px'>cell</td></tr>"
+        "</table></div>",
+        "scrolls sideways",
+    ),
     "script error": ("<script>undefinedFunction();</script><p>text</p>", "console"),
 }
 
@@ -136,3 +148,28 @@ def test_an_undocumented_public_name_fails(tmp_path):
             "skflow.likelihood.rademacher_probes is not in the API reference"
         ]
     }
+
+
+@pytest.mark.parametrize("layout", ["tight", "constrained"])
+def test_clipped_subplot_titles_are_reported(layout):
+    pytest.importorskip("matplotlib")
+    import matplotlib
+
+    matplotlib.use("agg")
+    import matplotlib.pyplot as plt
+
+    checker = _load_checker()
+    constrained = layout == "constrained"
+    figure, axes = plt.subplots(
+        1, 4, figsize=(14, 4.2 if constrained else 3.9), layout=layout if constrained else None
+    )
+    for ax in axes:
+        ax.set_title("a subplot title\non two lines")
+        ax.set_aspect("equal")
+        ax.set_xticks([])
+        ax.set_yticks([])
+    if not constrained:
+        figure.tight_layout()
+    problems = checker.cut_off_texts(figure)
+    plt.close(figure)
+    assert len(problems) == (0 if constrained else 4), problems
