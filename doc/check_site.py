@@ -65,7 +65,7 @@ Promise.race([typeset, late]).catch(() => null).then(() => {
     ).forEach((node) => node.remove());
     const root = document.documentElement;
     // code blocks, and any box of the article that scrolls sideways (e.g. a wide table's)
-    const scrolled = [...document.querySelectorAll("article pre, article *")]
+    const scrolled = [...document.querySelectorAll("article *")]
         .filter((node) => node.tagName === "PRE"
                 || ["auto", "scroll"].includes(getComputedStyle(node).overflowX))
         .filter((node) => node.scrollWidth > node.clientWidth + 1)
@@ -141,19 +141,28 @@ def broken_links(site: Path, path: Path, pages: dict[Path, Page]) -> list[str]:
     return problems
 
 
+def skflow_modules() -> dict[str, object]:
+    """skflow's modules, public and private, by their name within the package."""
+    import skflow
+
+    return {
+        info.name: importlib.import_module(f"skflow.{info.name}")
+        for info in pkgutil.iter_modules(skflow.__path__)
+    }
+
+
 def private_names() -> set[str]:
     """Names defined in skflow's private modules and public nowhere: the reader cannot use them."""
     import skflow
 
     public = set(skflow.__all__)
     private = set()
-    for module_info in pkgutil.iter_modules(skflow.__path__):
-        module = importlib.import_module(f"skflow.{module_info.name}")
-        if module_info.name.startswith("_"):
+    for name, module in skflow_modules().items():
+        if name.startswith("_"):
             private |= {
-                name
-                for name, value in vars(module).items()
-                if not name.startswith("_")
+                member
+                for member, value in vars(module).items()
+                if not member.startswith("_")
                 and getattr(value, "__module__", None) == module.__name__
             }
         else:
@@ -283,11 +292,10 @@ def public_names() -> dict[str, list[str]]:
     import skflow
 
     names = {name: [f"skflow.{name}"] for name in skflow.__all__ if name != "__version__"}
-    for module_info in pkgutil.iter_modules(skflow.__path__):
-        if not module_info.name.startswith("_"):
-            module = importlib.import_module(f"skflow.{module_info.name}")
+    for module_name, module in skflow_modules().items():
+        if not module_name.startswith("_"):
             for name in getattr(module, "__all__", ()):
-                qualified = f"skflow.{module_info.name}.{name}"
+                qualified = f"skflow.{module_name}.{name}"
                 names.setdefault(qualified, []).extend([qualified, f"skflow.{name}"])
     return names
 
@@ -316,8 +324,8 @@ def public_estimators() -> list[str]:
     ]
 
 
-def screenshot(driver, path: Path, out: Path) -> None:
-    """The whole page at ``path`` (already open) as a PNG at ``out``, ``WIDTH`` wide."""
+def screenshot(driver, out: Path) -> None:
+    """The whole page open in ``driver`` as a PNG at ``out``, ``WIDTH`` wide."""
     height = driver.execute_script("return document.documentElement.scrollHeight")
     driver.set_window_size(WIDTH, min(max(height, HEIGHT), 12000))
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -353,7 +361,7 @@ def check_site(site: Path, screenshots: Path | None = None) -> dict[str, list[st
             if screenshots is not None and (
                 name == "index.html" or re.fullmatch(r"auto_examples/plot_\w+\.html", name)
             ):
-                screenshot(driver, path, screenshots / (path.stem + ".png"))
+                screenshot(driver, screenshots / (path.stem + ".png"))
     finally:
         driver.quit()
     return failures

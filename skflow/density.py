@@ -185,7 +185,7 @@ class FlowMatchingDensity(
 
     Notes
     -----
-    The measurements behind the defaults are in the :ref:`User Guide <practice>`.
+    The measurements behind the defaults are in the :ref:`User Guide <density>`.
 
     Examples
     --------
