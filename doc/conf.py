@@ -69,7 +69,6 @@ numpydoc_class_members_toctree = False
 
 # -- sphinx-gallery ------------------------------------------------------------------------------
 
-
 # doc/examples/plot_*.py are run at build time (each with a small training budget) and rendered,
 # with their figures and output, under doc/auto_examples/.
 sphinx_gallery_conf = {

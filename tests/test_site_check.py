@@ -62,9 +62,9 @@ def _load_checker():
     return module
 
 
-def _page(body: str, head: str = "") -> str:
+def _page(body: str) -> str:
     return (
-        f"<!DOCTYPE html><html><head><meta charset='utf-8'>{head}</head>"
+        "<!DOCTYPE html><html><head><meta charset='utf-8'></head>"
         f"<body><article>{body}</article></body></html>"
     )
 
@@ -94,14 +94,14 @@ DEFECTS = {
 }
 
 
-def _site(root: Path, index_links: list[str], left_out: str | None = None) -> Path:
+def _site(checker, root: Path, index_links: list[str], left_out: str | None = None) -> Path:
     """A small clean site: a landing page linking to ``index_links``, a page per estimator, an API
     page with the anchor of every public name but ``left_out``, and one more page."""
     site = root / "html"
     (site / "generated").mkdir(parents=True)
     anchors = "".join(
         f"<dt id='{candidates[0]}'>{name}</dt>"
-        for name, candidates in _checker().public_names().items()
+        for name, candidates in checker.public_names().items()
         if name != left_out
     )
     (site / "api.html").write_text(_page(f"<dl>{anchors}</dl>"))
@@ -115,7 +115,7 @@ def _site(root: Path, index_links: list[str], left_out: str | None = None) -> Pa
 
 def test_a_clean_site_passes(tmp_path):
     checker = _checker()
-    site = _site(tmp_path, ESTIMATORS)
+    site = _site(checker, tmp_path, ESTIMATORS)
     assert checker.check_site(site, tmp_path / "shots") == {}
     assert (tmp_path / "shots" / "index.png").stat().st_size > 0
 
@@ -123,7 +123,7 @@ def test_a_clean_site_passes(tmp_path):
 @pytest.mark.parametrize("defect", list(DEFECTS))
 def test_each_defect_fails_its_page(tmp_path, defect):
     checker = _checker()
-    site = _site(tmp_path, ESTIMATORS)
+    site = _site(checker, tmp_path, ESTIMATORS)
     markup, expected = DEFECTS[defect]
     (site / "defect.html").write_text(_page(markup))
     failures = checker.check_site(site)
@@ -133,7 +133,7 @@ def test_each_defect_fails_its_page(tmp_path, defect):
 
 def test_a_landing_page_without_an_estimator_fails(tmp_path):
     checker = _checker()
-    site = _site(tmp_path, ESTIMATORS[:-1])
+    site = _site(checker, tmp_path, ESTIMATORS[:-1])
     failures = checker.check_site(site)
     assert failures == {
         "index.html (the estimators)": ["the landing page does not link to SubspaceOutlierEnsemble"]
@@ -142,7 +142,7 @@ def test_a_landing_page_without_an_estimator_fails(tmp_path):
 
 def test_an_undocumented_public_name_fails(tmp_path):
     checker = _checker()
-    site = _site(tmp_path, ESTIMATORS, left_out="skflow.likelihood.rademacher_probes")
+    site = _site(checker, tmp_path, ESTIMATORS, left_out="skflow.likelihood.rademacher_probes")
     assert checker.check_site(site) == {
         "api.html (public names)": [
             "skflow.likelihood.rademacher_probes is not in the API reference"

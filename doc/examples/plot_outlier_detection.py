@@ -114,18 +114,23 @@ assert detectors["0.1"].offset_ > detector.offset_
 assert flagged_share["0.1"][1] > flagged_share['"auto"'][1]
 assert flagged_share["0.1"][0] >= flagged_share['"auto"'][0]
 
+
 # %%
 # The region each threshold calls normal is the set where ``decision_function >= 0``, a level set
 # of the learned density.
+def light_greys(levels):
+    """Filled-contour colours in the light half of the grey scale, under the points and
+    boundaries drawn on top."""
+    return dict(cmap="Greys", vmin=levels[0], vmax=2 * levels[-1] - levels[0], extend="min")
+
+
 grid_x, grid_y = np.meshgrid(np.linspace(-1.7, 2.7, 88), np.linspace(-1.2, 1.7, 58))
 grid = np.column_stack([grid_x.ravel(), grid_y.ravel()])
 grid_scores = detector.score_samples(grid).reshape(grid_x.shape)
 
 fig, ax = plt.subplots(figsize=(7, 4.5))
 levels = np.linspace(grid_scores.max() - 8.0, grid_scores.max(), 17)  # the top 8 nats
-# light greys (the top half of the colour map unused), so that the points and boundaries show
-light = dict(cmap="Greys", vmin=levels[0], vmax=2 * levels[-1] - levels[0], extend="min")
-ax.contourf(grid_x, grid_y, grid_scores, levels=levels, **light)
+ax.contourf(grid_x, grid_y, grid_scores, levels=levels, **light_greys(levels))
 handles = []
 for (name, fitted), color in zip(detectors.items(), ["k", "tab:red"]):
     boundary = fitted.decision_function(grid).reshape(grid_x.shape)
@@ -170,8 +175,7 @@ for ax, bandwidth in zip(axes, [0.0, 1.0, (0.0, 0.5, 1.0)]):
     print(f"bandwidth={bandwidth}: ROC-AUC {auc:.3f} for the clustered anomalies")
     surface = blurred.score_samples(grid).reshape(grid_x.shape)
     levels = np.linspace(np.quantile(surface, 0.25), surface.max(), 17)
-    light = dict(cmap="Greys", vmin=levels[0], vmax=2 * levels[-1] - levels[0], extend="min")
-    ax.contourf(grid_x, grid_y, surface, levels=levels, **light)
+    ax.contourf(grid_x, grid_y, surface, levels=levels, **light_greys(levels))
     ax.scatter(*X_mixed[~from_cluster].T, s=4, color="tab:blue")
     ax.scatter(*X_mixed[from_cluster].T, s=14, color="tab:orange", marker="x")
     ax.set_title(f"bandwidth={bandwidth}: ROC-AUC {auc:.2f}")
