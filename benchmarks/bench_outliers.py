@@ -1,43 +1,36 @@
-"""Which anomaly detector ranks outliers best? FlowMatchingOutlierDetector and
-SubspaceOutlierEnsemble against scikit-learn's detectors.
+"""Which anomaly detector ranks outliers best, and at what cost? FlowMatchingOutlierDetector and
+SubspaceOutlierEnsemble against scikit-learn's detectors and PyOD's strongest.
 
-The protocol of the public tabular anomaly-detection benchmarks (e.g. ADBench, Han et al.,
-NeurIPS 2022): for each seed, a random stratified 60/40 split of the labelled rows; features
-standardised with the mean and standard deviation of the training part; every detector fitted
-**without labels** on the training part (which holds the data set's share of outliers, so training
-is contaminated); ROC-AUC and average precision of the test part's scores (``-score_samples``:
-higher = more abnormal), the shares of test inliers and outliers that ``predict`` flags, and the
-CPU seconds of fitting and scoring. The tables give the mean and the standard deviation over the
-seeds; the detectors are ranked on each data set by their mean ROC-AUC (1 = best) and the ranks
-averaged over the data sets. Every detector runs with its default hyperparameters (no tuning on
-the labels):
+The protocol of the public tabular anomaly-detection benchmarks (ADBench, Han et al., NeurIPS
+2022): for each seed, a stratified 60/40 split of the labelled rows; columns constant on the
+training part dropped and the others standardised with its mean and standard deviation; every
+detector fitted **without labels** on the training part (which holds the set's share of
+outliers, so training is contaminated); ROC-AUC and average precision of the test part's outlier
+scores; the shares of test inliers and outliers that each detector's own threshold flags; and
+the CPU seconds of fitting plus scoring, also as a ratio to IsolationForest's on the same split.
+Every detector runs with its default hyperparameters (no tuning on the labels):
 
 * ``flow``: ``FlowMatchingOutlierDetector(random_state=seed)``;
-* ``flow subspaces``: ``SubspaceOutlierEnsemble(FlowMatchingOutlierDetector(),
-  random_state=seed)``, twelve such detectors on random feature subsets of rotated bagging's size
-  (6 of digits' 64 features, 5 of 30, 4 of 13, both of moons' 2), their standardised scores
-  averaged;
+* ``flow subspaces``: ``SubspaceOutlierEnsemble(random_state=seed)`` (twelve such detectors on
+  random feature subsets);
 * ``iforest``: ``IsolationForest(random_state=seed)``;
 * ``lof``: ``LocalOutlierFactor(novelty=True)`` (20 neighbours);
 * ``ocsvm``: ``OneClassSVM()`` (RBF kernel, ``gamma="scale"``, ``nu=0.5``);
-* ``gmm``: ``GaussianMixture(random_state=seed)`` (one full-covariance Gaussian).
+* ``gmm``: ``GaussianMixture`` tuned without labels: the lowest BIC of 1, 2, 4 and 8 components
+  with full or diagonal covariances (``reg_covar=1e-4``), scored by its log-density;
+* ``ecod``, ``copod``, ``knn``: PyOD's ECOD, COPOD and KNN (5 neighbours, distance to the
+  farthest) with their defaults, among the best unsupervised detectors of ADBench.
 
-The data sets are fixed (sub-samples drawn once with seed 0); only the split changes with the seed:
+The 18 data sets are built offline (``_outlier_data.py``: scikit-learn's bundled sets and the
+data files of the R packages mlbench and kernlab, from their Debian packages), each a
+classification table turned into an outlier problem the ODDS way; their sources and rules are
+listed in the result file.
 
-* ``breast_cancer``: scikit-learn's Wisconsin breast cancer (30 features); the 357 benign rows are
-  inliers, 21 malignant rows drawn at random the outliers (5.6 %), as in ODDS/ADBench's WBC.
-* ``wine``: scikit-learn's wine (13 features); classes 1 and 2 (119 rows) are inliers, 10 rows of
-  class 0 the outliers (7.8 %), as in ODDS's wine.
-* ``digits``: scikit-learn's 8x8 digits (64 pixel features, several of them constant in the
-  training part); 40 rows of each of the digits 1-9 are inliers, 11 zeros the outliers (3.0 %), as
-  in ODDS's optdigits (sub-sampled to keep the run short).
-* ``moons``: synthetic; 500 rows of two interleaved half-moons (noise 0.1) are inliers, 25 rows
-  uniform on the box [-1.5, 2.5] x [-1, 1.5] the outliers (4.8 %): curved, non-elliptical inliers.
-
-Reproduce (from the repository root; about 80 minutes with two processes)::
+Reproduce (from the repository root; about 40 minutes with two processes; needs PyOD and
+pyreadr, the ``benchmarks`` extras, and ``apt-get download`` or ``SKFLOW_DEB_DIR``)::
 
     OMP_NUM_THREADS=1 python benchmarks/bench_outliers.py --jobs 2
-    OMP_NUM_THREADS=1 python benchmarks/bench_outliers.py --quick    # 2 seeds, max_iter=50
+    OMP_NUM_THREADS=1 python benchmarks/bench_outliers.py --quick    # 1 seed, small sets
 
 The first writes ``benchmarks/results/outliers.md``, whose reading is written by hand below the
 tables after a run; ``--quick`` checks that the script runs and only prints, unless ``--output``
@@ -53,10 +46,13 @@ import _common  # first: sets one thread before torch is imported
 import argparse
 import datetime
 import multiprocessing
-from dataclasses import dataclass
+import warnings
 
+import _outlier_data
 import numpy as np
-from sklearn.datasets import load_breast_cancer, load_digits, load_wine, make_moons
+from pyod.models.copod import COPOD
+from pyod.models.ecod import ECOD
+from pyod.models.knn import KNN
 from sklearn.ensemble import IsolationForest
 from sklearn.metrics import average_precision_score, roc_auc_score
 from sklearn.mixture import GaussianMixture
@@ -65,125 +61,106 @@ from sklearn.neighbors import LocalOutlierFactor
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import OneClassSVM
 
-from skflow import FlowMatchingDensity, FlowMatchingOutlierDetector, SubspaceOutlierEnsemble
-from skflow.outlier import DENSITY_DEFAULTS
+from skflow import FlowMatchingOutlierDetector, SubspaceOutlierEnsemble
 
-QUICK_FLOW = {"max_iter": 50}  # --quick: flows that train in seconds
-
-
-# --------------------------------------------------------------------------------------------------
-# data sets
+QUICK_SETS = ["wine", "glass", "vote", "wbc", "pima"]
 
 
-@dataclass
-class Dataset:
-    """Rows and labels (1 = outlier)."""
+class BICGaussianMixture:
+    """The GaussianMixture of lowest BIC among 1, 2, 4 and 8 components with full or diagonal
+    covariances; ``score_samples`` is its log-density, and it has no threshold."""
 
-    name: str
-    X: np.ndarray
-    y: np.ndarray
+    def __init__(self, random_state: int) -> None:
+        self.random_state = random_state
 
+    def fit(self, X: np.ndarray) -> BICGaussianMixture:
+        candidates = [
+            GaussianMixture(k, covariance_type=kind, reg_covar=1e-4, random_state=self.random_state)
+            for k in (1, 2, 4, 8)
+            for kind in ("full", "diag")
+            if k < X.shape[0]
+        ]
+        fitted = [model.fit(X) for model in candidates]
+        self.model_ = min(fitted, key=lambda model: model.bic(X))
+        return self
 
-def _inliers_and_outliers(name, inliers, outliers) -> Dataset:
-    X = np.vstack([inliers, outliers])
-    y = np.r_[np.zeros(len(inliers), dtype=int), np.ones(len(outliers), dtype=int)]
-    return Dataset(name, X, y)
-
-
-def rare_class(name: str, X: np.ndarray, is_rare: np.ndarray, n_outliers: int) -> Dataset:
-    """The rows outside a class as inliers, ``n_outliers`` of its rows (drawn with seed 0) as the
-    outliers: the ODDS way of turning a classification set into an anomaly problem."""
-    pick = np.random.default_rng(0).choice(is_rare.sum(), n_outliers, replace=False)
-    return _inliers_and_outliers(name, X[~is_rare], X[is_rare][pick])
-
-
-def breast_cancer() -> Dataset:
-    data = load_breast_cancer()
-    return rare_class("breast_cancer", data.data, data.target == 0, 21)  # malignant
+    def score_samples(self, X: np.ndarray) -> np.ndarray:
+        return self.model_.score_samples(X)
 
 
-def wine() -> Dataset:
-    data = load_wine()
-    return rare_class("wine", data.data, data.target == 0, 10)
+class PyODDetector:
+    """A PyOD detector behind scikit-learn's names: ``score_samples`` is minus its outlier score
+    and ``predict`` is -1 where its own threshold flags a row."""
+
+    def __init__(self, detector) -> None:
+        self.detector = detector
+
+    def fit(self, X: np.ndarray) -> PyODDetector:
+        self.detector.fit(X)
+        return self
+
+    def score_samples(self, X: np.ndarray) -> np.ndarray:
+        return -self.detector.decision_function(X)
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        return np.where(self.detector.predict(X) == 1, -1, 1)
 
 
-def digits() -> Dataset:
-    data = load_digits()
-    rng = np.random.default_rng(0)
-    inliers = np.vstack([rng.permutation(data.data[data.target == k])[:40] for k in range(1, 10)])
-    zeros = rng.permutation(data.data[data.target == 0])[:11]
-    return _inliers_and_outliers("digits", inliers, zeros)
-
-
-def moons() -> Dataset:
-    inliers, _ = make_moons(n_samples=500, noise=0.1, random_state=0)
-    outliers = np.random.default_rng(0).uniform([-1.5, -1.0], [2.5, 1.5], size=(25, 2))
-    return _inliers_and_outliers("moons", inliers, outliers)
-
-
-DATASETS = {f.__name__: f for f in (breast_cancer, wine, digits, moons)}
-
-
-# --------------------------------------------------------------------------------------------------
-# detectors
-
-
-def flow_detector(quick: bool, **params) -> FlowMatchingOutlierDetector:
-    """The default detector; with ``quick``, its default density with ``QUICK_FLOW``."""
-    density = FlowMatchingDensity(**DENSITY_DEFAULTS, **QUICK_FLOW) if quick else None
-    return FlowMatchingOutlierDetector(density, **params)
-
-
-def detectors(seed: int, quick: bool) -> dict:
+def detectors(seed: int) -> dict:
     return {
-        "flow": flow_detector(quick, random_state=seed),
-        "flow subspaces": SubspaceOutlierEnsemble(flow_detector(quick), random_state=seed),
+        "flow": FlowMatchingOutlierDetector(random_state=seed),
+        "flow subspaces": SubspaceOutlierEnsemble(random_state=seed),
         "iforest": IsolationForest(random_state=seed),
         "lof": LocalOutlierFactor(novelty=True),
         "ocsvm": OneClassSVM(),
-        "gmm": GaussianMixture(random_state=seed),
+        "gmm": BICGaussianMixture(random_state=seed),
+        "ecod": PyODDetector(ECOD()),
+        "copod": PyODDetector(COPOD()),
+        "knn": PyODDetector(KNN()),
     }
 
 
-# --------------------------------------------------------------------------------------------------
-# one split
-
-
-def split(dataset: Dataset, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """The stratified 60/40 split of ``seed``, standardised on its training part: ``X_train,
-    X_test, y_train, y_test``."""
+def split(dataset, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The stratified 60/40 split of ``seed``, without the columns constant on its training part
+    and standardised on it: ``X_train, X_test, y_train, y_test``."""
     X_train, X_test, y_train, y_test = train_test_split(
         dataset.X, dataset.y, test_size=0.4, stratify=dataset.y, random_state=seed
     )
-    scaler = StandardScaler().fit(X_train)
-    return scaler.transform(X_train), scaler.transform(X_test), y_train, y_test
+    varying = X_train.std(axis=0) > 0
+    scaler = StandardScaler().fit(X_train[:, varying])
+    return (
+        scaler.transform(X_train[:, varying]),
+        scaler.transform(X_test[:, varying]),
+        y_train,
+        y_test,
+    )
 
 
-def run_seed(dataset: Dataset, seed: int, quick: bool) -> dict:
-    """Fit every detector on one split (a task of the process pool); returns {detector: {metric:
-    value}}."""
-    X_train, X_test, y_train, y_test = split(dataset, seed)
+def run_seed(name: str, seed: int, only: list[str] | None) -> dict:
+    """Every detector on one split (a task of the process pool): {detector: {metric: value}}."""
+    X_train, X_test, y_train, y_test = split(_outlier_data.load(name), seed)
     results = {}
-    for name, detector in detectors(seed, quick).items():
-        _, fit_s, _ = _common.timed(detector.fit, X_train)
-        scores, score_s, _ = _common.timed(detector.score_samples, X_test)
+    for detector_name, detector in detectors(seed).items():
+        if only and detector_name not in only and detector_name != "iforest":
+            continue
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # PyOD's and GaussianMixture's convergence notes
+            _, fit_s, _ = _common.timed(detector.fit, X_train)
+            scores, score_s, _ = _common.timed(detector.score_samples, X_test)
         if not np.all(np.isfinite(scores)):
-            raise RuntimeError(f"{name} gave non-finite scores on {dataset.name}")
+            raise RuntimeError(f"{detector_name} gave non-finite scores on {name}")
         record = {
             "auc": roc_auc_score(y_test, -scores),
             "ap": average_precision_score(y_test, -scores),
-            "fit_s": fit_s,
-            "score_s": score_s,
+            "seconds": fit_s + score_s,
         }
-        if not isinstance(detector, GaussianMixture):  # GaussianMixture has no threshold
+        if hasattr(detector, "predict"):
             flagged = detector.predict(X_test) == -1
             record["false_alarms"] = flagged[y_test == 0].mean()
             record["recall"] = flagged[y_test == 1].mean()
-        if hasattr(detector, "trimmed_"):
-            trimmed = detector.trimmed_
-            record["trimmed"] = trimmed.mean()
-            record["outliers_trimmed"] = trimmed[y_train == 1].mean()
-        results[name] = record
+        results[detector_name] = record
+    for record in results.values():
+        record["time_ratio"] = record["seconds"] / results["iforest"]["seconds"]
     return results
 
 
@@ -191,168 +168,135 @@ def run_seed(dataset: Dataset, seed: int, quick: bool) -> dict:
 # tables
 
 
-def _mean_std(values, digits=3, scale=1.0) -> str:
-    v = np.asarray(values, dtype=float) * scale
-    return f"{v.mean():.{digits}f} ± {v.std(ddof=1):.{digits}f}"
-
-
-def summarise(dataset_name: str, per_seed: list[dict]) -> list[dict]:
-    rows = []
-    for name in per_seed[0]:
-        values = {key: [r[name][key] for r in per_seed] for key in per_seed[0][name]}
-        row = {
-            "dataset": dataset_name,
-            "detector": name,
-            "ROC-AUC": _mean_std(values["auc"]),
-            "AP": _mean_std(values["ap"]),
-            "auc_mean": float(np.mean(values["auc"])),
-            "ap_mean": float(np.mean(values["ap"])),
-            "fit s": f"{np.mean(values['fit_s']):.1f}",
-            "score s": f"{np.mean(values['score_s']):.2f}",
-        }
-        for key, label in [
-            ("false_alarms", "false alarms %"),
-            ("recall", "recall %"),
-            ("trimmed", "trimmed % of train"),
-            ("outliers_trimmed", "% of train outliers trimmed"),
-        ]:
-            if key in values:
-                row[label] = _mean_std(values[key], 1, 100.0)
-        rows.append(row)
-    for metric in ("auc", "ap"):
-        means = np.array([r[f"{metric}_mean"] for r in rows])
-        for row, rank in zip(rows, _average_ranks(-means)):
-            row[f"{metric} rank"] = rank
-    return rows
-
-
 def _average_ranks(values: np.ndarray) -> np.ndarray:
-    """1-based ranks of ``values`` in increasing order, ties sharing their mean rank."""
-    return np.array([(values < v).sum() + ((values == v).sum() + 1) / 2 for v in values])
+    """1-based ranks of ``values`` in decreasing order, ties sharing their mean rank."""
+    return np.array([(values > v).sum() + ((values == v).sum() + 1) / 2 for v in values])
 
 
-def comparison_tables(rows: list[dict]) -> str:
-    datasets = list(dict.fromkeys(r["dataset"] for r in rows))
-    names = list(dict.fromkeys(r["detector"] for r in rows))
-    summary = []
-    for metric, label in (("ROC-AUC", "auc"), ("AP", "ap")):
-        for detector in names:
-            entry = {"metric": metric, "detector": detector}
-            mine = [r for r in rows if r["detector"] == detector]
-            for row in mine:
-                entry[row["dataset"]] = f"{row[metric]} ({row[f'{label} rank']:g})"
-            entry["mean rank"] = f"{np.mean([r[f'{label} rank'] for r in mine]):.2f}"
-            summary.append(entry)
-    detail = [
-        {k: v for k, v in r.items() if k not in ("auc_mean", "ap_mean", "auc rank", "ap rank")}
-        for r in rows
+def tables(found: dict[str, list[dict]]) -> str:
+    """The summary, the per-set tables of ROC-AUC and AP, and thresholds and times."""
+    sets = list(found)
+    names = list(found[sets[0]][0])
+
+    def per_set(metric: str) -> np.ndarray:  # (sets, detectors) of seed means
+        return np.array([[np.mean([r[n][metric] for r in found[s]]) for n in names] for s in sets])
+
+    auc, ap = per_set("auc"), per_set("ap")
+    auc_ranks = np.array([_average_ranks(row) for row in auc])
+    ap_ranks = np.array([_average_ranks(row) for row in ap])
+    ratio = per_set("time_ratio")
+    iforest = names.index("iforest")
+    summary = [
+        {
+            "detector": n,
+            "mean ROC-AUC": f"{auc[:, j].mean():.3f}",
+            "median ROC-AUC": f"{np.median(auc[:, j]):.3f}",
+            "mean rank (AUC)": f"{auc_ranks[:, j].mean():.2f}",
+            "mean AP": f"{ap[:, j].mean():.3f}",
+            "mean rank (AP)": f"{ap_ranks[:, j].mean():.2f}",
+            "worst AUC - iforest": f"{(auc[:, j] - auc[:, iforest]).min():+.3f} "
+            f"({sets[int(np.argmin(auc[:, j] - auc[:, iforest]))]})",
+            "sets ahead of iforest": f"{int((auc[:, j] > auc[:, iforest]).sum())}/{len(sets)}",
+            "time / iforest, median (max)": (
+                f"{np.median(ratio[:, j]):.1f} ({ratio[:, j].max():.1f})"
+            ),
+        }
+        for j, n in enumerate(names)
     ]
+
+    def detail(metric: str, values: np.ndarray, ranks: np.ndarray) -> list[dict]:
+        rows = []
+        for i, s in enumerate(sets):
+            row = {"data set": s}
+            for j, n in enumerate(names):
+                spread = np.std([r[n][metric] for r in found[s]], ddof=1)
+                row[n] = f"{values[i, j]:.3f} ± {spread:.3f} ({ranks[i, j]:g})"
+            rows.append(row)
+        return rows
+
+    thresholds = []
+    for s in sets:
+        row = {"data set": s}
+        for n in names:
+            cells = found[s]
+            text = f"{np.mean([r[n]['seconds'] for r in cells]):.2f} s"
+            if "false_alarms" in cells[0][n]:
+                alarms = 100 * np.mean([r[n]["false_alarms"] for r in cells])
+                recall = 100 * np.mean([r[n]["recall"] for r in cells])
+                text += f"; {alarms:.0f} / {recall:.0f} %"
+            row[n] = text
+        thresholds.append(row)
     return (
-        "### Test ROC-AUC and average precision (rank on the data set), mean rank\n\n"
-        + _common.markdown_table(summary, ["metric", "detector", *datasets, "mean rank"])
-        + "\n\n#### Thresholds and times\n\n"
-        + _common.markdown_table(
-            detail,
-            [
-                "dataset",
-                "detector",
-                "false alarms %",
-                "recall %",
-                "trimmed % of train",
-                "% of train outliers trimmed",
-                "fit s",
-                "score s",
-            ],
-        )
+        "### Summary over the data sets\n\n"
+        + _common.markdown_table(summary, list(summary[0]))
+        + "\n\n### Test ROC-AUC per data set (mean ± std over the seeds; rank)\n\n"
+        + _common.markdown_table(detail("auc", auc, auc_ranks), ["data set", *names])
+        + "\n\n### Test average precision per data set (mean ± std over the seeds; rank)\n\n"
+        + _common.markdown_table(detail("ap", ap, ap_ranks), ["data set", *names])
+        + "\n\n### Seconds of fit + score; false alarms / recall of the threshold\n\n"
+        + _common.markdown_table(thresholds, ["data set", *names])
     )
 
 
-NOTES = """ROC-AUC / AP: of the test part, mean ± standard deviation over the seeds; in brackets
-the rank of the mean among the six detectors on that data set (1 = best). False alarms / recall:
-shares of the test inliers / outliers that `predict` flags (the flow, IsolationForest and
-LocalOutlierFactor with `contamination="auto"`, OneClassSVM with `nu=0.5`; GaussianMixture has no
-threshold). Trimmed: share of the training rows that the flow's held-out scores flagged and its
-final fit left out, and the share of the training outliers among them. fit s / score s: CPU
-seconds (one thread); the flow's fit includes the two half-size fits, the held-out scoring of the
-training rows and the final fit.
+NOTES = """Ranks: 1 = best on the set (ties share their mean rank). Time / iforest: CPU seconds
+of fitting plus scoring the split, over IsolationForest's on the same split, median and maximum
+over the sets. False alarms / recall: shares of the test inliers / outliers that `predict`
+flags (the flow and the ensemble with `contamination="auto"`, IsolationForest and
+LocalOutlierFactor with `contamination="auto"`, OneClassSVM with `nu=0.5`, PyOD's detectors at
+their default contamination 0.1; the Gaussian mixture has no threshold).
 """
 
 
-# --------------------------------------------------------------------------------------------------
-
-
-def run(datasets: dict, seeds, quick: bool, jobs: int) -> list[dict]:
-    """Every split of every data set, ``jobs`` at a time; the summary rows of every detector."""
-    loaded = [load() for load in datasets.values()]
-    tasks = [(dataset, seed, quick) for dataset in loaded for seed in seeds]
-    with multiprocessing.get_context("spawn").Pool(jobs) as pool:
-        found = pool.starmap(run_seed, tasks)
+def sources(names: list[str]) -> str:
     rows = []
-    for k, dataset in enumerate(loaded):
-        per_seed = found[k * len(seeds) : (k + 1) * len(seeds)]
-        for seed, results in zip(seeds, per_seed):
-            aucs = ", ".join(f"{name} {v['auc']:.3f}" for name, v in results.items())
-            print(f"{dataset.name} seed {seed}: {aucs}", flush=True)
-        rows += summarise(dataset.name, per_seed)
-    return rows
-
-
-def _flow_settings(quick: bool) -> str:
-    """The detector's settings and those of its density."""
-    detector = flow_detector(quick)
-    density = FlowMatchingDensity(**DENSITY_DEFAULTS, **(QUICK_FLOW if quick else {}))
-    params = density.get_params()
-    keys = [
-        "architecture",
-        "hidden_layer_sizes",
-        "activation",
-        "max_iter",
-        "batch_size",
-        "learning_rate_init",
-        "learning_rate",
-        "time_distribution",
-        "early_stopping",
-        "n_fourier_features",
-        "path",
-        "coupling",
-        "solver",
-        "n_steps",
-        "step_exponent",
-    ]
-    return (
-        f"contamination={detector.contamination!r}, bandwidth={detector.bandwidth!r}; its "
-        "density FlowMatchingDensity(" + ", ".join(f"{k}={params[k]!r}" for k in keys) + ")"
-    )
+    for name in names:
+        data = _outlier_data.load(name)
+        rows.append(
+            {
+                "data set": name,
+                "rows": data.X.shape[0],
+                "features": data.X.shape[1],
+                "outliers %": f"{100 * data.y.mean():.1f}",
+                "kind": data.kind,
+                "source": data.source,
+            }
+        )
+    return "### Data sets\n\n" + _common.markdown_table(rows, list(rows[0]))
 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--datasets", nargs="+", choices=list(DATASETS), default=list(DATASETS))
+    sets = list(_outlier_data.DATASETS)
+    parser.add_argument("--datasets", nargs="+", choices=sets, default=None)
+    parser.add_argument("--detectors", nargs="+", default=None, help="a subset (and iforest)")
     parser.add_argument("--seeds", type=int, default=5)
-    parser.add_argument(
-        "--quick", action="store_true", help="2 seeds, max_iter=50; prints unless --output is given"
-    )
+    parser.add_argument("--quick", action="store_true", help="1 seed, five small sets; prints")
     parser.add_argument("--output", help="result file (default outliers.md; none with --quick)")
     parser.add_argument("--jobs", type=int, default=1, help="splits run at once, one per process")
     args = parser.parse_args(argv)
-    seeds = range(2 if args.quick else args.seeds)
+    names = args.datasets or (QUICK_SETS if args.quick else sets)
+    seeds = range(1 if args.quick else args.seeds)
     date, load_start = datetime.date.today().isoformat(), _common.load_average()
     code_at_start = _common.code_version()
-
-    datasets = {k: v for k, v in DATASETS.items() if k in args.datasets}
-    rows = run(datasets, seeds, args.quick, args.jobs)
+    for name in names:  # build the cache once, before the workers read it
+        _outlier_data.load(name)
+    tasks = [(name, seed, args.detectors) for name in names for seed in seeds]
+    with multiprocessing.get_context("spawn").Pool(args.jobs) as pool:
+        results = pool.starmap(run_seed, tasks)
+    found = {name: [] for name in names}
+    for (name, seed, _), result in zip(tasks, results):
+        found[name].append(result)
+        aucs = ", ".join(f"{n} {v['auc']:.3f}" for n, v in result.items())
+        print(f"{name} seed {seed}: {aucs}", flush=True)
 
     header = (
         "## Outlier-detection benchmark\n\n"
         f"`{_common.command_line(argv, script=__file__)}`, {date}; "
         f"{_common.code_version_since(code_at_start)}; {_common.machine_description()}. "
-        f"1-minute load average {load_start} at the start, "
-        f"{_common.load_average()} at the end. {len(seeds)} seeds (stratified 60/40 splits), "
-        "mean ± standard deviation over the seeds. "
-        + ("Quick run (flows of max_iter=50)." if args.quick else "Default hyperparameters.")
-        + f" The detector's: {_flow_settings(args.quick)}.\n\n"
+        f"1-minute load average {load_start} at the start, {_common.load_average()} at the end. "
+        f"{len(seeds)} seeds (stratified 60/40 splits); default hyperparameters.\n\n"
     )
-    text = header + comparison_tables(rows) + "\n\n" + NOTES
+    text = header + tables(found) + "\n\n" + NOTES + "\n" + sources(names) + "\n"
     print(text)
     output = args.output or (None if args.quick else "outliers.md")
     if output is not None:

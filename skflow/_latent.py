@@ -1,10 +1,10 @@
 """What a flow from the standard normal offers once fitted: its log-density, plain and blurred,
-and samples."""
+its flow-matching loss at given rows, and samples."""
 
 from __future__ import annotations
 
 import math
-from numbers import Real
+from numbers import Integral, Real
 
 import numpy as np
 import torch
@@ -106,6 +106,66 @@ class LatentFlowMixin:
             ``mean(score_samples(X))``.
         """
         return float(np.mean(self.score_samples(X)))
+
+    def flow_matching_loss(
+        self, X, n_times: int = 10, n_draws: int = 4, random_state=None
+    ) -> np.ndarray:
+        """The conditional flow-matching loss of the fitted velocity at each row of ``X``, at
+        ``n_times`` times along the path.
+
+        Training minimises the mean over data rows ``x_1``, base draws ``x_0 ~ N(0, I)`` and
+        times ``t`` of ``|v(t, x_t) - u_t(x_0, x_1)|^2`` (:meth:`skflow.paths.ProbabilityPath.
+        velocity`; Lipman et al., *Flow Matching for Generative Modeling*, ICLR 2023, eq. 9).
+        Here ``x_1`` is each standardised row of ``X`` and the loss is averaged over
+        ``n_draws`` base draws (and draws of the path's noise ``z``) at each time
+        ``t_k = t_min + (k + 1/2) (t_max - t_min) / n_times``. Rows the model explains lose
+        little at every time; a row far from the training rows, or between their clusters, is
+        carried to a point whose velocity points elsewhere, and loses much. The cost is
+        ``n_times n_draws`` evaluations of the network per row, without an ODE solve, so it is
+        much cheaper than :meth:`score_samples`; it is the score of
+        :class:`~skflow.FlowMatchingOutlierDetector`.
+
+        Every row gets the same draws, so a row's loss does not depend on the other rows.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Rows to evaluate.
+        n_times : int >= 1, default=10
+            Number of times.
+        n_draws : int >= 1, default=4
+            Base draws per time.
+        random_state : int, RandomState instance or None, default=None
+            Seeds the draws; None uses the estimator's ``random_state``.
+
+        Returns
+        -------
+        loss : ndarray of shape (n_samples, n_times)
+            The loss at each row and time, in squared standard deviations of the training
+            features.
+        """
+        for name, value in (("n_times", n_times), ("n_draws", n_draws)):
+            if isinstance(value, (bool, np.bool_)) or not isinstance(value, Integral) or value < 1:
+                raise ValueError(f"{name} must be an int >= 1, got {value!r}.")
+        X = self._check_predict_data(X)
+        path = self._make_path()
+        times = path.t_min + (np.arange(n_times) + 0.5) * (path.t_max - path.t_min) / n_times
+        rng = check_random_state(self.random_state if random_state is None else random_state)
+        # the base draw and the path's noise of each (time, draw), shared by every row
+        draws = torch.as_tensor(rng.standard_normal((2, n_times, n_draws, X.shape[1])))
+
+        def loss(net: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+            n = x.shape[0]
+            x1 = x.repeat(n_draws, 1)
+            out = torch.empty(n, n_times, dtype=x.dtype, device=x.device)
+            for k, time in enumerate(times):
+                t = torch.full((n * n_draws,), time, dtype=x.dtype, device=x.device)
+                x0, z = (d[k].to(x.device).repeat_interleave(n, dim=0) for d in draws)
+                error = net(t, path.interpolate(x0, x1, t, z)) - path.velocity(x0, x1, t, z)
+                out[:, k] = (error**2).sum(dim=1).reshape(n_draws, n).mean(dim=0)
+            return out
+
+        return self._fitted_network().map_rows(X, loss, before=self._standardise)
 
     @validates_sample_arguments
     def sample(self, n_samples: int = 1, random_state=None) -> np.ndarray:

@@ -64,13 +64,10 @@ class SubspaceOutlierEnsemble(ThresholdMixin, OutlierMixin, BaseEstimator):
         s(x) = \\frac{1}{K} \\sum_{k=1}^{K} \\frac{s_k(x_{F_k}) - m_k}{w_k},
 
     where ``s_k`` is member ``k``'s ``score_samples`` on its features ``F_k``, and ``m_k``, ``w_k``
-    are the median and the interquartile range of its scores of the training rows: the held-out
-    scores (``held_out_scores_``) for members that compute them, as
-    :class:`~skflow.FlowMatchingOutlierDetector` does by cross-fitting, otherwise the member's
-    scores of its own training rows. Higher means more normal. The average lowers the variance
-    of the members' scores, the gain that Aggarwal and Sathe's bias-variance analysis of outlier
-    ensembles (2015) credits subspace ensembles with; a row is abnormal when it is abnormal in
-    many subspaces.
+    are the median and the interquartile range of its scores of its training rows. Higher means
+    more normal. The average lowers the variance of the members' scores, the gain that Aggarwal
+    and Sathe's bias-variance analysis of outlier ensembles (2015) credits subspace ensembles
+    with; a row is abnormal when it is abnormal in many subspaces.
 
     **Why subspaces help a density detector.** With few rows per feature, a density estimate in
     the full space is noisy, and so is its ranking of new rows; on a handful of features it is
@@ -120,13 +117,17 @@ class SubspaceOutlierEnsemble(ThresholdMixin, OutlierMixin, BaseEstimator):
     max_features_ : int
         Features per member.
     score_location_, score_scale_ : ndarray of shape (n_estimators,)
-        Median and interquartile range of each member's training scores (held out where the
-        member has them), which standardise its scores.
-    held_out_scores_ : ndarray of shape (n_samples,)
-        The ensemble's score of each training row from the members' training scores (held out
-        where the members have them; NaN for rows of weight zero).
+        Median and interquartile range of each member's scores of its training rows, which
+        standardise its scores.
     offset_ : float
         Threshold of the scores: ``decision_function(X) = score_samples(X) - offset_``.
+    decision_scores_ : ndarray of shape (n_samples,)
+        Outlier score of each training row, ``-score_samples`` (higher = more abnormal; NaN for
+        rows of weight zero), as PyOD's detectors have it.
+    threshold_ : float
+        ``-offset_``: the threshold of ``decision_scores_``.
+    labels_ : ndarray of shape (n_samples,)
+        1 for the training rows above ``threshold_``, 0 for the others (PyOD's labels).
     n_features_in_ : int
         Number of features seen during fit.
     feature_names_in_ : ndarray of shape (`n_features_in_`,)
@@ -231,7 +232,7 @@ class SubspaceOutlierEnsemble(ThresholdMixin, OutlierMixin, BaseEstimator):
             delayed(_fit_member)(member, X[:, columns], fit_params)
             for member, columns in zip(members, features)
         )
-        # each member's training scores, one column per member (held out where it has them)
+        # each member's scores of its training rows, one column per member
         training = np.column_stack(
             [_training_scores(member, X[:, columns]) for member, columns in zip(fitted, features)]
         )
@@ -241,16 +242,13 @@ class SubspaceOutlierEnsemble(ThresholdMixin, OutlierMixin, BaseEstimator):
         self.max_features_ = size
         self.score_location_ = location
         self.score_scale_ = scale
-        held_out = np.full(X.shape[0], np.nan)
-        held_out[counted] = self._combine(training[counted])
-        self.held_out_scores_ = held_out
+        scores = self._combine(training)
         if self.contamination == "auto":
             offsets = np.array([member.offset_ for member in fitted])
             self.offset_ = float(np.mean((offsets - location) / scale))
         else:  # a float: flag that share of the training rows (scikit-learn's convention)
-            self.offset_ = contamination_threshold(
-                self.score_samples(X)[counted], self.contamination
-            )
+            self.offset_ = contamination_threshold(scores[counted], self.contamination)
+        self.decision_scores_ = np.where(counted, -scores, np.nan)
         return self
 
     def _max_features(self, n_features: int) -> int:
@@ -322,6 +320,13 @@ def _fit_member(member, X: np.ndarray, fit_params: dict):
 
 
 def _training_scores(member, X: np.ndarray) -> np.ndarray:
-    """The member's held-out scores of its training rows where it has them, else its scores."""
-    held_out = getattr(member, "held_out_scores_", None)
-    return member.score_samples(X) if held_out is None else held_out
+    """The member's scores of its training rows ``X``: minus its ``decision_scores_`` where it
+    has them (rows of weight zero scored afresh), else its ``score_samples``."""
+    outlier_scores = getattr(member, "decision_scores_", None)
+    if outlier_scores is None:
+        return member.score_samples(X)
+    scores = -np.asarray(outlier_scores, dtype=np.float64)
+    unscored = ~np.isfinite(scores)
+    if unscored.any():
+        scores[unscored] = member.score_samples(X[unscored])
+    return scores
