@@ -36,14 +36,14 @@ DENSITY_DEFAULTS: dict[str, object] = {
 }
 """The hyperparameters of the :class:`~skflow.FlowMatchingDensity` that ``estimator=None`` stands
 for, where they differ from its defaults: a small network trained on every row for about
-``TRAINING_STEPS`` steps, and eight solver steps for ``score="log_density"``. The benchmark behind
+``TRAINING_STEPS`` steps, and eight solver steps for ``method="log_density"``. The benchmark behind
 them is in the :ref:`User Guide <outliers>`."""
 
 TRAINING_STEPS = 600
 """Optimiser steps of the default density: ``max_iter`` is ``ceil(TRAINING_STEPS b / n)`` epochs
 of ``n`` training rows in minibatches of ``b = min(256, n)``."""
 
-SCORES = ("flow_matching_loss", "log_density")
+METHODS = ("flow_matching_loss", "log_density")
 
 
 class FlowMatchingOutlierDetector(ThresholdMixin, OutlierMixin, MetaEstimatorMixin, BaseEstimator):
@@ -54,7 +54,7 @@ class FlowMatchingOutlierDetector(ThresholdMixin, OutlierMixin, MetaEstimatorMix
     more normal, as for :class:`~sklearn.ensemble.IsolationForest`, and a row is an outlier when
     ``decision_function(x) = score_samples(x) - offset_`` is negative.
 
-    **Scores.** ``score="flow_matching_loss"`` (the default) scores a row ``x`` by minus its
+    **Scores.** ``method="flow_matching_loss"`` (the default) scores a row ``x`` by minus its
     flow-matching loss averaged over ten times ``t`` along the path and four base draws ``x_0``
     at each (:meth:`FlowMatchingDensity.flow_matching_loss`),
 
@@ -69,7 +69,7 @@ class FlowMatchingOutlierDetector(ThresholdMixin, OutlierMixin, MetaEstimatorMix
     clusters (low ones do). This is the reconstruction score of diffusion-model detectors
     (Livernoche et al., *On Diffusion Modeling for Anomaly Detection*, ICLR 2024), taken over all
     noise levels at once; it costs forty evaluations of the network per row and no ODE solve.
-    ``score="log_density"`` scores by the flow's log-density instead
+    ``method="log_density"`` scores by the flow's log-density instead
     (:meth:`FlowMatchingDensity.score_samples`): a calibrated likelihood, in the units of ``X``,
     at the cost of an ODE solve with the divergence per row.
 
@@ -97,13 +97,13 @@ class FlowMatchingOutlierDetector(ThresholdMixin, OutlierMixin, MetaEstimatorMix
     estimator : estimator, default=None
         The density estimator, cloned and fitted on the training rows: any estimator with ``fit``
         and ``score_samples`` (a log-density, or any score where higher is more normal), and
-        ``flow_matching_loss`` for ``score="flow_matching_loss"``. None means
+        ``flow_matching_loss`` for ``method="flow_matching_loss"``. None means
         ``FlowMatchingDensity(**DENSITY_DEFAULTS, max_iter=ceil(600 b / n))``: a small network
         and about 600 optimiser steps (:data:`~skflow.outlier.DENSITY_DEFAULTS`,
         :data:`~skflow.outlier.TRAINING_STEPS`).
     contamination : "auto" or float in (0, 0.5], default="auto"
         Share of outliers expected in the training data; sets ``offset_``.
-    score : {"flow_matching_loss", "log_density"}, default="flow_matching_loss"
+    method : {"flow_matching_loss", "log_density"}, default="flow_matching_loss"
         What a row is scored by (see above). May be changed after fitting, but ``offset_`` is
         on the scale of the score it was fitted with.
     random_state : int, RandomState instance or None, default=None
@@ -158,7 +158,7 @@ class FlowMatchingOutlierDetector(ThresholdMixin, OutlierMixin, MetaEstimatorMix
     _parameter_constraints: dict = {
         "estimator": [HasMethods(["fit", "score_samples"]), None],
         "contamination": [StrOptions({"auto"}), Interval(Real, 0, 0.5, closed="right")],
-        "score": [StrOptions(set(SCORES))],
+        "method": [StrOptions(set(METHODS))],
         "random_state": ["random_state"],
     }
 
@@ -167,12 +167,12 @@ class FlowMatchingOutlierDetector(ThresholdMixin, OutlierMixin, MetaEstimatorMix
         estimator=None,
         *,
         contamination: str | float = "auto",
-        score: str = "flow_matching_loss",
+        method: str = "flow_matching_loss",
         random_state=None,
     ) -> None:
         self.estimator = estimator
         self.contamination = contamination
-        self.score = score
+        self.method = method
         self.random_state = random_state
 
     @keeps_state_on_error
@@ -207,7 +207,7 @@ class FlowMatchingOutlierDetector(ThresholdMixin, OutlierMixin, MetaEstimatorMix
             raise TypeError(
                 f"estimator {type(template).__name__} does not accept sample_weight in fit."
             )
-        _check_score(template, self.score)
+        _check_method(template, self.method)
         estimator = clone(template)
         if "random_state" in estimator.get_params(deep=False):
             seed = draw_seed(check_random_state(self.random_state))
@@ -216,7 +216,7 @@ class FlowMatchingOutlierDetector(ThresholdMixin, OutlierMixin, MetaEstimatorMix
             estimator.fit(X, sample_weight=weight)
         else:
             estimator.fit(X[counted])
-        scores = _scores(estimator, X, self.score)
+        scores = _scores(estimator, X, self.method)
         rank = effective_rank(X[counted])
         if self.contamination == "auto":
             offset = chi_squared_threshold(scores[counted], rank)
@@ -230,7 +230,7 @@ class FlowMatchingOutlierDetector(ThresholdMixin, OutlierMixin, MetaEstimatorMix
 
     def score_samples(self, X) -> np.ndarray:
         """Normality score of each row: minus its flow-matching loss, or its log-density in the
-        units of ``X`` (``score``).
+        units of ``X`` (``method``).
 
         Parameters
         ----------
@@ -243,9 +243,9 @@ class FlowMatchingOutlierDetector(ThresholdMixin, OutlierMixin, MetaEstimatorMix
             The lower, the more abnormal.
         """
         check_is_fitted(self, "estimator_")
-        _check_score(self.estimator_, self.score)
+        _check_method(self.estimator_, self.method)
         X = validate_data(self, X, dtype=np.float64, reset=False)
-        return _scores(self.estimator_, X, self.score)
+        return _scores(self.estimator_, X, self.method)
 
     def score(self, X, y=None) -> float:
         """Mean score of the rows of ``X``, so that model selection needs no scorer.
@@ -265,16 +265,16 @@ class FlowMatchingOutlierDetector(ThresholdMixin, OutlierMixin, MetaEstimatorMix
         return float(np.mean(self.score_samples(X)))
 
 
-def _check_score(estimator, score: str) -> None:
-    if score == "flow_matching_loss" and not hasattr(estimator, "flow_matching_loss"):
+def _check_method(estimator, method: str) -> None:
+    if method == "flow_matching_loss" and not hasattr(estimator, "flow_matching_loss"):
         raise TypeError(
-            f'score="flow_matching_loss" needs an estimator with flow_matching_loss; '
-            f'{type(estimator).__name__} has none: set score="log_density".'
+            f'method="flow_matching_loss" needs an estimator with flow_matching_loss; '
+            f'{type(estimator).__name__} has none: set method="log_density".'
         )
 
 
-def _scores(estimator, X: np.ndarray, score: str) -> np.ndarray:
+def _scores(estimator, X: np.ndarray, method: str) -> np.ndarray:
     """Normality scores of the rows of ``X`` under the fitted ``estimator``."""
-    if score == "log_density":
+    if method == "log_density":
         return estimator.score_samples(X)
     return -estimator.flow_matching_loss(X).mean(axis=1)

@@ -25,7 +25,7 @@ from skflow._inference import validation_negative_log_likelihood
 from skflow.networks import FourierFeatureVelocity
 from skflow.paths import LinearPath
 
-from _shared import COVARIANCE, FAST, MEAN, SMALL, gaussian
+from _shared import COVARIANCE, FAST, MEAN, SMALL, ExactGaussianVelocity, gaussian
 
 
 @pytest.fixture(scope="module")
@@ -349,3 +349,57 @@ def test_hutchinson_scores_do_not_depend_on_the_batch_and_state_their_error():
     # exact up to 16 features: no error
     flow16 = FlowMatchingDensity(random_state=0, **FAST).fit(X[:, :16])
     np.testing.assert_array_equal(flow16.score_samples(X[:5, :16], return_std=True)[1], 0.0)
+
+
+# --------------------------------------------------------------------------------------------------
+# the flow-matching loss at given rows
+
+
+def with_exact_gaussian_field():
+    """A flow fitted on Gaussian rows whose network is swapped for the exact velocity field of the
+    standardised training law."""
+    flow = FlowMatchingDensity(**FAST, random_state=0).fit(gaussian(200, 40))
+    mean = (MEAN - flow.mean_) / flow.scale_
+    covariance = COVARIANCE / np.outer(flow.scale_, flow.scale_)
+    flow.model_ = ExactGaussianVelocity(mean, covariance)
+    return flow, mean, covariance
+
+
+def test_flow_matching_loss_matches_its_closed_form_on_a_gaussian():
+    # with the exact field v(t, y) = m + (y - t m) G_t, the error at x_t = (1 - t) x0 + t x is
+    # a + x0 B with a = m + t (x - m) G_t - x and B = (1 - t) G_t + I, so its mean square over
+    # x0 ~ N(0, I) is |a|^2 + trace(B^T B)
+    flow, m, C = with_exact_gaussian_field()
+    X = gaussian(20, 41) + np.random.default_rng(42).normal(size=(20, 2))
+    loss = flow.flow_matching_loss(X, n_times=4, n_draws=20_000, random_state=0)
+    u = (X - flow.mean_) / flow.scale_
+    for k, t in enumerate((np.arange(4) + 0.5) / 4):
+        S = (1 - t) ** 2 * np.eye(2) + t**2 * C
+        G = np.linalg.solve(S, (t * C - (1 - t) * np.eye(2)).T)
+        a = m + t * (u - m) @ G - u
+        B = (1 - t) * G + np.eye(2)
+        expected = (a**2).sum(axis=1) + (B**2).sum()
+        np.testing.assert_allclose(loss[:, k], expected, rtol=0.03)
+
+
+def test_flow_matching_loss_of_a_row_does_not_depend_on_the_batch():
+    flow = FlowMatchingDensity(**FAST, random_state=0).fit(gaussian(100, 43))
+    X = gaussian(7, 44)
+    together = flow.flow_matching_loss(X, n_times=3, n_draws=2, random_state=5)
+    alone = np.vstack([flow.flow_matching_loss(row[None], 3, 2, random_state=5) for row in X])
+    assert together.shape == (7, 3)
+    np.testing.assert_allclose(alone, together, rtol=1e-12)
+    # the estimator's own random_state seeds the draws by default; another seed draws others
+    np.testing.assert_array_equal(
+        flow.flow_matching_loss(X), flow.flow_matching_loss(X, random_state=0)
+    )
+    assert not np.array_equal(
+        flow.flow_matching_loss(X, random_state=1), flow.flow_matching_loss(X, random_state=0)
+    )
+
+
+@pytest.mark.parametrize("name, value", [("n_times", 0), ("n_draws", 1.5), ("n_draws", True)])
+def test_flow_matching_loss_rejects_bad_counts(name, value):
+    flow = FlowMatchingDensity(**FAST, random_state=0).fit(gaussian(50, 45))
+    with pytest.raises(ValueError, match=name):
+        flow.flow_matching_loss(gaussian(3, 46), **{name: value})
