@@ -6,7 +6,9 @@ Version 1 called the density's ``sigma_min`` ``sigma``, had neither ``max_time``
 ``n_probes``, kept the Fourier features a fit chose as ``n_fourier_features_`` (the rest of the
 network came from the hyperparameters), whether a KeyboardInterrupt cut the fit short as
 ``_interrupted``, and the state of ``partial_fit`` in four attributes. Version 2 keeps
-``network_spec_``, ``stop_reason_`` and one ``_stream`` record.
+``network_spec_``, ``stop_reason_`` and one ``_stream`` record. A version-1 outlier detector is
+not upgraded: its scores are not those this skflow's detector computes, so loading it is an error
+that asks for a new fit.
 """
 
 from __future__ import annotations
@@ -49,15 +51,17 @@ def _upgrade(value: Any, read_array) -> Any:
         return {"dataclass": {"class": "WeightedMoments", "fields": fields}}
     if set(value) == {"estimator"} and isinstance(value["estimator"], dict):
         entry = {k: _upgrade(v, read_array) for k, v in value["estimator"].items()}
-        if entry.get("class") in {"skflow.FlowMatchingDensity", _DETECTOR}:
+        if entry.get("class") == _DETECTOR:
+            raise ValueError(
+                "The archive holds a FlowMatchingOutlierDetector of format version 1, whose "
+                "scores this skflow does not compute: fit the detector again."
+            )
+        if entry.get("class") == "skflow.FlowMatchingDensity":
             entry["params"] = _renamed(entry["params"], {"sigma": "sigma_min"})
-        if entry.get("class") in _FLOWS | {_DETECTOR}:  # no time budget, the default probes
+        if entry.get("class") in _FLOWS:  # no time budget, the default probes
             added = [["max_time", None], ["n_probes", 8]]
             entry["params"] = {"dict": [*entry["params"]["dict"], *added]}
-        if entry.get("class") in _FLOWS | {_DETECTOR}:
             entry["attributes"] = _upgrade_flow(entry, read_array)
-        if entry.get("class") == _DETECTOR:
-            entry = _compose_detector(entry)
         return {"estimator": entry}
     return {k: _upgrade(v, read_array) for k, v in value.items()}
 
@@ -110,54 +114,6 @@ def _upgrade_flow(entry: dict, read_array) -> dict:
             }
         }
     return attributes
-
-
-_DETECTOR_PARAMS = ("contamination", "bandwidth")
-_DETECTOR_ATTRIBUTES = (
-    "n_features_in_",
-    "feature_names_in_",
-    "effective_rank_",
-    "score_location_",
-    "score_scale_",
-    "bandwidths_",
-    "offset_",
-    "held_out_scores_",
-    "trimmed_",
-)
-
-
-def _compose_detector(entry: dict) -> dict:
-    """A version-1 detector (a subclass of the density with two more hyperparameters) as the
-    composition of version 2: the density's hyperparameters go to ``estimator``, its fitted
-    state to ``estimator_``."""
-    params = _pairs(entry["params"])
-    density = {k: v for k, v in params.items() if k not in _DETECTOR_PARAMS}
-    attributes = dict(entry["attributes"])
-    own = {k: attributes.pop(k) for k in _DETECTOR_ATTRIBUTES if k in attributes}
-    if "model_" in attributes:
-        attributes.pop("_sklearn_output_config", None)
-        attributes["n_features_in_"] = own["n_features_in_"]
-        own["estimator_"] = _density_entry(density, attributes)
-    detector_params = {
-        "estimator": _density_entry(density, {}),
-        **{k: params[k] for k in _DETECTOR_PARAMS},
-        "random_state": params["random_state"],
-    }
-    return {
-        "class": _DETECTOR,
-        "params": {"dict": [[k, v] for k, v in detector_params.items()]},
-        "attributes": own,
-    }
-
-
-def _density_entry(params: dict, attributes: dict) -> dict:
-    return {
-        "estimator": {
-            "class": "skflow.FlowMatchingDensity",
-            "params": {"dict": [[k, v] for k, v in params.items()]},
-            "attributes": attributes,
-        }
-    }
 
 
 def _stop_reason(params: dict, attributes: dict) -> str:

@@ -102,10 +102,7 @@ def detector_outputs(detector, X_test: np.ndarray = X_TEST) -> dict:
         "predict": _floats(detector.predict(X_test)),
         "offset": _floats(detector.offset_),
     }
-    held_out = getattr(detector, "held_out_scores_", None)
-    if held_out is not None:
-        outputs["held_out_scores"] = held_out
-    for name in ("trimmed_", "effective_rank_", "score_location_", "score_scale_"):
+    for name in ("decision_scores_", "effective_rank_", "score_location_", "score_scale_"):
         if hasattr(detector, name):
             outputs[name.rstrip("_")] = _floats(getattr(detector, name))
     return outputs
@@ -247,8 +244,8 @@ def _ensemble(estimator, **params) -> dict:
 
 DETECTOR_CASES: dict[str, Callable[[], dict]] = {
     "detector/default": lambda: _detector(),
-    "detector/bandwidth-0-contamination": lambda: _detector(bandwidth=0.0, contamination=0.1),
-    "detector/bandwidth-half": lambda: _detector(bandwidth=0.5),
+    "detector/contamination": lambda: _detector(contamination=0.1),
+    "detector/log-density": lambda: _detector(method="log_density"),
     "detector/sample-weight": lambda: _detector(fit_params={"sample_weight": WEIGHTS}),
     "detector/too-few-rows": lambda: _detector(X=X_FIT[:3]),
     "ensemble/detectors": lambda: _ensemble(FlowMatchingOutlierDetector(detector_density())),

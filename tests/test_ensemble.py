@@ -2,8 +2,9 @@
 
 - With Gaussian members (GaussianMixture with one component), the score is the mean of the
   standardised Gaussian log-densities of the feature subsets, computed here with scipy.
-- With flow members, the standardisation comes from their held-out scores, ``"auto"`` from their
-  thresholds, and a float ``contamination`` flags exactly that share of the training rows.
+- With flow members, the standardisation comes from their scores of their training rows,
+  ``"auto"`` from their thresholds, and a float ``contamination`` flags exactly that share of the
+  training rows; PyOD's names follow the training scores.
 - The subsets: their size (``max_features``), reproducibility, and parallel fits equal to serial.
 - Clear errors, weights, persistence and scikit-learn's estimator checks.
 """
@@ -84,15 +85,23 @@ def test_subspace_size_is_the_rule_of_rotated_bagging():
 # flow members: standardisation, thresholds
 
 
-def test_flow_members_are_standardised_by_their_held_out_scores(flow_ensemble):
+def test_flow_members_are_standardised_by_their_training_scores(flow_ensemble):
     ensemble, X = flow_ensemble
-    held_out = np.column_stack([member.held_out_scores_ for member in ensemble.estimators_])
-    q25, q50, q75 = np.percentile(held_out, [25, 50, 75], axis=0)
+    training = np.column_stack(
+        [
+            member.score_samples(X[:, columns])
+            for member, columns in zip(ensemble.estimators_, ensemble.estimators_features_)
+        ]
+    )
+    q25, q50, q75 = np.percentile(training, [25, 50, 75], axis=0)
     np.testing.assert_allclose(ensemble.score_location_, q50)
     np.testing.assert_allclose(ensemble.score_scale_, q75 - q25)
     np.testing.assert_allclose(
-        ensemble.held_out_scores_, ((held_out - q50) / (q75 - q25)).mean(axis=1)
+        ensemble.decision_scores_, -((training - q50) / (q75 - q25)).mean(axis=1)
     )
+    np.testing.assert_allclose(ensemble.decision_scores_, -ensemble.score_samples(X))
+    np.testing.assert_array_equal(ensemble.labels_, (ensemble.predict(X) == -1).astype(int))
+    assert ensemble.threshold_ == -ensemble.offset_
     # new rows: each member scores its own columns
     X_new = correlated(20, 6, 5)
     by_hand = np.mean(
@@ -219,8 +228,8 @@ def test_rows_of_weight_zero_do_not_count():
     weight[:10] = 0.0
     ensemble = SubspaceOutlierEnsemble(FLOW, n_estimators=2, contamination=0.1, random_state=0)
     ensemble.fit(X, sample_weight=weight)
-    assert np.all(np.isnan(ensemble.held_out_scores_[:10]))
-    assert np.all(np.isfinite(ensemble.held_out_scores_[10:]))
+    assert np.all(np.isnan(ensemble.decision_scores_[:10]))
+    assert np.all(np.isfinite(ensemble.decision_scores_[10:]))
     assert (ensemble.predict(X[10:]) == -1).sum() == 9  # 10 % of the 90 rows that count
 
 
@@ -232,23 +241,22 @@ def test_keyboard_interrupt_stops_the_fit_and_keeps_the_ensemble(monkeypatch):
     calls = {"n": 0}
     weighted_mse = trainer._weighted_mse
 
-    def interrupted_in_the_final_flow_of_the_first_member(*args):
-        # the first member's two half flows (40 rows) take 3 epochs of one minibatch and the check
-        # of the kept weights, 4 calls each; its final flow (80 rows) 2 calls an epoch. Interrupted
-        # in the final flow's second epoch, the member keeps its first epoch's weights, and the
-        # ensemble must stop rather than go on to the second member
+    def interrupted_in_the_flow_of_the_first_member(*args):
+        # the first member's flow (80 rows) takes 2 calls an epoch. Interrupted in its second
+        # epoch, the member keeps its first epoch's weights, and the ensemble must stop rather
+        # than go on to the second member
         calls["n"] += 1
-        if calls["n"] == 4 + 4 + 2 + 1:
+        if calls["n"] == 2 + 1:
             raise KeyboardInterrupt
         return weighted_mse(*args)
 
-    monkeypatch.setattr(trainer, "_weighted_mse", interrupted_in_the_final_flow_of_the_first_member)
+    monkeypatch.setattr(trainer, "_weighted_mse", interrupted_in_the_flow_of_the_first_member)
     with (
         pytest.warns(RuntimeWarning, match="interrupted"),
         pytest.raises(KeyboardInterrupt, match="interrupted while fitting a member"),
     ):
         ensemble.fit(X + 1.0)
-    assert calls["n"] == 4 + 4 + 2 + 1 + 1  # and the check of the kept weights: no second member
+    assert calls["n"] == 2 + 1 + 1  # and the check of the kept weights: no second member
     np.testing.assert_array_equal(ensemble.score_samples(X), before)
 
 

@@ -272,3 +272,10 @@ def test_a_model_trained_on_cuda_loads_on_the_cpu(tmp_path):
     assert all(p.device.type == "cpu" for p in loaded.model_.parameters())
     X = gaussian(20, 1)
     np.testing.assert_allclose(loaded.score_samples(X), flow.score_samples(X), atol=1e-8)
+
+
+def test_a_version_1_detector_asks_for_a_new_fit():
+    # written by skflow.save in format version 1; its detector scored rows by blurred densities
+    path = pathlib.Path(__file__).parent / "golden" / "detector-v1.skflow"
+    with pytest.raises(ValueError, match="format version 1.*fit the detector again"):
+        skflow.load(path)
