@@ -1,5 +1,5 @@
-"""Which anomaly detector ranks outliers best, and at what cost? FlowMatchingOutlierDetector and
-SubspaceOutlierEnsemble against scikit-learn's detectors and PyOD's strongest.
+"""Which anomaly detector ranks outliers best, and at what cost? FlowMatchingOutlierDetector
+against scikit-learn's detectors and PyOD's strongest.
 
 The protocol of the public tabular anomaly-detection benchmarks (ADBench, Han et al., NeurIPS
 2022): for each seed, a stratified 60/40 split of the labelled rows; columns constant on the
@@ -11,8 +11,6 @@ the CPU seconds of fitting plus scoring, also as a ratio to IsolationForest's on
 Every detector runs with its default hyperparameters (no tuning on the labels):
 
 * ``flow``: ``FlowMatchingOutlierDetector(random_state=seed)``;
-* ``flow subspaces``: ``SubspaceOutlierEnsemble(random_state=seed)`` (twelve such detectors on
-  random feature subsets);
 * ``iforest``: ``IsolationForest(random_state=seed)``;
 * ``lof``: ``LocalOutlierFactor(novelty=True)`` (20 neighbours);
 * ``ocsvm``: ``OneClassSVM()`` (RBF kernel, ``gamma="scale"``, ``nu=0.5``);
@@ -26,7 +24,7 @@ data files of the R packages mlbench and kernlab, from their Debian packages), e
 classification table turned into an outlier problem the ODDS way; their sources and rules are
 listed in the result file.
 
-Reproduce (from the repository root; about 40 minutes with two processes; needs PyOD and
+Reproduce (from the repository root; about 20 minutes with two processes; needs PyOD and
 pyreadr, the ``benchmarks`` extras, and ``apt-get download`` or ``SKFLOW_DEB_DIR``)::
 
     OMP_NUM_THREADS=1 python benchmarks/bench_outliers.py --jobs 2
@@ -61,7 +59,7 @@ from sklearn.neighbors import LocalOutlierFactor
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import OneClassSVM
 
-from skflow import FlowMatchingOutlierDetector, SubspaceOutlierEnsemble
+from skflow import FlowMatchingOutlierDetector
 
 QUICK_SETS = ["wine", "glass", "vote", "wbc", "pima"]
 
@@ -109,7 +107,6 @@ class PyODDetector:
 def detectors(seed: int, flow_params: dict) -> dict:
     return {
         "flow": FlowMatchingOutlierDetector(random_state=seed, **flow_params),
-        "flow subspaces": SubspaceOutlierEnsemble(random_state=seed),
         "iforest": IsolationForest(random_state=seed),
         "lof": LocalOutlierFactor(novelty=True),
         "ocsvm": OneClassSVM(),
@@ -241,7 +238,7 @@ def tables(found: dict[str, list[dict]]) -> str:
 NOTES = """Ranks: 1 = best on the set (ties share their mean rank). Time / iforest: CPU seconds
 of fitting plus scoring the split, over IsolationForest's on the same split, median and maximum
 over the sets. False alarms / recall: shares of the test inliers / outliers that `predict`
-flags (the flow and the ensemble with `contamination="auto"`, IsolationForest and
+flags (the flow with `contamination="auto"`, IsolationForest and
 LocalOutlierFactor with `contamination="auto"`, OneClassSVM with `nu=0.5`, PyOD's detectors at
 their default contamination 0.1; the Gaussian mixture has no threshold).
 """

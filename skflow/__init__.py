@@ -1,7 +1,6 @@
 """skflow: flow matching and stochastic interpolants for scikit-learn."""
 
 from .density import FlowMatchingDensity
-from .ensemble import SubspaceOutlierEnsemble
 from .outlier import FlowMatchingOutlierDetector
 from .persistence import load, save
 from .transport import InterpolantTransport
@@ -10,7 +9,6 @@ __all__ = [
     "FlowMatchingDensity",
     "FlowMatchingOutlierDetector",
     "InterpolantTransport",
-    "SubspaceOutlierEnsemble",
     "__version__",
     "load",
     "save",

@@ -35,13 +35,16 @@ DENSITY_DEFAULTS: dict[str, object] = {
     "step_exponent": 1.0,
 }
 """The hyperparameters of the :class:`~skflow.FlowMatchingDensity` that ``estimator=None`` stands
-for, where they differ from its defaults: a small network trained on every row for about
-``TRAINING_STEPS`` steps, and eight solver steps for ``method="log_density"``. The benchmark behind
-them is in the :ref:`User Guide <outliers>`."""
+for, where they differ from its defaults: a small network trained on every row with a budget of
+``TRAINING_STEPS`` minibatches, and eight solver steps for ``method="log_density"``. The benchmark
+behind them is in the :ref:`User Guide <outliers>`."""
 
 TRAINING_STEPS = 600
-"""Optimiser steps of the default density: ``max_iter`` is ``ceil(TRAINING_STEPS b / n)`` epochs
-of ``n`` training rows in minibatches of ``b = min(256, n)``."""
+"""Training budget of the default density, in full minibatches: ``max_iter`` is
+``ceil(TRAINING_STEPS b / n)`` epochs of ``n`` training rows in minibatches of ``b = min(256, n)``,
+so the flow sees ``TRAINING_STEPS b`` rows or a few more. That is as many optimiser steps where
+``b`` divides ``n``, and more where an epoch ends with a partial minibatch (at most twice as many,
+for ``n`` just above 256)."""
 
 METHODS = ("flow_matching_loss", "log_density")
 
@@ -98,8 +101,9 @@ class FlowMatchingOutlierDetector(ThresholdMixin, OutlierMixin, MetaEstimatorMix
         The density estimator, cloned and fitted on the training rows: any estimator with ``fit``
         and ``score_samples`` (a log-density, or any score where higher is more normal), and
         ``flow_matching_loss`` for ``method="flow_matching_loss"``. None means
-        ``FlowMatchingDensity(**DENSITY_DEFAULTS, max_iter=ceil(600 b / n))``: a small network
-        and about 600 optimiser steps (:data:`~skflow.outlier.DENSITY_DEFAULTS`,
+        ``FlowMatchingDensity(**DENSITY_DEFAULTS, max_iter=ceil(600 b / n))`` for ``n`` training
+        rows and minibatches of ``b = min(256, n)``: a small network trained on 600 minibatches'
+        worth of rows (:data:`~skflow.outlier.DENSITY_DEFAULTS`,
         :data:`~skflow.outlier.TRAINING_STEPS`).
     contamination : "auto" or float in (0, 0.5], default="auto"
         Share of outliers expected in the training data; sets ``offset_``.
@@ -134,7 +138,6 @@ class FlowMatchingOutlierDetector(ThresholdMixin, OutlierMixin, MetaEstimatorMix
     See Also
     --------
     FlowMatchingDensity : The default density estimator.
-    SubspaceOutlierEnsemble : Detectors on random feature subsets.
     sklearn.ensemble.IsolationForest : Outlier detection by random isolation trees.
 
     Notes

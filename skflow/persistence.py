@@ -39,7 +39,6 @@ from ._base import Stream
 from ._data import WeightedMoments
 from ._spec import NetworkSpec
 from .density import FlowMatchingDensity
-from .ensemble import SubspaceOutlierEnsemble
 from .networks import RestandardisedVelocity
 from .outlier import FlowMatchingOutlierDetector
 from .transport import InterpolantTransport
@@ -56,7 +55,6 @@ PUBLIC_ESTIMATORS = (
     FlowMatchingDensity,
     FlowMatchingOutlierDetector,
     InterpolantTransport,
-    SubspaceOutlierEnsemble,
 )
 """The estimators that :func:`save` writes and :func:`load` returns."""
 
@@ -79,12 +77,11 @@ def save(estimator: BaseEstimator, path: str | os.PathLike) -> None:
     Parameters
     ----------
     estimator : estimator of a class in ``PUBLIC_ESTIMATORS``
-        A :class:`~skflow.FlowMatchingDensity`, :class:`~skflow.FlowMatchingOutlierDetector`,
-        :class:`~skflow.InterpolantTransport` or :class:`~skflow.SubspaceOutlierEnsemble`. An
+        A :class:`~skflow.FlowMatchingDensity`, :class:`~skflow.FlowMatchingOutlierDetector` or
+        :class:`~skflow.InterpolantTransport`. An
         :class:`~skflow.InterpolantTransport` is saved with its source density when that is a
         :class:`~sklearn.mixture.GaussianMixture` (the default), a
-        :class:`~sklearn.mixture.BayesianGaussianMixture` or a skflow density; a
-        :class:`~skflow.SubspaceOutlierEnsemble` when its members are skflow estimators.
+        :class:`~sklearn.mixture.BayesianGaussianMixture` or a skflow density.
     path : str or path-like
         Where to write the zip archive (overwritten if it exists).
 

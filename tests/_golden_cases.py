@@ -23,7 +23,6 @@ from skflow import (
     FlowMatchingDensity,
     FlowMatchingOutlierDetector,
     InterpolantTransport,
-    SubspaceOutlierEnsemble,
 )
 from skflow.outlier import DENSITY_DEFAULTS
 
@@ -102,7 +101,7 @@ def detector_outputs(detector, X_test: np.ndarray = X_TEST) -> dict:
         "predict": _floats(detector.predict(X_test)),
         "offset": _floats(detector.offset_),
     }
-    for name in ("decision_scores_", "effective_rank_", "score_location_", "score_scale_"):
+    for name in ("decision_scores_", "effective_rank_"):
         if hasattr(detector, name):
             outputs[name.rstrip("_")] = _floats(getattr(detector, name))
     return outputs
@@ -219,7 +218,7 @@ TRANSPORT_CASES: dict[str, Callable[[], dict]] = {
 
 
 # --------------------------------------------------------------------------------------------------
-# the outlier detector and the ensemble
+# the outlier detector
 
 
 def detector_density(**params) -> FlowMatchingDensity:
@@ -233,23 +232,12 @@ def _detector(X=X_FIT, fit_params=None, **params) -> dict:
     return {**detector_outputs(detector), **_training(detector.estimator_)}
 
 
-def _ensemble(estimator, **params) -> dict:
-    X = np.random.default_rng(8).standard_normal((60, 5)) * 3.0
-    X_test = np.random.default_rng(9).standard_normal((6, 5)) * 3.0
-    ensemble = SubspaceOutlierEnsemble(estimator, n_estimators=3, random_state=0, **params)
-    ensemble.fit(X)
-    features = np.concatenate(ensemble.estimators_features_).astype(np.float64)
-    return {**detector_outputs(ensemble, X_test), "features": features}
-
-
 DETECTOR_CASES: dict[str, Callable[[], dict]] = {
     "detector/default": lambda: _detector(),
     "detector/contamination": lambda: _detector(contamination=0.1),
     "detector/log-density": lambda: _detector(method="log_density"),
     "detector/sample-weight": lambda: _detector(fit_params={"sample_weight": WEIGHTS}),
     "detector/too-few-rows": lambda: _detector(X=X_FIT[:3]),
-    "ensemble/detectors": lambda: _ensemble(FlowMatchingOutlierDetector(detector_density())),
-    "ensemble/densities": lambda: _ensemble(FlowMatchingDensity(**TINY), contamination=0.1),
 }
 
 CASES: dict[str, Callable[[], dict]] = {**DENSITY_CASES, **TRANSPORT_CASES, **DETECTOR_CASES}
@@ -281,15 +269,6 @@ ARCHIVES: dict[str, tuple[Callable, Callable[[object], dict]]] = {
     ),
     "detector": (
         lambda: FlowMatchingOutlierDetector(detector_density(), random_state=0).fit(X_FIT),
-        detector_outputs,
-    ),
-    "ensemble": (
-        lambda: SubspaceOutlierEnsemble(
-            FlowMatchingOutlierDetector(detector_density()),
-            n_estimators=2,
-            max_features=1,
-            random_state=0,
-        ).fit(X_FIT),
         detector_outputs,
     ),
 }

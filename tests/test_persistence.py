@@ -20,7 +20,6 @@ from skflow import (
     FlowMatchingDensity,
     FlowMatchingOutlierDetector,
     InterpolantTransport,
-    SubspaceOutlierEnsemble,
 )
 
 from _shared import FAST, gaussian
@@ -50,12 +49,6 @@ ESTIMATORS = {
     "outlier": lambda: FlowMatchingOutlierDetector(FlowMatchingDensity(**FAST), random_state=0).fit(
         gaussian(200, 0)
     ),
-    "subspace-ensemble": lambda: SubspaceOutlierEnsemble(
-        FlowMatchingOutlierDetector(FlowMatchingDensity(**FAST)),
-        n_estimators=2,
-        max_features=1,
-        random_state=0,
-    ).fit(gaussian(200, 0)),
     "transport": lambda: InterpolantTransport(
         gamma="brownian", eps=0.5, sde_n_steps=5, random_state=0, **FAST
     ).fit(*two_sides(100, 0)),
@@ -83,9 +76,7 @@ def outputs(estimator):
 
 
 def flows(estimator):
-    """The fitted flows of an estimator: itself, a detector's estimator_, an ensemble's members'."""
-    if hasattr(estimator, "estimators_"):
-        return [flow for member in estimator.estimators_ for flow in flows(member)]
+    """The fitted flows of an estimator: itself, or a detector's estimator_."""
     return [getattr(estimator, "estimator_", estimator)]
 
 
@@ -260,7 +251,7 @@ def test_what_cannot_be_saved_safely_is_a_clear_error(tmp_path):
     with pytest.raises(TypeError, match="estimator must be one of"):
         skflow.save(GaussianMixture(), tmp_path / "model.skflow")
     with pytest.raises(TypeError, match="IsolationForest.*joblib"):
-        skflow.save(SubspaceOutlierEnsemble(IsolationForest()), tmp_path / "model.skflow")
+        skflow.save(FlowMatchingOutlierDetector(IsolationForest()), tmp_path / "model.skflow")
 
 
 @pytest.mark.cuda

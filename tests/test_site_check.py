@@ -32,7 +32,6 @@ ESTIMATORS = [
     "FlowMatchingDensity",
     "FlowMatchingOutlierDetector",
     "InterpolantTransport",
-    "SubspaceOutlierEnsemble",
 ]
 
 
@@ -136,7 +135,7 @@ def test_a_landing_page_without_an_estimator_fails(tmp_path):
     site = _site(checker, tmp_path, ESTIMATORS[:-1])
     failures = checker.check_site(site)
     assert failures == {
-        "index.html (the estimators)": ["the landing page does not link to SubspaceOutlierEnsemble"]
+        "index.html (the estimators)": ["the landing page does not link to InterpolantTransport"]
     }
 
 
