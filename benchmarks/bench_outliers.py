@@ -42,7 +42,9 @@ import _common  # first: sets one thread before torch is imported
 # isort: split
 
 import argparse
+import ast
 import datetime
+import math
 import multiprocessing
 import warnings
 
@@ -59,7 +61,8 @@ from sklearn.neighbors import LocalOutlierFactor
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import OneClassSVM
 
-from skflow import FlowMatchingOutlierDetector
+from skflow import FlowMatchingDensity, FlowMatchingOutlierDetector
+from skflow.outlier import DENSITY_DEFAULTS, TRAINING_STEPS
 
 QUICK_SETS = ["wine", "glass", "vote", "wbc", "pima"]
 
@@ -104,9 +107,21 @@ class PyODDetector:
         return np.where(self.detector.predict(X) == 1, -1, 1)
 
 
-def detectors(seed: int, flow_params: dict) -> dict:
+def flow_detector(seed: int, n_rows: int, flow: dict) -> FlowMatchingOutlierDetector:
+    """The default flow detector with ``flow["detector"]`` parameters; with ``flow["density"]``
+    parameters or ``flow["steps"]``, its default density written out with those changes."""
+    estimator = None
+    if flow["density"] or flow["steps"] is not None:
+        params = {**DENSITY_DEFAULTS, **flow["density"]}
+        batch = min(params["batch_size"], n_rows)
+        steps = TRAINING_STEPS if flow["steps"] is None else flow["steps"]
+        estimator = FlowMatchingDensity(**params, max_iter=math.ceil(steps * batch / n_rows))
+    return FlowMatchingOutlierDetector(estimator, random_state=seed, **flow["detector"])
+
+
+def detectors(seed: int, n_rows: int, flow: dict) -> dict:
     return {
-        "flow": FlowMatchingOutlierDetector(random_state=seed, **flow_params),
+        "flow": flow_detector(seed, n_rows, flow),
         "iforest": IsolationForest(random_state=seed),
         "lof": LocalOutlierFactor(novelty=True),
         "ocsvm": OneClassSVM(),
@@ -133,11 +148,11 @@ def split(dataset, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.nd
     )
 
 
-def run_seed(name: str, seed: int, only: list[str] | None, flow_params: dict) -> dict:
+def run_seed(name: str, seed: int, only: list[str] | None, flow: dict) -> dict:
     """Every detector on one split (a task of the process pool): {detector: {metric: value}}."""
     X_train, X_test, y_train, y_test = split(_outlier_data.load(name), seed)
     results = {}
-    for detector_name, detector in detectors(seed, flow_params).items():
+    for detector_name, detector in detectors(seed, len(X_train), flow).items():
         if only and detector_name not in only and detector_name != "iforest":
             continue
         with warnings.catch_warnings():
@@ -261,6 +276,14 @@ def sources(names: list[str]) -> str:
     return "### Data sets\n\n" + _common.markdown_table(rows, list(rows[0]))
 
 
+def _literal(text: str):
+    """A Python literal (number, tuple, bool) from the command line, else the text itself."""
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sets = list(_outlier_data.DATASETS)
@@ -273,6 +296,14 @@ def main(argv=None) -> None:
         metavar="NAME=VALUE",
         help="a parameter of the flow detector, e.g. method=log_density (repeatable)",
     )
+    parser.add_argument(
+        "--density-param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a change to the detector's default density, e.g. 'hidden_layer_sizes=(128, 128)'",
+    )
+    parser.add_argument("--training-steps", type=int, help="the default density's budget")
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--quick", action="store_true", help="1 seed, five small sets; prints")
     parser.add_argument("--output", help="result file (default outliers.md; none with --quick)")
@@ -284,8 +315,12 @@ def main(argv=None) -> None:
     code_at_start = _common.code_version()
     for name in names:  # build the cache once, before the workers read it
         _outlier_data.load(name)
-    flow_params = dict(item.split("=", 1) for item in args.flow_param)
-    tasks = [(name, seed, args.detectors, flow_params) for name in names for seed in seeds]
+    flow = {
+        "detector": dict(item.split("=", 1) for item in args.flow_param),
+        "density": {k: _literal(v) for k, v in (item.split("=", 1) for item in args.density_param)},
+        "steps": args.training_steps,
+    }
+    tasks = [(name, seed, args.detectors, flow) for name in names for seed in seeds]
     with multiprocessing.get_context("spawn").Pool(args.jobs) as pool:
         results = pool.starmap(run_seed, tasks, chunksize=1)
     found = {name: [] for name in names}
@@ -300,7 +335,8 @@ def main(argv=None) -> None:
         f"{_common.code_version_since(code_at_start)}; {_common.machine_description()}. "
         f"1-minute load average {load_start} at the start, {_common.load_average()} at the end. "
         f"{len(seeds)} seeds (stratified 60/40 splits); default hyperparameters"
-        + (f", the flow detector with {flow_params}" if flow_params else "")
+        + (f"; flow detector changes: {flow}" if args.flow_param or args.density_param else "")
+        + (f", {args.training_steps} training steps" if args.training_steps else "")
         + ".\n\n"
     )
     text = header + tables(found) + "\n\n" + NOTES + "\n" + sources(names) + "\n"
