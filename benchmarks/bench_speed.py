@@ -1,7 +1,8 @@
 """How fast are skflow's defaults, and how close to what the hardware allows?
 
 Measured with torch on ``--threads`` threads (2 by default: the project's machine), in wall-clock
-seconds, each against a target of the "time to quality" issue:
+seconds, each against a target of the "time to quality" issue (the outlier detector's cost, as a
+multiple of IsolationForest's, is measured by ``bench_outliers.py``):
 
 (a) A default ``FlowMatchingDensity(random_state=0).fit`` on 5,000 x 16 and 50,000 x 64 rows of a
     correlated Gaussian (targets: 30 s and 120 s), with the steps it took and why it stopped.
@@ -19,10 +20,7 @@ seconds, each against a target of the "time to quality" issue:
     ``"sinkhorn"``, at 2 and 32 features (target: under 15 %).
 (e) A default ``InterpolantTransport(random_state=0).fit`` between two Gaussians of 5,000 rows
     each at 36 features (target: 30 s).
-(f) A default ``FlowMatchingOutlierDetector(random_state=0).fit`` on 30,000 x 10 rows (target:
-    120 s), the time it takes to score 2,000 new rows, and the Spearman correlation of those
-    scores with the scores of a 20-step solve (the density's default; the detector takes 8).
-(g) A 3-fold ``GridSearchCV`` of the default ``FlowMatchingDensity`` over ``path`` in {linear,
+(f) A 3-fold ``GridSearchCV`` of the default ``FlowMatchingDensity`` over ``path`` in {linear,
     trig} x ``coupling`` in {independent, ot} on 10,000 x 8 rows with ``n_jobs=2`` (target: 600 s).
 
 Reproduce on an idle machine (from the repository root; about 20 minutes, ``--parts`` runs a
@@ -48,11 +46,10 @@ import warnings
 
 import numpy as np
 import torch
-from scipy.stats import spearmanr
 from sklearn.model_selection import GridSearchCV
 from torch.optim.swa_utils import get_ema_multi_avg_fn
 
-from skflow import FlowMatchingDensity, FlowMatchingOutlierDetector, InterpolantTransport
+from skflow import FlowMatchingDensity, InterpolantTransport
 from skflow._spec import NetworkSpec
 from skflow.couplings import ExactOTCoupling, SinkhornCoupling
 from skflow.times import ArcsineTimes
@@ -61,7 +58,6 @@ TARGETS = {
     "fit": {16: 30.0, 64: 120.0},
     "score": {2: 5.0, 10: 5.0, 64: 20.0},
     "transport": 30.0,
-    "detector": 120.0,
     "grid search": 600.0,
 }
 
@@ -283,7 +279,7 @@ def bench_coupling(name: str, cls: type, n_features: int) -> dict:
 
 
 # --------------------------------------------------------------------------------------------------
-# (e)-(g) the other default fits
+# (e)-(f) the other default fits
 
 
 def bench_transport(n_per_side: int = 5_000, n_features: int = 36) -> dict:
@@ -296,22 +292,6 @@ def bench_transport(n_per_side: int = 5_000, n_features: int = 36) -> dict:
         **against_target(seconds, TARGETS["transport"]),
         "steps": transport.t_,
         "stop": transport.stop_reason_,
-    }
-
-
-def bench_detector(n_rows: int = 30_000, n_features: int = 10, n_scored: int = 2_000) -> dict:
-    X = random_gaussian_data(n_rows, n_features)
-    detector, seconds = wall(FlowMatchingOutlierDetector(random_state=0).fit, X)
-    new_rows = random_gaussian_data(n_scored, n_features, seed=1)
-    scores, score_seconds = wall(detector.score_samples, new_rows)
-    detector.estimator_.set_params(n_steps=20)
-    scores_20 = detector.score_samples(new_rows)
-    return {
-        "rows x features": f"{n_rows:,} x {n_features}",
-        **against_target(seconds, TARGETS["detector"]),
-        "steps of the final flow": detector.estimator_.t_,
-        f"score {n_scored:,} rows s": round(score_seconds, 1),
-        "rank correlation with 20 solver steps": f"{spearmanr(scores, scores_20)[0]:.5f}",
     }
 
 
@@ -336,7 +316,7 @@ def main(argv=None) -> None:
     parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     parser.add_argument("--repeats", type=int, default=5, help="repetitions of (c)")
     parser.add_argument(
-        "--parts", nargs="+", choices=list("abcdefg"), default=list("abcdefg"), help="what to run"
+        "--parts", nargs="+", choices=list("abcdef"), default=list("abcdef"), help="what to run"
     )
     parser.add_argument("--output", default="speed.md", help="result file (in benchmarks/results)")
     args = parser.parse_args(argv)
@@ -373,9 +353,8 @@ def main(argv=None) -> None:
             "rows, no early stopping).\n\n",
         ),
         "e": ("(e) A default InterpolantTransport fit", lambda: [bench_transport()], ""),
-        "f": ("(f) A default FlowMatchingOutlierDetector fit", lambda: [bench_detector()], ""),
-        "g": (
-            "(g) GridSearchCV over path x coupling",
+        "f": (
+            "(f) GridSearchCV over path x coupling",
             lambda: [bench_grid_search()],
             "3-fold, 4 candidates, `n_jobs=2` (one torch thread per worker), and the refit on all "
             "rows.\n\n",
