@@ -48,7 +48,7 @@ from .paths import ProbabilityPath
 from .solvers import SOLVERS
 from .times import TIME_DISTRIBUTIONS
 
-__all__ = ["BaseFlow", "Stream", "keeps_state_on_error", "was_interrupted"]
+__all__ = ["BaseFlow", "Stream", "keeps_state_on_error"]
 
 
 def keeps_state_on_error(fit):
@@ -71,13 +71,6 @@ def keeps_state_on_error(fit):
             raise
 
     return wrapper
-
-
-def was_interrupted(estimator) -> bool:
-    """Whether a KeyboardInterrupt cut the training of ``estimator`` short (its ``stop_reason_``,
-    or that of the estimator it wraps, ``estimator_``)."""
-    inner = getattr(estimator, "estimator_", estimator)
-    return getattr(inner, "stop_reason_", None) == "interrupted"
 
 
 @dataclass

@@ -1,5 +1,5 @@
-"""Thresholds of the outlier detectors: ``contamination``, ``offset_``, ``decision_function`` and
-``predict``, with the robust standardisation that puts scores on one footing."""
+"""Thresholds of the outlier detector: ``contamination``, ``offset_``, ``decision_function`` and
+``predict``, and PyOD's names for them."""
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ __all__ = [
     "chi_squared_threshold",
     "contamination_threshold",
     "effective_rank",
-    "median_and_iqr",
 ]
 
 AUTO_LEVEL = 0.01
@@ -132,24 +131,6 @@ def chi_squared_threshold(scores: np.ndarray, rank: int) -> float:
     q25, q50, q75, q_tail = chi2.ppf([0.25, 0.5, 0.75, 1.0 - AUTO_LEVEL], rank)
     s25, s50, s75 = np.percentile(scores, [25, 50, 75])
     return float(s50 - (q_tail - q50) / (q75 - q25) * (s75 - s25))
-
-
-def median_and_iqr(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per column of ``scores`` (rows: training rows), the median and the interquartile range,
-    the latter at least the smallest positive float: the robust location and scale that put
-    scores of different units on one footing.
-
-    Parameters
-    ----------
-    scores : ndarray of shape (n_rows, n_columns)
-        Training scores, one column per score to standardise.
-
-    Returns
-    -------
-    location, scale : ndarray of shape (n_columns,)
-    """
-    q25, q50, q75 = np.percentile(scores, [25, 50, 75], axis=0)
-    return q50, np.maximum(q75 - q25, np.finfo(np.float64).tiny)
 
 
 def effective_rank(X: np.ndarray) -> int:
