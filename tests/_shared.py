@@ -37,3 +37,23 @@ class ExactGaussianVelocity(torch.nn.Module):
         S = (1 - t) ** 2 * eye + t**2 * self.C
         gain = torch.linalg.solve(S, (t * self.C - (1 - t) * eye).transpose(1, 2))
         return self.m + ((x - t[:, :, 0] * self.m)[:, None, :] @ gain)[:, 0, :]
+
+
+def exact_gaussian_loss(flow, X, times) -> np.ndarray:
+    """``(n_rows, n_times)``: the flow-matching loss at the rows of ``X`` of the exact velocity
+    field (:class:`ExactGaussianVelocity`) of the law N(MEAN, COVARIANCE) standardised by
+    ``flow``, in closed form. With ``v(t, y) = m + (y - t m) G_t`` the error at
+    ``x_t = (1 - t) x0 + t x`` is ``a + x0 B`` with ``a = m + t (x - m) G_t - x`` and
+    ``B = (1 - t) G_t + I``, so its mean square over ``x0 ~ N(0, I)`` is
+    ``|a|^2 + trace(B^T B)``."""
+    m = (MEAN - flow.mean_) / flow.scale_
+    C = COVARIANCE / np.outer(flow.scale_, flow.scale_)
+    u = (X - flow.mean_) / flow.scale_
+    eye = np.eye(len(m))
+    columns = []
+    for t in times:
+        G = np.linalg.solve((1 - t) ** 2 * eye + t**2 * C, (t * C - (1 - t) * eye).T)
+        a = m + t * (u - m) @ G - u
+        B = (1 - t) * G + eye
+        columns.append((a**2).sum(axis=1) + (B**2).sum())
+    return np.column_stack(columns)

@@ -27,7 +27,7 @@ from skflow._thresholds import AUTO_LEVEL
 from skflow.networks import VelocityMLP
 from skflow.outlier import DENSITY_DEFAULTS
 
-from _shared import COVARIANCE, FAST, MEAN, SMALL, gaussian
+from _shared import COVARIANCE, FAST, MEAN, SMALL, exact_gaussian_loss, gaussian
 
 
 def density(**params):
@@ -53,28 +53,11 @@ def fitted():
 # closed forms on Gaussian data
 
 
-def expected_gaussian_loss(flow, X, n_times=10):
-    """The mean over the detector's times of the flow-matching loss of the exact velocity field
-    of the standardised training law, in closed form (tests/test_density.py checks
-    ``flow_matching_loss`` against it): ``|a|^2 + trace(B^T B)`` at each time, with
-    ``a = m + t (x - m) G_t - x`` and ``B = (1 - t) G_t + I``."""
-    m = (MEAN - flow.mean_) / flow.scale_
-    C = COVARIANCE / np.outer(flow.scale_, flow.scale_)
-    u = (X - flow.mean_) / flow.scale_
-    total = np.zeros(len(X))
-    for t in (np.arange(n_times) + 0.5) / n_times:
-        S = (1 - t) ** 2 * np.eye(2) + t**2 * C
-        G = np.linalg.solve(S, (t * C - (1 - t) * np.eye(2)).T)
-        a = m + t * (u - m) @ G - u
-        B = (1 - t) * G + np.eye(2)
-        total += (a**2).sum(axis=1) + (B**2).sum()
-    return total / n_times
-
-
 def test_scores_rows_like_the_exact_gaussian_loss_and_density(fitted):
     X_test = np.vstack([gaussian(500, 1), MEAN + np.random.default_rng(2).normal(size=(50, 2)) * 3])
     scores = fitted.score_samples(X_test)
-    exact = -expected_gaussian_loss(fitted.estimator_, X_test)
+    times = (np.arange(10) + 0.5) / 10  # the detector's: n_times=10 on [0, 1]
+    exact = -exact_gaussian_loss(fitted.estimator_, X_test, times).mean(axis=1)
     truth = multivariate_normal(MEAN, COVARIANCE).logpdf(X_test)
     assert spearmanr(scores, exact).statistic > 0.95  # the learned field, forty draws per row
     assert spearmanr(exact, truth).statistic > 0.94  # the loss is not the density, but close
