@@ -20,6 +20,7 @@ import torch
 
 from ._data import draw_seed
 from .likelihood import flow_log_likelihood, rademacher_probes
+from .networks import ConditionedVelocity
 from .paths import Gamma, ProbabilityPath
 from .solvers import integrate, integrate_sde
 
@@ -108,7 +109,10 @@ class FittedNetwork:
     Every method takes rows as a NumPy array and returns one array over all of them. ``before``
     maps each chunk of rows on its way in (e.g. standardises it) and ``after`` each chunk of results
     on its way out, so that no temporary array is as long as the input: the memory beyond the
-    inputs and outputs is that of one chunk.
+    inputs and outputs is that of one chunk. A conditional network
+    (:class:`~skflow.networks.ClassConditionalVelocity`) takes each row's ``condition``, an array
+    whose rows travel with the rows of ``X``: each chunk sees the plain field
+    :class:`~skflow.networks.ConditionedVelocity` of its rows' conditions.
     """
 
     def __init__(self, model: torch.nn.Module, device: torch.device, chunk: int) -> None:
@@ -123,17 +127,24 @@ class FittedNetwork:
         *,
         before: Callable[[np.ndarray], np.ndarray] | None = None,
         after: Callable[[np.ndarray], np.ndarray] | None = None,
+        condition: np.ndarray | None = None,
     ) -> np.ndarray:
         """``function(network, x)`` over the rows of ``X``, chunk by chunk, without gradients;
-        ``x`` is a float64 tensor on the device and the result's first axis runs over its rows."""
+        ``x`` is a float64 tensor on the device and the result's first axis runs over its rows.
+        With ``condition`` (one row per row of ``X``), ``network`` is the field given the
+        conditions of the chunk's rows."""
         out = None
         with torch.no_grad(), flushing_denormals():
             for start in range(0, X.shape[0], self.chunk):
                 rows = slice(start, start + self.chunk)
                 chunk = X[rows] if before is None else before(X[rows])
+                network = self.network
+                if condition is not None:
+                    given = torch.as_tensor(condition[rows], device=self.device)
+                    network = ConditionedVelocity(network, given)
                 # a copy: the rows may be the caller's array (read-only, or to be left untouched)
                 result = function(
-                    self.network, torch.tensor(chunk, dtype=torch.float64, device=self.device)
+                    network, torch.tensor(chunk, dtype=torch.float64, device=self.device)
                 )
                 if isinstance(result, torch.Tensor):
                     result = result.cpu().numpy()
@@ -185,10 +196,12 @@ class FittedNetwork:
         probes: tuple[int, int] | None = None,
         *,
         before: Callable[[np.ndarray], np.ndarray] | None = None,
+        condition: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """``log p_t1(x) = log p_t0(z) - int_t0^t1 div v dt`` at each row, with ``z`` the point the
         ODE pulls the row back to and ``log p_t0 = base_log_prob`` (see
-        :func:`skflow.likelihood.flow_log_likelihood`), and its standard error.
+        :func:`skflow.likelihood.flow_log_likelihood`), and its standard error; with
+        ``condition``, of the field given each row's condition.
 
         ``probes`` = ``(n_probes, seed)`` estimates the divergence by Hutchinson's estimator with
         each row's own Rademacher probes (:func:`skflow.likelihood.rademacher_probes`): the
@@ -212,7 +225,7 @@ class FittedNetwork:
                 error = np.full(x.shape[0], np.nan)
             return np.column_stack([base_log_prob(z.cpu().numpy()) + delta.mean(axis=1), error])
 
-        out = self.map_rows(X, pull_back, before=before)
+        out = self.map_rows(X, pull_back, before=before, condition=condition)
         return out[:, 0], out[:, 1]
 
 
@@ -251,9 +264,11 @@ def validation_negative_log_likelihood(
     path: ProbabilityPath,
     base_log_prob: Callable[[np.ndarray], np.ndarray],
     device: torch.device,
+    condition: np.ndarray | None = None,
 ) -> Callable[[torch.nn.Module], float]:
     """The early-stopping score of ``scoring="log_likelihood"``: a callable giving a network's
-    (weighted) mean negative log-likelihood of the validation rows, in standardised units.
+    (weighted) mean negative log-likelihood of the validation rows, in standardised units; with
+    ``condition`` (the rows' conditions), the log-likelihood given them of a conditional network.
 
     It integrates the log-density ODE with ``VALIDATION_STEPS`` equal RK4 steps on at most
     ``VALIDATION_ROWS`` rows, in the training precision, with the exact divergence up to
@@ -264,10 +279,12 @@ def validation_negative_log_likelihood(
     if X_val.shape[0] > VALIDATION_ROWS:
         keep = rng.choice(X_val.shape[0], VALIDATION_ROWS, replace=False)
         X_val, weight = X_val[keep], None if weight is None else weight[keep]
+        condition = None if condition is None else condition[keep]
     weight = np.ones(X_val.shape[0]) if weight is None else weight
     if not weight.sum() > 0:
         weight = np.ones(X_val.shape[0])  # only zero-weight rows held out: count them all
     x = torch.as_tensor(X_val, dtype=torch.float32, device=device)
+    given = None if condition is None else torch.as_tensor(condition, device=device)
     probe_seed = draw_seed(rng)
     probes = None
     if X_val.shape[1] > VALIDATION_EXACT_MAX_FEATURES:
@@ -276,7 +293,7 @@ def validation_negative_log_likelihood(
     def negative_log_likelihood(network: torch.nn.Module) -> float:
         with torch.no_grad():
             z, delta = flow_log_likelihood(
-                network,
+                network if given is None else ConditionedVelocity(network, given),
                 x,
                 path.t_min,
                 path.t_max,

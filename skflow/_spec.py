@@ -8,7 +8,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .networks import ARCHITECTURES, FourierFeatureVelocity, VelocityDenoiserMLP
+from .networks import (
+    ARCHITECTURES,
+    ClassConditionalVelocity,
+    FourierFeatureVelocity,
+    VelocityDenoiserMLP,
+)
 
 __all__ = [
     "FOURIER_AUTO_FEATURES",
@@ -62,6 +67,10 @@ class NetworkSpec:
     denoiser : bool, default=False
         Whether a denoiser network is learned beside the velocity
         (:class:`~skflow.networks.VelocityDenoiserMLP`).
+    n_classes : int, default=0
+        Classes of a class-conditional field
+        (:class:`~skflow.networks.ClassConditionalVelocity`: the network, and its Fourier
+        features, also see the one-hot class); 0 for an unconditional one.
     """
 
     architecture: str
@@ -70,6 +79,7 @@ class NetworkSpec:
     n_fourier_features: int = 0
     fourier_scale: float = 10.0
     denoiser: bool = False
+    n_classes: int = 0
 
     @property
     def width(self) -> int:
@@ -80,17 +90,25 @@ class NetworkSpec:
         """A new network for ``n_features`` features, initialised from torch's global generator."""
         sizes: Sequence[int] = self.hidden_layer_sizes
         if self.denoiser:
+            if self.n_classes:
+                raise ValueError("A denoiser network cannot be class-conditional.")
             return VelocityDenoiserMLP(n_features, sizes, self.activation, self.architecture)
+        n_inputs = n_features + self.n_classes  # x, then the one-hot class
         if self.n_fourier_features:
-            return FourierFeatureVelocity(
+            network = FourierFeatureVelocity(
                 self.architecture,
-                n_features,
+                n_inputs,
                 sizes,
                 self.activation,
                 n_frequencies=self.n_fourier_features,
                 scale=self.fourier_scale,
+                n_outputs=n_features,
             )
-        return ARCHITECTURES[self.architecture](n_features, sizes, self.activation)
+        else:
+            network = ARCHITECTURES[self.architecture](
+                n_inputs, sizes, self.activation, n_outputs=n_features
+            )
+        return ClassConditionalVelocity(network, self.n_classes) if self.n_classes else network
 
 
 def fourier_features(

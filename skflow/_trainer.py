@@ -15,6 +15,11 @@ gamma' z``, the quadratic loss of the velocity ``b`` of stochastic interpolants 
 Vanden-Eijnden, 2023, eq. 2.13), and a denoiser ``eta_z`` may be learned alongside by the loss
 ``E |eta_z(t, x_t) - z|^2 / d`` (their eq. 2.15).
 
+A class-conditional field ``v(t, x | y)`` is trained the same way on rows that carry their
+conditions (class indices), which travel with them through minibatches and validation pairs; the
+coupling then pairs base draws with data rows of one condition at a time, so that the base given
+the class stays ``N(0, I)``.
+
 Everything a run moves lives in one :class:`TrainState` (network, EMA, optimiser, schedule, step
 count, history), and :meth:`FlowMatchingTrainer.run` is the one loop that ``fit``, ``warm_start``
 and ``partial_fit`` use. What the loop keeps and when it stops is the decision of a checkpoint
@@ -161,8 +166,8 @@ def _all_finite(parameters: list[torch.Tensor]) -> bool:
     return bool(torch.stack([p.isfinite().all() for p in parameters]).all())
 
 
-def _rows(weight: torch.Tensor | None, index: torch.Tensor) -> torch.Tensor | None:
-    return None if weight is None else weight[index]
+def _rows(values: torch.Tensor | None, index: torch.Tensor) -> torch.Tensor | None:
+    return None if values is None else values[index]
 
 
 def _total(weight: torch.Tensor | None, index: torch.Tensor) -> torch.Tensor | int:
@@ -189,6 +194,9 @@ class FlowMatchingTrainer:
         Drives stochastic couplings.
     learn_denoiser : bool, default=False
         Also regress ``network.denoiser(t, x_t)`` onto the noise ``z`` (the path must carry noise).
+    prepare : callable, optional
+        ``prepare(rows, generator)`` makes each minibatch's data rows from the stored ones, e.g.
+        dequantises discrete columns afresh (:meth:`skflow._columns.TableLayout.to_flow`).
     """
 
     def __init__(
@@ -200,6 +208,7 @@ class FlowMatchingTrainer:
         config: TrainingConfig,
         rng: np.random.Generator,
         learn_denoiser: bool = False,
+        prepare: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
     ) -> None:
         self.path = path
         self.coupling = coupling
@@ -208,13 +217,16 @@ class FlowMatchingTrainer:
         self.config = config
         self.rng = rng
         self.learn_denoiser = learn_denoiser
+        self.prepare = prepare
 
     def _regression_pairs(
-        self, x1: torch.Tensor, generator: torch.Generator
+        self, x1: torch.Tensor, generator: torch.Generator, condition: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """Times, points ``x_t``, target velocities and noises ``z`` (None without noise) for one
-        minibatch of data rows."""
-        x0 = self.coupling.pair(self.base.sample(x1.shape[0], generator), x1, self.rng)
+        minibatch of data rows (with their conditions, if any), made by ``prepare`` if given."""
+        if self.prepare is not None:
+            x1 = self.prepare(x1, generator)
+        x0 = self._pair(self.base.sample(x1.shape[0], generator), x1, condition)
         u = self.times.sample(x1.shape[0], generator, x1.device)
         t = self.path.t_min + (self.path.t_max - self.path.t_min) * u
         z = None
@@ -222,9 +234,28 @@ class FlowMatchingTrainer:
             z = torch.randn(x1.shape, generator=generator, device=x1.device, dtype=x1.dtype)
         return t, self.path.interpolate(x0, x1, t, z), self.path.velocity(x0, x1, t, z), z
 
-    def _loss(self, network: nn.Module, t, xt, ut, z, weight) -> torch.Tensor:
-        """Velocity loss, plus the denoiser's when it is learned."""
-        loss = _weighted_mse(network(t, xt), ut, weight)
+    def _pair(
+        self, x0: torch.Tensor, x1: torch.Tensor, condition: torch.Tensor | None
+    ) -> torch.Tensor:
+        """The base draws ``x0`` re-paired with the data rows ``x1`` by the coupling; rows with
+        conditions are paired only with base draws given to rows of the same condition. The base
+        draws are independent of the conditions, so each condition's share of them is still a
+        sample of the base, and the coupling's marginals given the condition are the base and the
+        data of that condition."""
+        if condition is None:
+            return self.coupling.pair(x0, x1, self.rng)
+        _, group = torch.unique(condition, dim=0, return_inverse=True)
+        paired = torch.empty_like(x0)
+        for g in range(int(group.max()) + 1):
+            rows = torch.nonzero(group == g)[:, 0]
+            paired[rows] = self.coupling.pair(x0[rows], x1[rows], self.rng)
+        return paired
+
+    def _loss(self, network: nn.Module, t, xt, ut, z, weight, condition=None) -> torch.Tensor:
+        """Velocity loss, plus the denoiser's when it is learned; a conditional network also
+        takes the rows' conditions."""
+        v = network(t, xt) if condition is None else network(t, xt, condition)
+        loss = _weighted_mse(v, ut, weight)
         if self.learn_denoiser:
             loss = loss + _weighted_mse(network.denoiser(t, xt), z, weight)
         return loss
@@ -235,23 +266,30 @@ class FlowMatchingTrainer:
         return torch.tensor_split(order, math.ceil(order.numel() / self.config.batch_size))
 
     def pairs_validation_loss(
-        self, x_val: torch.Tensor, w_val: torch.Tensor | None, generator: torch.Generator
+        self,
+        x_val: torch.Tensor,
+        w_val: torch.Tensor | None,
+        generator: torch.Generator,
+        condition: torch.Tensor | None = None,
     ) -> Callable[[nn.Module], float]:
-        """The flow-matching loss of fixed validation pairs (drawn now, once), as a callable."""
+        """The flow-matching loss of fixed validation pairs (drawn now, once), as a callable;
+        ``condition``: the rows' conditions, for a conditional network."""
         repeats = max(1, math.ceil(2048 / x_val.shape[0]))
         rows = x_val.repeat(repeats, 1)
         weights = None if w_val is None else w_val.repeat(repeats)
-        batches = [
-            (*self._regression_pairs(rows[index], generator), _rows(weights, index), index)
-            for index in self._batches(torch.arange(rows.shape[0], device=rows.device))
-        ]
+        conditions = None if condition is None else torch.cat([condition] * repeats)
+        batches = []
+        for index in self._batches(torch.arange(rows.shape[0], device=rows.device)):
+            c = _rows(conditions, index)
+            pairs = self._regression_pairs(rows[index], generator, c)
+            batches.append((pairs, _rows(weights, index), c, index))
 
         @torch.no_grad()
         def validation_loss(network: nn.Module) -> float:
             total, weight = 0.0, 0.0
-            for t, xt, ut, z, w, index in batches:
+            for pairs, w, c, index in batches:
                 batch_weight = float(index.numel() if w is None else w.sum())
-                total += float(self._loss(network, t, xt, ut, z, w)) * batch_weight
+                total += float(self._loss(network, *pairs, w, c)) * batch_weight
                 weight += batch_weight
             return total / weight
 
@@ -285,10 +323,12 @@ class FlowMatchingTrainer:
         checkpoint: Checkpoint,
         *,
         interruptible: bool = True,
+        condition: torch.Tensor | None = None,
     ) -> None:
         """Train ``state`` for up to ``n_epochs`` passes over ``x_train`` (weights ``w_train``, None
-        when equal), or until ``max_time`` runs out, and leave the checkpoint's kept weights in
-        ``state.ema``.
+        when equal; conditions ``condition`` of a conditional network, one row per row of
+        ``x_train``, None without), or until ``max_time`` runs out, and leave the checkpoint's
+        kept weights in ``state.ema``.
 
         The checkpoint sees every epoch, and a check ``N_CHECKS`` times over the budget and at its
         end (where early stopping scores the model); with ``max_time``, training stops so that the
@@ -298,9 +338,13 @@ class FlowMatchingTrainer:
         kept before, they stay (``"diverged"``, with a warning); without, a ValueError is raised.
         """
         with flushing_denormals():
-            self._run(state, x_train, w_train, generator, n_epochs, checkpoint, interruptible)
+            self._run(
+                state, x_train, w_train, condition, generator, n_epochs, checkpoint, interruptible
+            )
 
-    def _run(self, state, x_train, w_train, generator, n_epochs, checkpoint, interruptible) -> None:
+    def _run(
+        self, state, x_train, w_train, c_train, generator, n_epochs, checkpoint, interruptible
+    ) -> None:
         history, ema_parameters = state.history, list(state.ema.parameters())
         initial_loss = None  # the first minibatch's loss, before any step: the yardstick
         max_time = self.config.max_time
@@ -309,7 +353,9 @@ class FlowMatchingTrainer:
         try:
             for epoch in range(n_epochs):
                 end = None if deadline is None else deadline - check_seconds
-                epoch_loss, first_loss = self._epoch(state, x_train, w_train, generator, end)
+                epoch_loss, first_loss = self._epoch(
+                    state, x_train, w_train, c_train, generator, end
+                )
                 if initial_loss is None:
                     initial_loss = first_loss
                 # a finite loss can still have blown up, and a step can overflow the weights after
@@ -362,7 +408,7 @@ class FlowMatchingTrainer:
         checkpoint.restore(state.ema)
         # the loss of an epoch is measured before its last step: check the weights that are kept
         if history.n_iter and not self._within_divergence_limit(
-            state.ema, x_train, generator, initial_loss
+            state.ema, x_train, c_train, generator, initial_loss
         ):
             raise ValueError(
                 "Training diverged: the weights kept from the last good epoch give a flow-matching "
@@ -380,12 +426,19 @@ class FlowMatchingTrainer:
 
     @torch.no_grad()
     def _within_divergence_limit(
-        self, network: nn.Module, x: torch.Tensor, generator: torch.Generator, reference
+        self,
+        network: nn.Module,
+        x: torch.Tensor,
+        condition: torch.Tensor | None,
+        generator: torch.Generator,
+        reference,
     ) -> bool:
-        """Whether ``network``'s unweighted loss on fresh pairs of the first rows is finite and at
-        most ``DIVERGENCE_FACTOR`` times ``reference``."""
-        pairs = self._regression_pairs(x[: self.config.batch_size], generator)
-        loss = float(self._loss(network, *pairs, None))
+        """Whether ``network``'s unweighted loss on fresh pairs of the first rows (with their
+        conditions) is finite and at most ``DIVERGENCE_FACTOR`` times ``reference``."""
+        first = slice(self.config.batch_size)
+        c = None if condition is None else condition[first]
+        pairs = self._regression_pairs(x[first], generator, c)
+        loss = float(self._loss(network, *pairs, None, c))
         return loss <= DIVERGENCE_FACTOR * float(reference)
 
     def _epoch(
@@ -393,12 +446,14 @@ class FlowMatchingTrainer:
         state: TrainState,
         x_train: torch.Tensor,
         w_train: torch.Tensor | None,
+        c_train: torch.Tensor | None,
         generator: torch.Generator,
         end: float | None = None,
     ) -> tuple[float, torch.Tensor]:
-        """One pass over ``x_train`` in a random order: an optimiser step per minibatch, then the
-        schedule's step (if any) and the EMA update; cut short after the first step that ends past
-        ``end`` (a :func:`time.perf_counter` time), if given.
+        """One pass over ``x_train`` (with the rows' conditions ``c_train``, if any) in a random
+        order: an optimiser step per minibatch, then the schedule's step (if any) and the EMA
+        update; cut short after the first step that ends past ``end`` (a
+        :func:`time.perf_counter` time), if given.
 
         Returns the weighted mean loss of the steps taken and the loss of the first minibatch
         (before its step). The losses are summed on the device: one host synchronisation per pass.
@@ -408,8 +463,9 @@ class FlowMatchingTrainer:
         total, weight = torch.zeros((), device=x_train.device), 0.0
         first_loss = None
         for index in self._batches(order):
-            pairs = self._regression_pairs(x_train[index], generator)
-            loss = self._loss(state.network, *pairs, _rows(w_train, index))
+            c = _rows(c_train, index)
+            pairs = self._regression_pairs(x_train[index], generator, c)
+            loss = self._loss(state.network, *pairs, _rows(w_train, index), c)
             state.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             state.optimizer.step()

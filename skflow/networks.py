@@ -11,6 +11,8 @@ from torch import nn
 __all__ = [
     "ACTIVATIONS",
     "ARCHITECTURES",
+    "ClassConditionalVelocity",
+    "ConditionedVelocity",
     "FourierFeatureVelocity",
     "RestandardisedVelocity",
     "TimeEmbedding",
@@ -168,19 +170,20 @@ class FourierFeatureVelocity(nn.Module):
         B_{jk} \\sim N(0, \\sigma^2 / d) \\text{ drawn once and fixed,}
 
     with ``B`` of shape ``(d, m)`` and ``g`` a network of :data:`ARCHITECTURES` taking ``d + 2 m``
-    inputs and returning ``d``. A network of smooth activations fits low frequencies first and fine
-    detail last (its spectral bias); features ``sin(x B)``, ``cos(x B)`` hand it that detail
-    directly (for standardised ``x`` each phase ``x B_k`` has standard deviation ``sigma`` whatever
-    ``d``), which is how Tancik et al. (*Fourier Features Let Networks Learn High Frequency
-    Functions in Low Dimensional Domains*, NeurIPS 2020) made coordinate networks sharp. ``B`` is
-    drawn from torch's global generator, which the estimators seed.
+    inputs and returning ``d`` (or ``n_outputs``). A network of smooth activations fits low
+    frequencies first and fine detail last (its spectral bias); features ``sin(x B)``,
+    ``cos(x B)`` hand it that detail directly (for standardised ``x`` each phase ``x B_k`` has
+    standard deviation ``sigma`` whatever ``d``), which is how Tancik et al. (*Fourier Features
+    Let Networks Learn High Frequency Functions in Low Dimensional Domains*, NeurIPS 2020) made
+    coordinate networks sharp. ``B`` is drawn from torch's global generator, which the estimators
+    seed.
 
     Parameters
     ----------
     architecture : str
         Name of ``g``'s class in :data:`ARCHITECTURES`.
     n_features : int
-        Dimension ``d`` of ``x`` and of the output.
+        Dimension ``d`` of ``x`` and, by default, of the output.
     hidden_layer_sizes : sequence of int
         Width of each hidden layer of ``g``.
     activation : str
@@ -189,6 +192,9 @@ class FourierFeatureVelocity(nn.Module):
         Number ``m`` of frequency vectors (columns of ``B``), at least 1.
     scale : float
         ``sigma``: the entries of ``B`` have standard deviation ``sigma / sqrt(d)``.
+    n_outputs : int, optional
+        Dimension of the output, when it is not ``d`` (inside :class:`ClassConditionalVelocity`,
+        whose ``x`` carries the one-hot class).
     """
 
     def __init__(
@@ -200,18 +206,79 @@ class FourierFeatureVelocity(nn.Module):
         *,
         n_frequencies: int,
         scale: float,
+        n_outputs: int | None = None,
     ) -> None:
         super().__init__()
         frequencies = scale / math.sqrt(n_features) * torch.randn(n_features, n_frequencies)
         self.register_buffer("frequencies", frequencies)
         self.network = ARCHITECTURES[architecture](
-            n_features + 2 * n_frequencies, hidden_layer_sizes, activation, n_outputs=n_features
+            n_features + 2 * n_frequencies,
+            hidden_layer_sizes,
+            activation,
+            n_outputs=n_outputs or n_features,
         )
 
     def forward(self, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """Velocity at times ``t`` (shape (n,)) and points ``x`` (shape (n, d))."""
         angles = x @ self.frequencies.to(x.dtype)
         return self.network(t, torch.cat([x, torch.sin(angles), torch.cos(angles)], dim=1))
+
+
+class ClassConditionalVelocity(nn.Module):
+    """One velocity field for every class: ``v(t, x | y) = g(t, [x, e_y])``.
+
+    ``e_y`` is the one-hot vector of the class index ``y`` among ``K`` classes and ``g`` a network
+    taking ``d + K`` inputs and returning ``d`` (a network of :data:`ARCHITECTURES` or a
+    :class:`FourierFeatureVelocity`), so that the classes share every weight but those of the
+    one-hot inputs: the class-conditional field of conditional flow matching (Zheng et al.,
+    *Guided Flows for Generative Modeling and Decision Making*, 2023; Dao et al., *Flow Matching
+    in Latent Space*, 2023). :class:`ConditionedVelocity` fixes the classes and gives a plain field
+    ``(t, x) -> v`` for the ODE and likelihood routines.
+
+    Parameters
+    ----------
+    network : torch.nn.Module
+        ``g``: ``network(t, z)`` with ``z`` of shape (n, d + K), returning shape (n, d).
+    n_classes : int
+        Number ``K`` of classes.
+    """
+
+    def __init__(self, network: nn.Module, n_classes: int) -> None:
+        super().__init__()
+        self.network = network
+        self.n_classes = n_classes
+
+    def forward(self, t: torch.Tensor, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Velocity at times ``t`` (shape (n,)) and points ``x`` (shape (n, d)) of the classes
+        ``labels``: integer indices in ``[0, K)`` of shape (n,), or one index for every row."""
+        one_hot = nn.functional.one_hot(labels.long(), self.n_classes).to(x.dtype)
+        return self.network(t, torch.cat([x, one_hot.expand(x.shape[0], -1)], dim=1))
+
+
+class ConditionedVelocity(nn.Module):
+    """A conditional field ``network(t, x, condition)`` with its condition fixed: a plain field
+    ``(t, x) -> v`` for :func:`~skflow.solvers.integrate` and :mod:`skflow.likelihood`.
+
+    ``condition`` is not a weight (it is not in the ``state_dict``); the network is held, not
+    copied.
+
+    Parameters
+    ----------
+    network : torch.nn.Module
+        A field called as ``network(t, x, condition)``, e.g. :class:`ClassConditionalVelocity`.
+    condition : torch.Tensor
+        The condition of every row (first axis over the rows) or of all rows (for
+        :class:`ClassConditionalVelocity`, class indices).
+    """
+
+    def __init__(self, network: nn.Module, condition: torch.Tensor) -> None:
+        super().__init__()
+        self.network = network
+        self.condition = condition
+
+    def forward(self, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """Velocity at times ``t`` (shape (n,)) and points ``x`` (shape (n, d))."""
+        return self.network(t, x, self.condition)
 
 
 class VelocityDenoiserMLP(nn.Module):

@@ -20,16 +20,25 @@ What is tested against what
   by hand on ``[x, sin(x B), cos(x B)]``; the inner network's ``d + 2 m`` inputs and ``d`` outputs
   for both architectures; the entries of ``B`` have standard deviation ``scale / sqrt(d)`` (to
   sampling error); ``B`` is a buffer, fixed by the seed and not trained.
+* :class:`~skflow.networks.ClassConditionalVelocity` (built by ``NetworkSpec(n_classes=K)`` for
+  both architectures, with and without Fourier features): its output against its inner network
+  of ``d + K`` inputs and ``d`` outputs evaluated by hand on ``[x, one_hot(y)]``; one label
+  broadcasts to every row; :class:`~skflow.networks.ConditionedVelocity` gives the same field.
 """
+
+from dataclasses import replace
 
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
+from skflow._spec import NetworkSpec
 from skflow.networks import (
     ACTIVATIONS,
     ARCHITECTURES,
+    ClassConditionalVelocity,
+    ConditionedVelocity,
     FourierFeatureVelocity,
     TimeEmbedding,
     VelocityBlockMLP,
@@ -235,3 +244,30 @@ def test_fourier_frequencies_scale_with_the_dimension():
         # each phase x B_k of a standard normal x has standard deviation scale, whatever d
         std = model.frequencies.std().item()
         assert abs(std - 3.0 / np.sqrt(d)) < 0.03 * 3.0 / np.sqrt(d), (d, std)
+
+
+@pytest.mark.parametrize("n_fourier_features", [0, 4])
+@pytest.mark.parametrize("architecture", sorted(ARCHITECTURES))
+def test_class_conditional_network_sees_the_one_hot_class(architecture, n_fourier_features):
+    spec = NetworkSpec(architecture, (8, 8), "gelu", n_fourier_features=n_fourier_features)
+    conditional = replace(spec, n_classes=3)
+    torch.manual_seed(0)
+    network = conditional.build(2)
+    assert isinstance(network, ClassConditionalVelocity)
+    # the inner network is the unconditional one, of d + K inputs and d outputs
+    assert isinstance(network.network, type(spec.build(5)))
+    t, x = _inputs(n=6, d=2)
+    labels = torch.tensor([0, 1, 2, 2, 1, 0])
+    one_hot = torch.eye(3)[labels]
+    by_hand = network.network(t, torch.cat([x, one_hot], dim=1))
+    assert by_hand.shape == (6, 2)
+    torch.testing.assert_close(network(t, x, labels), by_hand)
+    torch.testing.assert_close(ConditionedVelocity(network, labels)(t, x), by_hand)
+    # one label for every row; different classes, different fields
+    torch.testing.assert_close(network(t, x, torch.tensor(2)), network(t, x, torch.full((6,), 2)))
+    assert not torch.allclose(network(t, x, torch.tensor(0)), network(t, x, torch.tensor(1)))
+
+
+def test_class_conditional_network_has_no_denoiser():
+    with pytest.raises(ValueError, match="class-conditional"):
+        NetworkSpec("mlp", (8,), "gelu", denoiser=True, n_classes=2).build(2)

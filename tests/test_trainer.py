@@ -1,4 +1,5 @@
-"""The training loop's schedule and averaging, against their formulas."""
+"""The training loop's schedule and averaging, against their formulas; conditioned rows are
+paired within their class."""
 
 import math
 import time
@@ -18,7 +19,7 @@ from skflow._trainer import (
     TrainState,
     auto_max_iter,
 )
-from skflow.couplings import IndependentCoupling
+from skflow.couplings import ExactOTCoupling, IndependentCoupling, SinkhornCoupling
 from skflow.paths import LinearPath
 from skflow.times import UniformTimes
 
@@ -172,3 +173,32 @@ def test_denormals_are_flushed_while_training_and_the_setting_restored(flushed):
         assert (float(torch.tensor([1e-40]) * 1.0) == 0.0) is flushed  # restored after
     finally:
         torch.set_flush_denormal(False)
+
+
+@pytest.mark.parametrize("coupling", [ExactOTCoupling(), SinkhornCoupling(0.5)])
+def test_conditioned_rows_are_paired_within_their_class(coupling):
+    generator = torch.Generator().manual_seed(0)
+    x0, x1 = torch.randn(40, 2, generator=generator), torch.randn(40, 2, generator=generator)
+    labels = torch.arange(40) % 3
+    trainer = make_trainer("constant")
+    trainer.coupling = coupling
+    paired = trainer._pair(x0, x1, labels)
+    for label in range(3):
+        rows = torch.nonzero(labels == label)[:, 0]
+        # each class's partners are drawn among the base rows given to that class only
+        members = {tuple(r) for r in x0[rows].tolist()}
+        assert {tuple(r) for r in paired[rows].tolist()} <= members
+    # exact OT within a class is the class's own assignment: a permutation of its base rows
+    if isinstance(coupling, ExactOTCoupling):
+        rows = torch.nonzero(labels == 1)[:, 0]
+        expected = coupling.pair(x0[rows], x1[rows], np.random.default_rng(0))
+        torch.testing.assert_close(paired[rows], expected)
+    # without conditions the coupling pairs across the whole minibatch
+    across = trainer._pair(x0, x1, None)
+    assert not torch.equal(across, paired)
+
+
+def test_independent_pairs_stay_as_drawn_with_conditions():
+    x0, x1 = torch.randn(10, 2), torch.randn(10, 2)
+    trainer = make_trainer("constant")
+    torch.testing.assert_close(trainer._pair(x0, x1, torch.arange(10) % 2), x0)
