@@ -1,11 +1,13 @@
 """skflow: flow matching and stochastic interpolants for scikit-learn."""
 
+from .classifier import FlowMatchingClassifier
 from .density import FlowMatchingDensity
 from .outlier import FlowMatchingOutlierDetector
 from .persistence import load, save
 from .transport import InterpolantTransport
 
 __all__ = [
+    "FlowMatchingClassifier",
     "FlowMatchingDensity",
     "FlowMatchingOutlierDetector",
     "InterpolantTransport",

@@ -21,12 +21,18 @@ import numpy as np
 import torch
 from sklearn.base import BaseEstimator
 from sklearn.model_selection import train_test_split
-from sklearn.utils import check_random_state
+from sklearn.utils import check_array, check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import (
+    _check_feature_names,
+    _check_n_features,
+    check_is_fitted,
+    validate_data,
+)
 
 from ._callbacks import EarlyStopping, LastEpoch
-from ._data import WeightedMoments, draw_seed
+from ._columns import fit_layout, is_frame
+from ._data import WeightedMoments, draw_seed, row_weights, validate_rows_and_weights
 from ._inference import (
     FittedNetwork,
     ODESolver,
@@ -42,7 +48,7 @@ from ._trainer import (
     auto_max_iter,
 )
 from .couplings import COUPLINGS, Coupling, make_coupling
-from .likelihood import DIVERGENCES, EXACT_DIVERGENCE_MAX_FEATURES
+from .likelihood import DIVERGENCES, EXACT_DIVERGENCE_MAX_FEATURES, row_uniforms
 from .networks import ACTIVATIONS, ARCHITECTURES, RestandardisedVelocity
 from .paths import ProbabilityPath
 from .solvers import SOLVERS
@@ -171,7 +177,9 @@ class BaseFlow(BaseEstimator):
             max_time=max_time,
         )
 
-    def _trainer(self, base, config: TrainingConfig, rng, spec: NetworkSpec) -> FlowMatchingTrainer:
+    def _trainer(
+        self, base, config: TrainingConfig, rng, spec: NetworkSpec, prepare=None
+    ) -> FlowMatchingTrainer:
         return FlowMatchingTrainer(
             self._make_path(),
             self._make_coupling(),
@@ -180,6 +188,7 @@ class BaseFlow(BaseEstimator):
             config,
             rng,
             learn_denoiser=spec.denoiser,
+            prepare=prepare,
         )
 
     # ----------------------------------------------------------------------------------------------
@@ -201,14 +210,98 @@ class BaseFlow(BaseEstimator):
         check_is_fitted(self, "model_")
         return validate_data(self, X, dtype=np.float64, reset=False)
 
+    def _training_rows(
+        self, X, sample_weight, *, warm: bool, min_samples: int = 2
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """Training rows checked and laid out (``columns_``, ``n_features_in_`` and
+        ``feature_names_in_`` set, unless ``warm`` continues a fit): the rows in the flow's
+        coordinates (one dequantisation of discrete columns), their weights, and their codes
+        (None for a plain table, whose rows are the coordinates)."""
+        if not is_frame(X):
+            X = check_array(X, dtype=None, ensure_all_finite=False, input_name="X")
+        layout = (
+            self.columns_
+            if warm
+            else fit_layout(self, X, self.categorical_features, self.integer_features, self.bounds)
+        )
+        if layout.plain:
+            X, weight = validate_rows_and_weights(
+                self, X, sample_weight, reset=not warm, min_samples=min_samples
+            )
+            self.columns_ = layout
+            return X, weight, None
+        if warm:
+            _check_feature_names(self, X, reset=False)
+            _check_n_features(self, X, reset=False)
+        if X.shape[0] < min_samples:
+            raise ValueError(
+                f"Found array with {X.shape[0]} sample(s) while a minimum of {min_samples} is "
+                "required."
+            )
+        codes, _ = layout.encode(X, fitting=True)
+        weight = row_weights(sample_weight, codes)
+        uniform = check_random_state(self.random_state).uniform(size=codes.shape)
+        flow_rows, _ = layout.to_flow(torch.from_numpy(codes), torch.from_numpy(uniform))
+        self.columns_ = layout
+        return flow_rows.numpy(), weight, codes
+
+    def _flow_rows(self, X) -> tuple[np.ndarray, np.ndarray]:
+        """Rows of ``X`` checked against the fitted model, in the flow's coordinates (before
+        standardisation), and each row's log-weight (:meth:`skflow._columns.TableLayout.to_flow`):
+        0 for a plain table; -inf for a row the model cannot hold (an unseen category, a value out
+        of bounds, a fraction in an integer column), whose coordinates are set to 0."""
+        check_is_fitted(self, "model_")
+        layout = self.columns_
+        if layout.plain:
+            X = self._check_predict_data(X)
+            return X, np.zeros(X.shape[0])
+        if not is_frame(X):
+            X = check_array(X, dtype=None, ensure_all_finite=False, input_name="X")
+        _check_feature_names(self, X, reset=False)
+        _check_n_features(self, X, reset=False)
+        codes, valid = layout.encode(X)
+        seed = draw_seed(check_random_state(self.random_state))
+        uniform = row_uniforms(codes, layout.width, seed)
+        flow_rows, log_weight = layout.to_flow(torch.from_numpy(codes), torch.from_numpy(uniform))
+        flow_rows, log_weight = flow_rows.numpy(), log_weight.numpy()
+        flow_rows[~valid] = 0.0
+        log_weight[~valid] = -np.inf
+        return flow_rows, log_weight
+
+    def _rows_from_flow(self, Y: np.ndarray):
+        """Rows of the table from the flow's coordinates (unstandardised): valid values of every
+        column, as a DataFrame if the training rows were one."""
+        return self.columns_.decode(self.columns_.from_flow(Y))
+
+    def _dequantise(self, codes: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """Standardised rows of the flow from ``codes`` in the layout ``columns_``, with fresh
+        dequantisation noise from ``generator``."""
+        uniform = torch.rand(codes.shape, generator=generator, device=codes.device)
+        y, _ = self.columns_.to_flow(codes, uniform.to(codes.dtype))
+        mean, scale = (
+            torch.as_tensor(a, dtype=y.dtype, device=y.device) for a in (self.mean_, self.scale_)
+        )
+        return (y - mean) / scale
+
     # ----------------------------------------------------------------------------------------------
     # training
 
-    def _fit_network(self, X_std: np.ndarray, weight: np.ndarray, base) -> None:
+    def _fit_network(
+        self,
+        X_std: np.ndarray,
+        weight: np.ndarray,
+        base,
+        condition: np.ndarray | None = None,
+        stratify: np.ndarray | None = None,
+        codes: np.ndarray | None = None,
+    ) -> None:
         """Fit (or, with ``warm_start``, continue fitting) the velocity network on standardised
         rows ``X_std`` (the ``t = 1`` end) with row weights ``weight``; ``base`` is the ``t = 0``
-        end (:mod:`skflow._distributions`). With early stopping, a validation split is held out
-        first."""
+        end (:mod:`skflow._distributions`). A conditional network trains on each row's
+        ``condition`` (None: unconditional). With early stopping, a validation split is held out
+        first, stratified by the labels ``stratify`` if given. With ``codes`` (the rows' codes
+        in the layout ``columns_``, of which ``X_std`` is one dequantisation), training
+        dequantises them afresh for every minibatch (:meth:`_dequantise`)."""
         started = time.perf_counter()  # max_time counts from here: the set-up is part of the fit
         rng = check_random_state(self.random_state)
         device = resolve_device(self.device)
@@ -223,7 +316,7 @@ class BaseFlow(BaseEstimator):
                     f"{rows.size} training rows: lower it, add rows or set early_stopping=False."
                 )
             train_rows, val_rows = train_test_split(
-                rows, test_size=self.validation_fraction, random_state=rng
+                rows, test_size=self.validation_fraction, random_state=rng, stratify=stratify
             )
         else:
             train_rows, val_rows = rows, None
@@ -241,6 +334,7 @@ class BaseFlow(BaseEstimator):
                 path=self._make_path(),
                 base_log_prob=base.log_prob,
                 device=device,
+                condition=None if condition is None else condition[val_rows],
             )
         generator_seed, trainer_seed = draw_seed(rng), draw_seed(rng)
         if continuing:
@@ -257,23 +351,30 @@ class BaseFlow(BaseEstimator):
         def to_tensor(a):
             return None if a is None else torch.as_tensor(a, dtype=torch.float32, device=device)
 
-        x_train = to_tensor(X_std[train_rows])
+        def as_condition(a):  # conditions keep their dtype (e.g. class indices)
+            return torch.as_tensor(a, device=device)
+
+        stored = X_std if codes is None else codes  # what the trainer draws its rows from
+        x_train = to_tensor(stored[train_rows])
         generator = torch.Generator(device=device).manual_seed(generator_seed)
         config = self._training_config(max_iter, self.max_time)
-        trainer = self._trainer(base, config, np.random.default_rng(trainer_seed), spec)
+        prepare = None if codes is None else self._dequantise
+        trainer = self._trainer(base, config, np.random.default_rng(trainer_seed), spec, prepare)
         state = TrainState.start(network, self.learning_rate_init, started=started)
         trainer.schedule(state, x_train.shape[0])
         if val_rows is None:
             checkpoint = LastEpoch(state.ema)
         else:
             validation_loss = validation_nll or trainer.pairs_validation_loss(
-                to_tensor(X_std[val_rows]),
+                to_tensor(stored[val_rows]),
                 None if weight is None else to_tensor(weight[val_rows]),
                 generator,
+                None if condition is None else as_condition(condition[val_rows]),
             )
             checkpoint = EarlyStopping(state.ema, validation_loss, self.n_iter_no_change, self.tol)
         w_train = None if weight is None else to_tensor(weight[train_rows])
-        trainer.run(state, x_train, w_train, generator, max_iter, checkpoint)
+        c_train = None if condition is None else as_condition(condition[train_rows])
+        trainer.run(state, x_train, w_train, generator, max_iter, checkpoint, condition=c_train)
         history = state.history
         self.network_spec_ = spec
         # the fitted network lives on the CPU so that a pickle loads anywhere
@@ -365,14 +466,17 @@ class BaseFlow(BaseEstimator):
     def _fitted_network(self) -> FittedNetwork:
         """The fitted network, ready for inference on the estimator's device."""
         device = resolve_device(self.device)
-        chunk = chunk_rows(self.n_features_in_, self.network_spec_.width, device)
+        chunk = chunk_rows(self.mean_.shape[0], self.network_spec_.width, device)
         return FittedNetwork(self.model_, device, chunk)
 
-    def _log_likelihood(self, X: np.ndarray, t0: float, t1: float, base_log_prob, before=None):
+    def _log_likelihood(
+        self, X: np.ndarray, t0: float, t1: float, base_log_prob, before=None, condition=None
+    ):
         """``log p_t1`` at the rows of ``X`` pulled back to ``t0``, where the base has
         ``base_log_prob``, and its standard error (see
         :meth:`skflow._inference.FittedNetwork.log_likelihood`): the exact divergence, or
-        Hutchinson's estimator with ``n_probes`` probes per row seeded by ``random_state``."""
+        Hutchinson's estimator with ``n_probes`` probes per row seeded by ``random_state``; with
+        ``condition``, given each row's condition."""
         probes = None
         hutchinson = self.divergence == "hutchinson" or (
             self.divergence == "auto" and X.shape[1] > EXACT_DIVERGENCE_MAX_FEATURES
@@ -380,5 +484,5 @@ class BaseFlow(BaseEstimator):
         if hutchinson:
             probes = self.n_probes, draw_seed(check_random_state(self.random_state))
         return self._fitted_network().log_likelihood(
-            X, t0, t1, base_log_prob, self._solver(), probes, before=before
+            X, t0, t1, base_log_prob, self._solver(), probes, before=before, condition=condition
         )

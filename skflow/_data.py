@@ -14,6 +14,7 @@ __all__ = [
     "WeightedMoments",
     "check_not_bool",
     "draw_seed",
+    "row_weights",
     "split_two_samples",
     "validate_rows_and_weights",
     "validate_two_samples",
@@ -58,12 +59,18 @@ def validate_rows_and_weights(
     row weights (ones when ``sample_weight`` is None), as float64 arrays that are never views of
     the input; the weights must be non-negative with a positive sum."""
     X = validate_data(estimator, X, dtype=np.float64, ensure_min_samples=min_samples, reset=reset)
+    return X, row_weights(sample_weight, X)
+
+
+def row_weights(sample_weight, X: np.ndarray) -> np.ndarray:
+    """The weights of the rows of ``X``: ones when ``sample_weight`` is None, else checked to be
+    non-negative with a positive sum."""
     if sample_weight is None:
-        return X, np.ones(X.shape[0])
+        return np.ones(X.shape[0])
     weight = _check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True)
     if not weight.sum() > 0:
         raise ValueError("sample_weight must have a positive sum.")
-    return X, weight
+    return weight
 
 
 def validate_two_samples(

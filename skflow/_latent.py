@@ -72,22 +72,22 @@ class LatentFlowMixin:
         check_not_bool(bandwidth, "bandwidth")
         if not (isinstance(bandwidth, Real) and bandwidth >= 0):
             raise ValueError(f"bandwidth must be a number >= 0, got {bandwidth!r}.")
-        X = self._check_predict_data(X)
+        Y, log_weight = self._flow_rows(X)
         path = self._make_path()
         t, shrink = path.t_max, 1.0
         if bandwidth > 0:
             t = path.time_of_noise_ratio(bandwidth)
             shrink = float(path.beta(torch.tensor(t, dtype=torch.float64)))
-        log_jacobian = float(np.log(self.scale_).sum()) - X.shape[1] * math.log(shrink)
+        log_jacobian = float(np.log(self.scale_).sum()) - Y.shape[1] * math.log(shrink)
 
         def before(rows: np.ndarray) -> np.ndarray:
             standardised = self._standardise(rows)
             return standardised if shrink == 1.0 else shrink * standardised
 
         log_density, error = self._log_likelihood(
-            X, path.t_min, t, StandardNormal(X.shape[1]).log_prob, before=before
+            Y, path.t_min, t, StandardNormal(Y.shape[1]).log_prob, before=before
         )
-        log_density -= log_jacobian
+        log_density += log_weight - log_jacobian
         return (log_density, error) if return_std else log_density
 
     def score(self, X, y=None) -> float:
@@ -147,12 +147,12 @@ class LatentFlowMixin:
         for name, value in (("n_times", n_times), ("n_draws", n_draws)):
             if isinstance(value, (bool, np.bool_)) or not isinstance(value, Integral) or value < 1:
                 raise ValueError(f"{name} must be an int >= 1, got {value!r}.")
-        X = self._check_predict_data(X)
+        Y, log_weight = self._flow_rows(X)
         path = self._make_path()
         times = path.t_min + (np.arange(n_times) + 0.5) * (path.t_max - path.t_min) / n_times
         rng = check_random_state(self.random_state if random_state is None else random_state)
         # the base draw and the path's noise of each (time, draw), shared by every row
-        draws = torch.as_tensor(rng.standard_normal((2, n_times, n_draws, X.shape[1])))
+        draws = torch.as_tensor(rng.standard_normal((2, n_times, n_draws, Y.shape[1])))
 
         def loss(net: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
             n = x.shape[0]
@@ -165,7 +165,9 @@ class LatentFlowMixin:
                 out[:, k] = (error**2).sum(dim=1).reshape(n_draws, n).mean(dim=0)
             return out
 
-        return self._fitted_network().map_rows(X, loss, before=self._standardise)
+        losses = self._fitted_network().map_rows(Y, loss, before=self._standardise)
+        losses[np.isneginf(log_weight)] = np.inf  # rows the model cannot hold
+        return losses
 
     @validates_sample_arguments
     def sample(self, n_samples: int = 1, random_state=None) -> np.ndarray:
@@ -184,11 +186,12 @@ class LatentFlowMixin:
         """
         check_is_fitted(self, "model_")
         rng = check_random_state(random_state)
-        z = rng.standard_normal((n_samples, self.n_features_in_))
+        z = rng.standard_normal((n_samples, self.mean_.shape[0]))
         return self._latent_to_data(z)
 
-    def _latent_to_data(self, Z: np.ndarray) -> np.ndarray:
+    def _latent_to_data(self, Z: np.ndarray):
         path = self._make_path()
-        return self._fitted_network().carry(
+        Y = self._fitted_network().carry(
             Z, path.t_min, path.t_max, self._solver(), after=self._unstandardise
         )
+        return self._rows_from_flow(Y)

@@ -17,6 +17,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from ._base import BaseFlow, keeps_state_on_error
+from ._columns import COLUMN_CONSTRAINTS
 from ._data import WeightedMoments, validate_rows_and_weights
 from ._distributions import StandardNormal
 from ._latent import LatentFlowMixin
@@ -144,6 +145,22 @@ class FlowMatchingDensity(
     verbose : int, default=0
         Print progress: a line at each of 25 checks over the budget (step, losses, time), and
         with 2 or more a line every epoch.
+    categorical_features : "from_dtype", None or array-like, default="from_dtype"
+        Columns of categories, by index, by name (with a DataFrame) or as a boolean mask.
+        ``"from_dtype"``: the DataFrame columns of ``category``, ``object``, string or ``bool``
+        dtype (an array's columns are numbers). A column of ``K`` categories reaches the flow as
+        the binary code of the category's index on ``ceil(log2 K)`` coordinates, each bit
+        dequantised onto a half-line (see :ref:`tables`); samples are training categories.
+    integer_features : "from_dtype", None or array-like, default="from_dtype"
+        Integer-valued columns, given as ``categorical_features`` is. ``"from_dtype"``: the
+        columns of an integer dtype (all columns of an integer array). They are dequantised by
+        uniform noise on ``[k - 1/2, k + 1/2)``, so that :meth:`score_samples` estimates a lower
+        bound on ``log P(k)``; samples are rounded into the training range.
+    bounds : dict or None, default=None
+        Bounds of continuous or integer columns: ``{column: (low, high)}`` by index or name,
+        with None for an open side, or ``"non-negative"`` for ``(0, None)`` and ``"unit"`` for
+        ``(0, 1)``. Each bounded column is mapped onto the real line (a log or a logit), whose
+        Jacobian :meth:`score_samples` includes; samples stay inside the bounds.
 
     Attributes
     ----------
@@ -154,8 +171,11 @@ class FlowMatchingDensity(
     n_fourier_features_ : int
         Fourier features of the fitted network: ``n_fourier_features``, or what ``"auto"`` chose.
         The training record below is that of the network kept.
-    mean_, scale_ : ndarray of shape (`n_features_in_`,)
-        Standardisation applied before the flow.
+    columns_ : TableLayout
+        The kind, categories and bounds of each column, as plain data.
+    mean_, scale_ : ndarray of shape (n_components,)
+        Standardisation applied before the flow, per coordinate of the flow: one per feature
+        for a table of continuous columns, ``ceil(log2 K)`` for a column of ``K`` categories.
     loss_curve_ : list of float
         Training loss of every epoch.
     validation_loss_curve_ : list of float
@@ -197,6 +217,19 @@ class FlowMatchingDensity(
     (3,)
     >>> flow.sample(4, random_state=0).shape
     (4, 2)
+
+    A DataFrame of mixed columns gives rows of the same kinds back:
+
+    >>> import pandas as pd
+    >>> rng = np.random.default_rng(0)
+    >>> table = pd.DataFrame({"height": rng.normal(170, 10, 200),
+    ...                       "children": rng.poisson(2, 200),
+    ...                       "city": rng.choice(["Oslo", "Lima"], 200)})
+    >>> flow = FlowMatchingDensity(hidden_layer_sizes=(32,), max_iter=5, random_state=0,
+    ...                            bounds={"height": "non-negative"}).fit(table)
+    >>> rows = flow.sample(50, random_state=0)
+    >>> rows["children"].dtype, set(rows["city"]) <= {"Oslo", "Lima"}
+    (dtype('int64'), True)
     """
 
     _parameter_constraints: dict = {
@@ -205,6 +238,7 @@ class FlowMatchingDensity(
         "sigma_min": [Interval(Real, 0, 1, closed="left")],
         "n_fourier_features": [Interval(Integral, 0, None, closed="left"), StrOptions({"auto"})],
         "fourier_scale": [Interval(Real, 0, None, closed="neither")],
+        **COLUMN_CONSTRAINTS,
     }
 
     def __init__(
@@ -242,6 +276,9 @@ class FlowMatchingDensity(
         warm_start: bool = False,
         random_state=None,
         verbose: int = 0,
+        categorical_features="from_dtype",
+        integer_features="from_dtype",
+        bounds: dict | None = None,
     ) -> None:
         self.path = path
         self.sigma_min = sigma_min
@@ -275,6 +312,9 @@ class FlowMatchingDensity(
         self.warm_start = warm_start
         self.random_state = random_state
         self.verbose = verbose
+        self.categorical_features = categorical_features
+        self.integer_features = integer_features
+        self.bounds = bounds
 
     @keeps_state_on_error
     @_fit_context(prefer_skip_nested_validation=True)
@@ -296,11 +336,11 @@ class FlowMatchingDensity(
         self : FlowMatchingDensity
         """
         warm = self.warm_start and hasattr(self, "model_")
-        X, weight = validate_rows_and_weights(self, X, sample_weight, reset=not warm)
+        Y, weight, codes = self._training_rows(X, sample_weight, warm=warm)
         if not warm:
-            self._set_moments(WeightedMoments.of(X, weight))
-        self._n_features_out = X.shape[1]
-        self._fit_network(self._standardise(X), weight, StandardNormal(X.shape[1]))
+            self._set_moments(WeightedMoments.of(Y, weight))
+        self._n_features_out = Y.shape[1]
+        self._fit_network(self._standardise(Y), weight, StandardNormal(Y.shape[1]), codes=codes)
         return self
 
     @_fit_context(prefer_skip_nested_validation=True)
@@ -339,7 +379,18 @@ class FlowMatchingDensity(
         True
         """
         first = not hasattr(self, "model_")
-        X, weight = validate_rows_and_weights(self, X, sample_weight, reset=first, min_samples=1)
+        if first:
+            X, weight, _ = self._training_rows(X, sample_weight, warm=False, min_samples=1)
+        if not self.columns_.plain:
+            raise ValueError(
+                "partial_fit needs every column continuous and unbounded (a stream's later "
+                "chunks could bring categories and ranges that the first did not show); use fit, "
+                "or set categorical_features=None, integer_features=None and bounds=None."
+            )
+        if not first:
+            X, weight = validate_rows_and_weights(
+                self, X, sample_weight, reset=False, min_samples=1
+            )
         self._n_features_out = X.shape[1]
         self._partial_fit_network(X, weight, StandardNormal(X.shape[1]))
         return self
@@ -348,7 +399,7 @@ class FlowMatchingDensity(
         return PATHS[self.path](sigma_min=self.sigma_min)
 
     def _network_for(self, n_train_rows: int | None) -> NetworkSpec:
-        n_features = fourier_features(self.n_fourier_features, n_train_rows, self.n_features_in_)
+        n_features = fourier_features(self.n_fourier_features, n_train_rows, self.columns_.width)
         return self._network_spec(n_fourier_features=n_features, fourier_scale=self.fourier_scale)
 
     @property
@@ -366,13 +417,20 @@ class FlowMatchingDensity(
 
         Returns
         -------
-        Z : ndarray of shape (n_samples, n_features)
-            Latent coordinates, distributed as ``N(0, I)`` when ``X`` follows the model.
+        Z : ndarray of shape (n_samples, n_components)
+            Latent coordinates, distributed as ``N(0, I)`` when ``X`` follows the model; one per
+            coordinate of the flow (``n_features_in_`` for a table of continuous columns).
         """
-        X = self._check_predict_data(X)
+        Y, log_weight = self._flow_rows(X)
+        if np.isneginf(log_weight).any():
+            row = int(np.flatnonzero(np.isneginf(log_weight))[0])
+            raise ValueError(
+                f"Row {row} of X has a value the model cannot hold (a category unseen in fit, a "
+                "value outside its column's bounds or a fraction in an integer column)."
+            )
         path = self._make_path()
         return self._fitted_network().carry(
-            X, path.t_max, path.t_min, self._solver(), before=self._standardise
+            Y, path.t_max, path.t_min, self._solver(), before=self._standardise
         )
 
     def inverse_transform(self, X) -> np.ndarray:
@@ -380,20 +438,22 @@ class FlowMatchingDensity(
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : array-like of shape (n_samples, n_components)
             Latent rows, e.g. the output of :meth:`transform`.
 
         Returns
         -------
-        X_original : ndarray of shape (n_samples, n_features)
-            Rows in the units of the training data.
+        X_original : ndarray or DataFrame of shape (n_samples, n_features)
+            Rows in the units of the training data, with valid values in every column; a
+            DataFrame with the training columns' names, dtypes and categories if the model was
+            fitted on one.
         """
         check_is_fitted(self, "model_")
         Z = check_array(X, dtype=np.float64)
-        if Z.shape[1] != self.n_features_in_:
+        if Z.shape[1] != self.mean_.shape[0]:
             raise ValueError(
                 f"X has {Z.shape[1]} features, but {type(self).__name__} is expecting "
-                f"{self.n_features_in_} features as input."
+                f"{self.mean_.shape[0]} features as input (the latent coordinates)."
             )
         return self._latent_to_data(Z)
 

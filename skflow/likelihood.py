@@ -34,6 +34,7 @@ __all__ = [
     "divergence_hutchinson",
     "flow_log_likelihood",
     "rademacher_probes",
+    "row_uniforms",
     "standard_normal_log_density",
 ]
 
@@ -124,16 +125,35 @@ def rademacher_probes(rows: np.ndarray, n_probes: int, seed: int) -> np.ndarray:
     ndarray of shape (n_probes, n, d)
         Entries +1.0 or -1.0.
     """
-    rows = np.ascontiguousarray(rows, dtype=np.float64)
-    n, d = rows.shape
-    with np.errstate(over="ignore"):
-        key = np.full(n, np.uint64(seed % 2**64), dtype=np.uint64)
-        for column in rows.view(np.uint64).T:
-            key = _splitmix64(key ^ column)
-        n_words = -(-n_probes * d // 64)
-        words = np.stack([_splitmix64(key + np.uint64(w + 1)) for w in range(n_words)], axis=1)
+    n, d = np.shape(rows)
+    n_words = -(-n_probes * d // 64)
+    words = _row_words(rows, seed, n_words)
     bits = np.unpackbits(words.view(np.uint8), axis=1)[:, : n_probes * d]
     return (2.0 * bits - 1.0).reshape(n, n_probes, d).transpose(1, 0, 2)
+
+
+def row_uniforms(rows: np.ndarray, n_columns: int, seed: int) -> np.ndarray:
+    """``n_columns`` draws of ``U(0, 1)`` for each row, a function of the row's float64 bits and
+    ``seed`` alone, as :func:`rademacher_probes` draws its signs: each is ``(k + 1/2) / 2^53``
+    for 53 bits ``k`` of the row's stream, so it is never 0 or 1.
+
+    Returns
+    -------
+    ndarray of shape (n, n_columns)
+    """
+    words = _row_words(rows, seed, n_columns)
+    return ((words >> np.uint64(11)).astype(np.float64) + 0.5) / 2.0**53
+
+
+def _row_words(rows: np.ndarray, seed: int, n_words: int) -> np.ndarray:
+    """``n_words`` random 64-bit words per row: each row's bits are hashed with SplitMix64 into a
+    key, folding in ``seed``, and the key's counter stream gives the words."""
+    rows = np.ascontiguousarray(rows, dtype=np.float64)
+    with np.errstate(over="ignore"):
+        key = np.full(rows.shape[0], np.uint64(seed % 2**64), dtype=np.uint64)
+        for column in rows.view(np.uint64).T:
+            key = _splitmix64(key ^ column)
+        return np.stack([_splitmix64(key + np.uint64(w + 1)) for w in range(n_words)], axis=1)
 
 
 def _splitmix64(x: np.ndarray) -> np.ndarray:

@@ -8,12 +8,18 @@ from numbers import Real
 
 import numpy as np
 from sklearn.base import BaseEstimator, MetaEstimatorMixin, OutlierMixin, _fit_context, clone
-from sklearn.utils import check_random_state
+from sklearn.utils import _safe_indexing, check_array, check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
-from sklearn.utils.validation import check_is_fitted, has_fit_parameter, validate_data
+from sklearn.utils.validation import (
+    _check_feature_names,
+    _check_n_features,
+    check_is_fitted,
+    has_fit_parameter,
+)
 
 from ._base import keeps_state_on_error
-from ._data import draw_seed, validate_rows_and_weights
+from ._columns import is_frame
+from ._data import draw_seed, row_weights
 from ._thresholds import (
     ThresholdMixin,
     chi_squared_threshold,
@@ -198,7 +204,12 @@ class FlowMatchingOutlierDetector(ThresholdMixin, OutlierMixin, MetaEstimatorMix
         self : FlowMatchingOutlierDetector
             The fitted detector.
         """
-        X, weight = validate_rows_and_weights(self, X, sample_weight, reset=True)
+        # the estimator checks the values (and their column kinds); the detector the table's shape
+        if not is_frame(X):
+            X = check_array(X, dtype=None, ensure_all_finite=False, ensure_min_samples=2)
+        _check_feature_names(self, X, reset=True)
+        _check_n_features(self, X, reset=True)
+        weight = row_weights(sample_weight, X)
         counted = weight > 0
         template = self.estimator
         if template is None:
@@ -218,9 +229,9 @@ class FlowMatchingOutlierDetector(ThresholdMixin, OutlierMixin, MetaEstimatorMix
         if has_fit_parameter(estimator, "sample_weight"):
             estimator.fit(X, sample_weight=weight)
         else:
-            estimator.fit(X[counted])
+            estimator.fit(_safe_indexing(X, counted))
         scores = _scores(estimator, X, self.method)
-        rank = effective_rank(X[counted])
+        rank = effective_rank(_numeric_view(_safe_indexing(X, counted)))
         if self.contamination == "auto":
             offset = chi_squared_threshold(scores[counted], rank)
         else:
@@ -247,7 +258,10 @@ class FlowMatchingOutlierDetector(ThresholdMixin, OutlierMixin, MetaEstimatorMix
         """
         check_is_fitted(self, "estimator_")
         _check_method(self.estimator_, self.method)
-        X = validate_data(self, X, dtype=np.float64, reset=False)
+        if not is_frame(X):
+            X = check_array(X, dtype=None, ensure_all_finite=False)
+        _check_feature_names(self, X, reset=False)
+        _check_n_features(self, X, reset=False)
         return _scores(self.estimator_, X, self.method)
 
     def score(self, X, y=None) -> float:
@@ -276,7 +290,27 @@ def _check_method(estimator, method: str) -> None:
         )
 
 
-def _scores(estimator, X: np.ndarray, method: str) -> np.ndarray:
+def _numeric_view(X) -> np.ndarray:
+    """The rows as numbers, for the rank of ``contamination="auto"``: a column that is not
+    numeric by the codes of its distinct values."""
+    if not is_frame(X):
+        try:
+            return np.asarray(X, dtype=np.float64)
+        except (TypeError, ValueError):
+            X = np.asarray(X, dtype=object)
+            columns = [X[:, j] for j in range(X.shape[1])]
+    else:
+        columns = [X.iloc[:, j].to_numpy() for j in range(X.shape[1])]
+    view = []
+    for values in columns:
+        try:
+            view.append(np.asarray(values, dtype=np.float64))
+        except (TypeError, ValueError):
+            view.append(np.unique(values.astype(str), return_inverse=True)[1].astype(np.float64))
+    return np.column_stack(view)
+
+
+def _scores(estimator, X, method: str) -> np.ndarray:
     """Normality scores of the rows of ``X`` under the fitted ``estimator``."""
     if method == "log_density":
         return estimator.score_samples(X)

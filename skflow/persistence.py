@@ -35,9 +35,12 @@ from sklearn.base import BaseEstimator
 from sklearn.mixture import BayesianGaussianMixture, GaussianMixture
 
 from ._archive_v1 import upgrade_v1
+from ._archive_v2 import upgrade_v2
 from ._base import Stream
+from ._columns import Column, TableLayout
 from ._data import WeightedMoments
 from ._spec import NetworkSpec
+from .classifier import FlowMatchingClassifier
 from .density import FlowMatchingDensity
 from .networks import RestandardisedVelocity
 from .outlier import FlowMatchingOutlierDetector
@@ -46,12 +49,14 @@ from .transport import InterpolantTransport
 __all__ = ["load", "save"]
 
 FORMAT = "skflow-estimator"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 """Version 2 stores the network specification (``network_spec_``) and the training outcome
-(``stop_reason_``) as fitted data; version-1 archives are upgraded on loading."""
+(``stop_reason_``) as fitted data, version 3 the column kinds (``columns_``); archives of
+versions 1 and 2 are upgraded on loading."""
 MANIFEST = "skflow.json"
 
 PUBLIC_ESTIMATORS = (
+    FlowMatchingClassifier,
     FlowMatchingDensity,
     FlowMatchingOutlierDetector,
     InterpolantTransport,
@@ -67,7 +72,9 @@ ESTIMATORS: dict[str, type[BaseEstimator]] = {
 
 _WRAPPERS = {"RestandardisedVelocity": RestandardisedVelocity}
 
-_DATACLASSES = {cls.__name__: cls for cls in (NetworkSpec, Stream, WeightedMoments)}
+_DATACLASSES = {
+    cls.__name__: cls for cls in (NetworkSpec, Stream, WeightedMoments, TableLayout, Column)
+}
 """The plain-data records of a fitted estimator that the format stores, field by field."""
 
 
@@ -77,8 +84,8 @@ def save(estimator: BaseEstimator, path: str | os.PathLike) -> None:
     Parameters
     ----------
     estimator : estimator of a class in ``PUBLIC_ESTIMATORS``
-        A :class:`~skflow.FlowMatchingDensity`, :class:`~skflow.FlowMatchingOutlierDetector` or
-        :class:`~skflow.InterpolantTransport`. An
+        A :class:`~skflow.FlowMatchingDensity`, :class:`~skflow.FlowMatchingClassifier`,
+        :class:`~skflow.FlowMatchingOutlierDetector` or :class:`~skflow.InterpolantTransport`. An
         :class:`~skflow.InterpolantTransport` is saved with its source density when that is a
         :class:`~sklearn.mixture.GaussianMixture` (the default), a
         :class:`~sklearn.mixture.BayesianGaussianMixture` or a skflow density.
@@ -189,10 +196,17 @@ def load(path: str | os.PathLike) -> BaseEstimator:
                 raise ValueError(
                     f"path={str(path)!r} is a malformed version-1 archive ({error!r})."
                 ) from None
+        if manifest.get("format_version") == 2:
+            try:
+                manifest = upgrade_v2(manifest)
+            except (KeyError, TypeError, AttributeError) as error:
+                raise ValueError(
+                    f"path={str(path)!r} is a malformed version-2 archive ({error!r})."
+                ) from None
         if manifest.get("format_version") != FORMAT_VERSION:
             raise ValueError(
                 f"path={str(path)!r} has format version {manifest.get('format_version')!r}; this "
-                f"skflow reads versions 1 and {FORMAT_VERSION}."
+                f"skflow reads versions 1 to {FORMAT_VERSION}."
             )
         try:
             estimator = _decode(manifest["estimator"], read_array)
@@ -364,7 +378,7 @@ def _decode_estimator(body: Any, read_array) -> BaseEstimator:
     for attribute in attributes:
         if not attribute.isidentifier() or hasattr(cls, attribute) or attribute.startswith("__"):
             raise ValueError(f"The archive sets {attribute!r}, which no fitted {name} has.")
-    # networks last: they are rebuilt from network_spec_ and n_features_in_
+    # networks last: they are rebuilt from network_spec_ and the width of mean_
     for attribute, encoded in sorted(attributes.items(), key=lambda item: _holds_network(item[1])):
         setattr(estimator, attribute, _decode(encoded, read_array, owner=estimator))
     return estimator
@@ -383,18 +397,25 @@ def _decode_dataclass(body: Any, read_array, owner: BaseEstimator | None) -> Any
         raise ValueError(f"Unknown record in the archive: {str(body)[:80]!r}.")
     cls = _DATACLASSES[body["class"]]
     fields = body.get("fields")
-    if not isinstance(fields, dict) or set(fields) != {f.name for f in dataclasses.fields(cls)}:
+    names = {f.name for f in dataclasses.fields(cls)}
+    # a field added since with a default (e.g. NetworkSpec.n_classes) is absent from older archives
+    required = {
+        f.name
+        for f in dataclasses.fields(cls)
+        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    }
+    if not isinstance(fields, dict) or not required <= set(fields) <= names:
         raise ValueError(f"Malformed {cls.__name__} record in the archive.")
     return cls(**{k: _decode(v, read_array, owner) for k, v in fields.items()})
 
 
 def _decode_network(body: Any, read_array, owner: BaseEstimator | None) -> torch.nn.Module:
     spec = getattr(owner, "network_spec_", None)
-    if not isinstance(spec, NetworkSpec) or not hasattr(owner, "n_features_in_"):
+    if not isinstance(spec, NetworkSpec) or not hasattr(owner, "mean_"):
         raise ValueError("A network in the archive is not an attribute of a fitted estimator.")
     if not isinstance(body, dict):
         raise ValueError("Malformed network entry in the archive.")
-    n_features = owner.n_features_in_
+    n_features = len(owner.mean_)  # the flow's coordinates
     with torch.random.fork_rng(devices=[]):  # the weights are loaded: leave the global RNG be
         network = spec.build(n_features)
     if body.get("class") != type(network).__name__:

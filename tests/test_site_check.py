@@ -29,6 +29,7 @@ import pytest
 
 CHECKER = Path(__file__).resolve().parent.parent / "doc" / "check_site.py"
 ESTIMATORS = [
+    "FlowMatchingClassifier",
     "FlowMatchingDensity",
     "FlowMatchingOutlierDetector",
     "InterpolantTransport",

@@ -3,7 +3,7 @@
 import torch
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from skflow import FlowMatchingDensity, InterpolantTransport
+from skflow import FlowMatchingClassifier, FlowMatchingDensity, InterpolantTransport
 
 from _shared import FAST
 
@@ -14,6 +14,10 @@ EXPECTED_FAILURES = {
     ),
 }
 
+
+# check_classifiers_train asks for a training accuracy above 0.83 on three blobs: 3 epochs of FAST
+# reach 0.68-0.73, 15 reach 0.90-0.96 (random_state 0 to 4)
+CLASSIFIER_FAST = {**FAST, "max_iter": 15}
 
 # InterpolantTransport.fit(X, y) needs exactly two labels. Its tags say that y is required and,
 # through ClassifierTags(multi_class=False), that y is binary, so the checks feed it two labels (it
@@ -33,6 +37,7 @@ def _expected_failures(estimator):
         FlowMatchingDensity(early_stopping=True, **FAST),
         FlowMatchingDensity(path="trig", coupling="ot", learning_rate="constant", **FAST),
         FlowMatchingDensity(path="vp", coupling="sinkhorn", solver="midpoint", **FAST),
+        FlowMatchingClassifier(**CLASSIFIER_FAST),
         InterpolantTransport(**FAST),
         InterpolantTransport(
             path="encdec", gamma="sinesquared", sigma=1.0, eps=0.5, sde_n_steps=5, **FAST

@@ -1,0 +1,538 @@
+"""Column kinds of a table (continuous, integer, categorical, bounded) and the map between a
+table's rows and the continuous coordinates in which a flow is trained.
+
+A flow models a density on ``R^m``. The columns of a table reach it as follows:
+
+- a **continuous** column as it is;
+- an **integer** column by uniform dequantisation, ``x = k + u`` with ``u ~ U(-1/2, 1/2)``
+  (Uria, Murray & Larochelle, NeurIPS 2013; Theis, van den Oord & Bethge, ICLR 2016): the
+  flow's density ``p`` of ``x`` gives ``log P(k) >= E_u[log p(k + u)]``;
+- a **categorical** column of ``K`` categories by the binary code of the category's index on
+  ``m = ceil(log2 K)`` coordinates (so a column of 1,000 categories takes 10 inputs, not 1,000),
+  each bit ``b`` dequantised onto a half-line, ``v = (2 b - 1) |e|`` with ``e ~ N(0, 1)``: the
+  sign of ``v`` is the bit, as in argmax flows (Hoogeboom et al., NeurIPS 2021), and with
+  ``q(v | b) = 2 phi(v)`` on that half-line, ``log P(k) >= E_q[log p(v) - log q(v | k)]``.
+  A code past ``K - 1`` decodes to the category of the code without its highest bit, so every
+  sampled value is a training category;
+- a **bounded** column (after dequantisation, for an integer one) through a map onto the real
+  line with a margin ``delta``: ``log(x - low + delta)``, ``-log(high - x + delta)``, or the logit
+  of ``(x - low + delta) / (high - low + 2 delta)``, whose log-Jacobian is added to the
+  log-density. ``delta`` (a thousandth of the column's range) lets values on a bound be fitted;
+  samples that the flow puts past a bound are clipped onto it.
+
+The dequantisation noise of training is drawn afresh for every minibatch; at inference each row
+draws it from its own values (:func:`skflow.likelihood.row_uniforms`), so a row's score does not
+depend on the other rows.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from numbers import Integral, Real
+
+import numpy as np
+import torch
+from sklearn.utils._param_validation import StrOptions
+from sklearn.utils.validation import _check_feature_names, _check_n_features
+
+__all__ = [
+    "BOUND_MARGIN",
+    "BOUND_SHORTCUTS",
+    "COLUMN_CONSTRAINTS",
+    "Column",
+    "TableLayout",
+    "fit_layout",
+    "is_frame",
+]
+
+BOUND_SHORTCUTS: dict[str, tuple[float, float]] = {
+    "non-negative": (0.0, math.inf),
+    "unit": (0.0, 1.0),
+}
+"""Names that ``bounds`` takes for a column instead of a ``(low, high)`` pair."""
+
+BOUND_MARGIN = 1e-3
+"""The margin ``delta`` of a bounded column's map, as a share of its range (of ``high - low``,
+or of the training values' range where a side is open)."""
+
+COLUMN_CONSTRAINTS: dict = {
+    "categorical_features": [StrOptions({"from_dtype"}), "array-like", None],
+    "integer_features": [StrOptions({"from_dtype"}), "array-like", None],
+    "bounds": [dict, None],
+}
+"""Parameter constraints of the column-kind hyperparameters."""
+
+_CONTINUOUS, _INTEGER, _SIGN = 0, 1, 2
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of a fitted table.
+
+    Parameters
+    ----------
+    name : str
+        Its name in the training DataFrame, or its index as a string.
+    kind : {"continuous", "integer", "categorical"}
+    dtype : str
+        The training column's dtype, given back to DataFrames that the estimator returns.
+    categories : tuple, default=()
+        The training categories (sorted unless the column is an ordered pandas categorical).
+    ordered : bool, default=False
+        Whether a pandas categorical column was ordered.
+    low, high : float, default=-inf, inf
+        Bounds of a continuous or integer column.
+    margin : float, default=0.0
+        The margin ``delta`` of the map of a bounded column.
+    minimum, maximum : float, default=-inf, inf
+        The smallest and largest training value of an integer column: samples are rounded and
+        clipped into them.
+    """
+
+    name: str
+    kind: str
+    dtype: str
+    categories: tuple = ()
+    ordered: bool = False
+    low: float = -math.inf
+    high: float = math.inf
+    margin: float = 0.0
+    minimum: float = -math.inf
+    maximum: float = math.inf
+
+    @property
+    def width(self) -> int:
+        """Coordinates of the column in the flow."""
+        if self.kind == "categorical":
+            return max(1, math.ceil(math.log2(len(self.categories))))
+        return 1
+
+    @property
+    def bounded(self) -> bool:
+        return math.isfinite(self.low) or math.isfinite(self.high)
+
+
+@dataclass(frozen=True)
+class TableLayout:
+    """The columns of a fitted table and whether it came as a pandas DataFrame.
+
+    Parameters
+    ----------
+    columns : tuple of Column
+    frame : bool
+        Whether the training rows were a DataFrame: :meth:`decode` then returns one.
+    """
+
+    columns: tuple[Column, ...]
+    frame: bool = False
+
+    @property
+    def plain(self) -> bool:
+        """Whether every column is continuous and unbounded: the flow sees the rows as they are."""
+        return all(c.kind == "continuous" and not c.bounded for c in self.columns)
+
+    @property
+    def width(self) -> int:
+        """Coordinates of a row in the flow."""
+        return sum(c.width for c in self.columns)
+
+    # ----------------------------------------------------------------------------------------------
+    # rows in
+
+    def encode(self, X, *, fitting: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """The codes of the rows of ``X`` (``(n, width)`` floats: the values of continuous and
+        integer columns, ``+-1`` bits of categories) and which rows the model can hold.
+
+        A row is impossible under the model if it has a category not seen in training, a value
+        outside a column's bounds or a fraction in an integer column; while ``fitting`` that is
+        a ValueError naming the column instead.
+        """
+        frame = is_frame(X)
+        array = None if frame else np.asarray(X)
+        n = X.shape[0]
+        codes = np.empty((n, self.width))
+        valid = np.ones(n, dtype=bool)
+        start = 0
+        for j, column in enumerate(self.columns):
+            values = X.iloc[:, j].to_numpy() if frame else array[:, j]
+            block = codes[:, start : start + column.width]
+            if column.kind == "categorical":
+                seen = _category_index(values, column, fitting)
+                valid &= seen >= 0
+                bits = (np.maximum(seen, 0)[:, None] >> np.arange(column.width)) & 1
+                block[:] = 2.0 * bits - 1.0
+            else:
+                numbers = _numbers(values, column.name)
+                possible = (numbers >= column.low) & (numbers <= column.high)
+                if column.kind == "integer":
+                    possible &= numbers == np.round(numbers)
+                if fitting and not possible.all():
+                    bad = numbers[~possible][0]
+                    if column.kind == "integer" and bad != np.round(bad):
+                        raise ValueError(
+                            f"Column {column.name!r} is an integer column but holds {bad!r}; "
+                            "leave it out of integer_features if it is continuous."
+                        )
+                    raise ValueError(
+                        f"Column {column.name!r} holds {bad!r}, outside its bounds "
+                        f"[{column.low}, {column.high}]."
+                    )
+                valid &= possible
+                block[:, 0] = numbers
+            start += column.width
+        return codes, valid
+
+    # ----------------------------------------------------------------------------------------------
+    # the flow's coordinates
+
+    def _dims(self, like: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Per coordinate: its kind, effective bounds and margin, as tensors like ``like``."""
+        kind, low, high, margin = [], [], [], []
+        for column in self.columns:
+            if column.kind == "categorical":
+                kind += [_SIGN] * column.width
+                low += [-math.inf] * column.width
+                high += [math.inf] * column.width
+                margin += [0.0] * column.width
+            else:
+                half = 0.5 if column.kind == "integer" else 0.0
+                kind.append(_INTEGER if column.kind == "integer" else _CONTINUOUS)
+                low.append(column.low - half)
+                high.append(column.high + half)
+                margin.append(column.margin)
+        return tuple(
+            torch.as_tensor(values, dtype=like.dtype, device=like.device)
+            for values in (kind, low, high, margin)
+        )
+
+    def to_flow(self, codes: torch.Tensor, uniform: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """The flow's coordinates of ``codes`` dequantised with ``uniform`` (draws of ``U(0, 1)``
+        of the same shape), and each row's log-weight: the log-Jacobian of the bounding maps
+        minus the log-density of the categories' dequantisation, to add to the flow's
+        log-density."""
+        kind, low, high, margin = self._dims(codes)
+        integer, sign = kind == _INTEGER, kind == _SIGN
+        x = torch.where(integer, codes + uniform - 0.5, codes)
+        magnitude = math.sqrt(2.0) * torch.erfinv(uniform)  # |e| of e ~ N(0, 1)
+        x = torch.where(sign, codes * magnitude, x)
+        log_q = torch.where(
+            sign, math.log(2.0) - 0.5 * magnitude**2 - 0.5 * math.log(2.0 * math.pi), 0.0
+        )
+        y, log_jacobian = _bound(x, low, high, margin)
+        return y, (log_jacobian - log_q).sum(dim=1)
+
+    def from_flow(self, y: np.ndarray) -> np.ndarray:
+        """The inverse of the bounding maps: values on the columns' scales, per coordinate."""
+        like = torch.as_tensor(y, dtype=torch.float64)
+        _, low, high, margin = self._dims(like)
+        return _unbound(like, low, high, margin).numpy()
+
+    # ----------------------------------------------------------------------------------------------
+    # rows out
+
+    def decode(self, values: np.ndarray):
+        """Rows from values per coordinate (:meth:`from_flow`'s output): categories from the
+        signs, integers rounded and clipped into the training range, values clipped into bounds.
+        A DataFrame with the training columns' names, dtypes and categories where the table was
+        one; else a float array, or an object array if a category is not a number."""
+        out = []
+        start = 0
+        for column in self.columns:
+            block = values[:, start : start + column.width]
+            start += column.width
+            if column.kind == "categorical":
+                bits = (block > 0).astype(np.int64)
+                index = (bits << np.arange(column.width)).sum(axis=1)
+                index = np.where(
+                    index >= len(column.categories), index - (1 << (column.width - 1)), index
+                )
+                out.append(np.asarray(column.categories, dtype=object)[index])
+            else:
+                numbers = np.clip(block[:, 0], column.low, column.high)
+                if column.kind == "integer":
+                    numbers = np.clip(np.round(numbers), column.minimum, column.maximum)
+                out.append(numbers)
+        if self.frame:
+            return self._frame(out)
+        if all(c.kind != "categorical" or _numeric(c.categories) for c in self.columns):
+            return np.column_stack(out).astype(np.float64) if out else np.empty((0, 0))
+        return np.column_stack(out)
+
+    def _frame(self, out: list[np.ndarray]):
+        import pandas as pd
+
+        data = {}
+        for column, values in zip(self.columns, out):
+            if column.kind == "categorical" and column.dtype == "category":
+                dtype = pd.CategoricalDtype(list(column.categories), ordered=column.ordered)
+                data[column.name] = pd.Series(values, dtype=dtype)
+            else:
+                data[column.name] = pd.Series(values).astype(column.dtype)
+        return pd.DataFrame(data)
+
+
+def fit_layout(estimator, X, categorical_features, integer_features, bounds) -> TableLayout:
+    """The layout of the training rows ``X`` (a DataFrame or a 2-D array) for ``estimator``,
+    whose ``n_features_in_`` and ``feature_names_in_`` are set: the kinds from the dtypes of a
+    DataFrame or of an array and from the explicit ``categorical_features``,
+    ``integer_features`` and ``bounds``."""
+    frame = is_frame(X)
+    _check_feature_names(estimator, X, reset=True)
+    _check_n_features(estimator, X, reset=True)
+    n_features = X.shape[1]
+    names = [str(c) for c in X.columns] if frame else [str(j) for j in range(n_features)]
+    dtypes = list(X.dtypes) if frame else [X.dtype] * n_features
+    categorical = _selected(
+        categorical_features, "categorical_features", names, frame, dtypes, _categorical_dtype
+    )
+    integer = _selected(integer_features, "integer_features", names, frame, dtypes, _integer_dtype)
+    both = categorical & integer
+    if both.any() and integer_features != "from_dtype":
+        raise ValueError(
+            f"Column {names[int(np.flatnonzero(both)[0])]!r} is in both categorical_features "
+            "and integer_features."
+        )
+    declared = _bounds(bounds, names, frame)
+    columns = []
+    for j, name in enumerate(names):
+        values = X.iloc[:, j].to_numpy() if frame else X[:, j]
+        dtype = str(dtypes[j])
+        if categorical[j]:
+            if j in declared:
+                raise ValueError(f"Column {name!r} is categorical and cannot have bounds.")
+            columns.append(
+                _categorical_column(values, name, dtype, X.iloc[:, j] if frame else None)
+            )
+            continue
+        kind = "integer" if integer[j] else "continuous"
+        low, high = declared.get(j, (-math.inf, math.inf))
+        numbers = _numbers(values, name) if frame or kind == "integer" or j in declared else None
+        if kind == "continuous" and j not in declared:  # an array's: checked as plain rows
+            columns.append(Column(name, kind, dtype))
+            continue
+        margin = 0.0
+        if j in declared:
+            span = high - low if math.isfinite(high - low) else float(np.ptp(numbers))
+            margin = BOUND_MARGIN * (span if span > 0 else 1.0)
+        extremes = {}
+        if kind == "integer":
+            extremes = {"minimum": float(numbers.min()), "maximum": float(numbers.max())}
+        columns.append(Column(name, kind, dtype, low=low, high=high, margin=margin, **extremes))
+    return TableLayout(tuple(columns), frame)
+
+
+# --------------------------------------------------------------------------------------------------
+# helpers
+
+
+def is_frame(X) -> bool:
+    """Whether ``X`` is a pandas DataFrame (told by its interface: pandas is not a dependency)."""
+    return hasattr(X, "iloc") and hasattr(X, "dtypes") and hasattr(X, "columns")
+
+
+def _categorical_dtype(dtype) -> bool:
+    import pandas as pd
+
+    return (
+        isinstance(dtype, pd.CategoricalDtype)
+        or pd.api.types.is_bool_dtype(dtype)
+        or (pd.api.types.is_object_dtype(dtype) or pd.api.types.is_string_dtype(dtype))
+    )
+
+
+def _integer_dtype(dtype) -> bool:
+    return np.dtype(dtype).kind in "iu" if isinstance(dtype, np.dtype) else _pandas_integer(dtype)
+
+
+def _pandas_integer(dtype) -> bool:
+    import pandas as pd
+
+    return pd.api.types.is_integer_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype)
+
+
+def _selected(
+    spec, parameter: str, names: list[str], frame: bool, dtypes, from_dtype
+) -> np.ndarray:
+    """A mask of the columns that ``spec`` selects: from the dtypes, none, or given by indices,
+    names or a boolean mask."""
+    n = len(names)
+    if spec is None:
+        return np.zeros(n, dtype=bool)
+    if isinstance(spec, str):
+        if spec != "from_dtype":
+            raise ValueError(
+                f"{parameter} must be 'from_dtype', None, or indices, names or a mask of columns; "
+                f"got {spec!r}."
+            )
+        if frame:
+            return np.array([from_dtype(d) for d in dtypes], dtype=bool)
+        # an array's categories come only by name: an object array is converted to numbers
+        return np.array(
+            [parameter == "integer_features" and _integer_dtype(d) for d in dtypes], dtype=bool
+        )
+    spec = np.asarray(spec)
+    if spec.dtype == bool:
+        if spec.shape != (n,):
+            raise ValueError(f"{parameter} as a mask must have {n} entries, got {spec.shape}.")
+        return spec.copy()
+    mask = np.zeros(n, dtype=bool)
+    for entry in spec.ravel().tolist():
+        mask[_column_index(entry, parameter, names, frame)] = True
+    return mask
+
+
+def _column_index(entry, parameter: str, names: list[str], frame: bool) -> int:
+    if isinstance(entry, str):
+        if not frame or entry not in names:
+            where = "X has no column names" if not frame else f"X's columns are {names[:10]}"
+            raise ValueError(f"{parameter} names the column {entry!r}, but {where}.")
+        return names.index(entry)
+    if (
+        isinstance(entry, Integral)
+        and not isinstance(entry, bool)
+        and -len(names) <= entry < len(names)
+    ):
+        return int(entry) % len(names)
+    raise ValueError(
+        f"{parameter} has {entry!r}, which is not a column index below {len(names)} nor a name."
+    )
+
+
+def _bounds(bounds, names: list[str], frame: bool) -> dict[int, tuple[float, float]]:
+    """``bounds`` as ``{column index: (low, high)}`` with infinite open sides."""
+    out: dict[int, tuple[float, float]] = {}
+    for key, value in (bounds or {}).items():
+        j = _column_index(key, "bounds", names, frame)
+        if isinstance(value, str):
+            if value not in BOUND_SHORTCUTS:
+                raise ValueError(
+                    f"bounds of column {names[j]!r} must be (low, high) or one of "
+                    f"{sorted(BOUND_SHORTCUTS)}; got {value!r}."
+                )
+            out[j] = BOUND_SHORTCUTS[value]
+            continue
+        try:
+            low, high = value
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"bounds of column {names[j]!r} must be a pair (low, high), got {value!r}."
+            ) from None
+        sides = []
+        for side, default in ((low, -math.inf), (high, math.inf)):
+            if side is None:
+                sides.append(default)
+            elif isinstance(side, Real) and not isinstance(side, bool) and not math.isnan(side):
+                sides.append(float(side))
+            else:
+                raise ValueError(
+                    f"bounds of column {names[j]!r} must hold numbers or None, got {value!r}."
+                )
+        if not sides[0] < sides[1]:
+            raise ValueError(f"bounds of column {names[j]!r} need low < high, got {value!r}.")
+        out[j] = (sides[0], sides[1])
+    return out
+
+
+def _numbers(values: np.ndarray, name: str) -> np.ndarray:
+    """A numeric column as float64, or a ValueError naming it."""
+    try:
+        numbers = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        bad = next(v for v in values if not _is_number(v))
+        raise ValueError(
+            f"Column {name!r} is numeric but holds {bad!r}; declare it in categorical_features "
+            "if it is a category."
+        ) from None
+    if not np.isfinite(numbers).all():
+        raise ValueError(
+            f"Column {name!r} holds NaN or infinity; skflow needs finite values in every column."
+        )
+    return numbers
+
+
+def _is_number(value) -> bool:
+    try:
+        float(value)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def _categorical_column(values: np.ndarray, name: str, dtype: str, series) -> Column:
+    if any(v is None or (isinstance(v, float) and math.isnan(v)) for v in values):
+        raise ValueError(
+            f"Column {name!r} holds missing values; skflow needs a category in every row."
+        )
+    ordered = False
+    if series is not None and str(series.dtype) == "category":
+        categories = tuple(series.cat.categories.tolist())
+        ordered = bool(series.cat.ordered)
+    else:
+        try:
+            categories = tuple(np.unique(np.asarray(values)).tolist())
+        except TypeError:
+            raise ValueError(
+                f"Column {name!r} mixes categories that cannot be sorted (e.g. strings and "
+                "numbers); make them of one type."
+            ) from None
+    return Column(name, "categorical", dtype, categories=categories, ordered=ordered)
+
+
+def _category_index(values: np.ndarray, column: Column, fitting: bool) -> np.ndarray:
+    """Each value's index among the column's categories; -1 for a category not seen in fit."""
+    lookup = {_key(c): i for i, c in enumerate(column.categories)}
+    index = np.array([lookup.get(_key(v), -1) for v in values], dtype=np.int64)
+    if fitting and (index < 0).any():
+        raise ValueError(f"Column {column.name!r} holds a value outside its categories.")
+    return index
+
+
+def _key(value):
+    """A category as a dict key: NumPy scalars as Python ones, so that 1, 1.0 and np.int64(1)
+    are one category."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _numeric(categories: tuple) -> bool:
+    return all(isinstance(c, Real) for c in categories)
+
+
+def _bound(x, low, high, margin) -> tuple[torch.Tensor, torch.Tensor]:
+    """The bounding maps onto the real line, per coordinate, and their log-derivatives."""
+    has_low, has_high = torch.isfinite(low), torch.isfinite(high)
+    lo = torch.where(has_low, low, 0.0)
+    hi = torch.where(has_high, high, 0.0)
+    above = (x - lo + margin).clamp_min(torch.finfo(x.dtype).tiny)
+    below = (hi - x + margin).clamp_min(torch.finfo(x.dtype).tiny)
+    width = hi - lo + 2 * margin
+    share = (above / torch.where(has_low & has_high, width, 1.0)).clamp(0.0, 1.0)
+    logit = torch.log(share) - torch.log1p(-share)
+    log_width = torch.log(torch.where(has_low & has_high, width, 1.0))
+    y = torch.where(
+        has_low & has_high,
+        logit,
+        torch.where(has_low, torch.log(above), torch.where(has_high, -torch.log(below), x)),
+    )
+    log_derivative = torch.where(
+        has_low & has_high,
+        -log_width - torch.log(share) - torch.log1p(-share),
+        torch.where(has_low, -torch.log(above), torch.where(has_high, -torch.log(below), 0.0)),
+    )
+    return y, log_derivative
+
+
+def _unbound(y, low, high, margin) -> torch.Tensor:
+    """The inverse of :func:`_bound`."""
+    has_low, has_high = torch.isfinite(low), torch.isfinite(high)
+    lo = torch.where(has_low, low, 0.0)
+    hi = torch.where(has_high, high, 0.0)
+    return torch.where(
+        has_low & has_high,
+        lo - margin + torch.sigmoid(y) * (hi - lo + 2 * margin),
+        torch.where(
+            has_low,
+            lo - margin + torch.exp(y),
+            torch.where(has_high, hi + margin - torch.exp(-y), y),
+        ),
+    )
