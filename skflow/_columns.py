@@ -281,6 +281,11 @@ def fit_layout(estimator, X, categorical_features, integer_features, bounds) -> 
     _check_feature_names(estimator, X, reset=True)
     _check_n_features(estimator, X, reset=True)
     n_features = X.shape[1]
+    if not frame and X.dtype.kind == "f" and X.size and not np.isfinite(X).all():
+        column = int(np.flatnonzero(~np.isfinite(X).all(axis=0))[0])
+        raise ValueError(
+            f"Column {column} holds NaN or infinity; skflow needs finite values in every column."
+        )
     names = [str(c) for c in X.columns] if frame else [str(j) for j in range(n_features)]
     dtypes = list(X.dtypes) if frame else [X.dtype] * n_features
     categorical = _selected(

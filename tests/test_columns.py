@@ -347,3 +347,10 @@ def test_the_classifier_takes_a_mixed_table_and_samples_valid_rows_per_class():
     assert np.isneginf(scores[0]) and np.isfinite(scores[1])
     # the posterior of a row no class can hold is the prior
     np.testing.assert_allclose(clf.predict_proba(odd)[0], clf.class_prior_)
+
+
+def test_a_nan_in_an_array_names_its_column():
+    X = np.random.default_rng(7).normal(size=(20, 3))
+    X[5, 2] = np.nan
+    with pytest.raises(ValueError, match="Column 2 holds NaN"):
+        FlowMatchingDensity(**FAST).fit(X)
