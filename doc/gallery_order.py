@@ -9,6 +9,7 @@ ORDER = [
     "plot_density_2d.py",
     "plot_paths_couplings.py",
     "plot_grid_search.py",
+    "plot_classifier.py",
     "plot_outlier_detection.py",
     "plot_transport.py",
     "plot_digits.py",
