@@ -2,9 +2,10 @@
 rewritten into version 3 before it is decoded.
 
 Version 2 had no ``categorical_features``, ``integer_features`` or ``bounds``: every column of a
-:class:`~skflow.FlowMatchingDensity` was continuous and unbounded. Version 3 keeps them, with the
-fitted layout of the columns as ``columns_``; an upgraded density gets the plain layout of the
-columns it was fitted on (a DataFrame's, if it had column names).
+:class:`~skflow.FlowMatchingDensity` or an :class:`~skflow.InterpolantTransport` was continuous
+and unbounded. Version 3 keeps them, with the fitted layout of the columns as ``columns_``; an
+upgraded flow gets the plain layout of the columns it was fitted on (a DataFrame's, if it had
+column names).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 
 __all__ = ["upgrade_v2"]
 
-_DENSITY = "skflow.FlowMatchingDensity"
+_FLOWS = {"skflow.FlowMatchingDensity", "skflow.InterpolantTransport"}
 _ADDED = [["categorical_features", "from_dtype"], ["integer_features", "from_dtype"]]
 
 
@@ -29,7 +30,7 @@ def _upgrade(value: Any) -> Any:
         return value
     if set(value) == {"estimator"} and isinstance(value["estimator"], dict):
         entry = {k: _upgrade(v) for k, v in value["estimator"].items()}
-        if entry.get("class") == _DENSITY:
+        if entry.get("class") in _FLOWS:
             entry["params"] = {"dict": [*entry["params"]["dict"], *_ADDED, ["bounds", None]]}
             attributes = entry.get("attributes")
             if isinstance(attributes, dict) and "n_features_in_" in attributes:

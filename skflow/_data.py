@@ -8,7 +8,13 @@ from numbers import Integral
 
 import numpy as np
 from sklearn.utils._param_validation import Interval, validate_params
-from sklearn.utils.validation import _check_sample_weight, column_or_1d, validate_data
+from sklearn.utils.validation import (
+    _check_sample_weight,
+    _check_y,
+    check_consistent_length,
+    column_or_1d,
+    validate_data,
+)
 
 __all__ = [
     "WeightedMoments",
@@ -16,8 +22,8 @@ __all__ = [
     "draw_seed",
     "row_weights",
     "split_two_samples",
+    "two_sample_labels",
     "validate_rows_and_weights",
-    "validate_two_samples",
     "validates_sample_arguments",
 ]
 
@@ -73,23 +79,19 @@ def row_weights(sample_weight, X: np.ndarray) -> np.ndarray:
     return weight
 
 
-def validate_two_samples(
-    estimator, X, y, sample_weight, *, fitted_classes: np.ndarray | None = None
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Rows of two samples told apart by ``y`` (exactly two labels, at least two rows of positive
-    weight on each side), checked for fitting ``estimator``: ``X``, ``y``, the weights and the
-    sorted labels (the first one marks the source). With ``fitted_classes`` (a warm start) the
-    features and the labels must be those of the fitted model."""
-    X, y = validate_data(
-        estimator,
-        X,
-        y,
-        dtype=np.float64,
-        ensure_min_samples=2,
-        reset=fitted_classes is None,
-        y_numeric=False,
-    )
-    y = column_or_1d(y, warn=True)
+def two_sample_labels(
+    estimator, y, weight: np.ndarray, *, fitted_classes: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Labels ``y`` of rows of two samples (exactly two labels, at least two rows of positive
+    ``weight`` on each side), checked for fitting ``estimator``: ``y`` and the sorted labels (the
+    first one marks the source). With ``fitted_classes`` (a warm start) the labels must be those
+    of the fitted model."""
+    if y is None:
+        raise ValueError(
+            f"{type(estimator).__name__} requires y to be passed, but the target y is None."
+        )
+    y = column_or_1d(_check_y(y, estimator=estimator), warn=True)
+    check_consistent_length(weight, y)
     try:
         classes = np.unique(y)
     except TypeError as error:  # labels that cannot be ordered, e.g. strings and numbers
@@ -107,9 +109,6 @@ def validate_two_samples(
             f"warm_start: y has labels {classes.tolist()}, the fitted model "
             f"{fitted_classes.tolist()}."
         )
-    weight = np.ones(X.shape[0])
-    if sample_weight is not None:
-        weight = _check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True)
     for label in classes:
         counted = np.count_nonzero(weight[y == label] > 0)
         if counted < 2:
@@ -117,7 +116,7 @@ def validate_two_samples(
                 f"{type(estimator).__name__} needs at least 2 rows (of positive weight) on each "
                 f"side; label {label!r} has {counted}."
             )
-    return X, y, weight, classes
+    return y, classes
 
 
 def split_two_samples(y, n_rows: int, classes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

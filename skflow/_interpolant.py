@@ -52,16 +52,16 @@ class InterpolantFieldsMixin:
         -------
         log_density : ndarray of shape (n_samples,)
         """
-        X = self._check_predict_data(X)
+        Y, log_weight = self._flow_rows(X)
         t = self._check_time(t)
         t_min, _ = self._times()
-        Z = self._standardise(X)
+        Z = self._standardise(Y)
         base_log_prob = SourceSample(self.source_density_).log_prob
         if t == t_min:
             log_density = base_log_prob(Z) + np.zeros(Z.shape[0])
         else:
             log_density, _ = self._log_likelihood(Z, t_min, t, base_log_prob)
-        return log_density - np.log(self.scale_).sum()
+        return log_density + log_weight - np.log(self.scale_).sum()
 
     def score_samples(self, X) -> np.ndarray:
         """Log-density of the target distribution at each row of ``X``, in the units of ``X``:
@@ -79,6 +79,13 @@ class InterpolantFieldsMixin:
         return self.log_density(X, 1.0)
 
     def _field(self, X, t, denoiser: bool) -> tuple[np.ndarray, float]:
+        check_is_fitted(self, "model_")
+        if not self.columns_.plain:
+            raise ValueError(
+                "velocity and grad_log_density need every column continuous and unbounded (the "
+                "fields of the others live in the flow's coordinates); refit with "
+                "categorical_features=None, integer_features=None and bounds=None."
+            )
         X = self._check_predict_data(X)
         t = self._check_time(t)
 

@@ -14,11 +14,12 @@ from sklearn.utils._param_validation import HasMethods, Interval, StrOptions, va
 from sklearn.utils.validation import check_is_fitted
 
 from ._base import BaseFlow, keeps_state_on_error
+from ._columns import COLUMN_CONSTRAINTS
 from ._data import (
     WeightedMoments,
     draw_seed,
     split_two_samples,
-    validate_two_samples,
+    two_sample_labels,
     validates_sample_arguments,
 )
 from ._distributions import SourceSample, fit_source_density
@@ -113,8 +114,12 @@ class InterpolantTransport(
         Grid of the fixed-step solver, as in :class:`~skflow.FlowMatchingDensity`.
     max_time, learning_rate_init, learning_rate, ema_decay, scoring, validation_fraction, \
 n_iter_no_change, tol, solver, n_steps, atol, rtol, divergence, n_probes, device, warm_start, \
-verbose
-        As in :class:`~skflow.FlowMatchingDensity`.
+verbose, categorical_features, integer_features, bounds
+        As in :class:`~skflow.FlowMatchingDensity`. With discrete or bounded columns
+        (:ref:`tables`) both samples are carried in the flow's coordinates: the target's
+        dequantised afresh for every minibatch, the source's once, at ``fit``; the maps return
+        valid values of every column, :meth:`score` is measured in the flow's coordinates, and
+        :meth:`velocity` and :meth:`grad_log_density` need continuous, unbounded columns.
     random_state : int, RandomState instance or None, default=None
         Seeds training, the source density and Hutchinson's probes; the samplers take their own
         ``random_state``.
@@ -127,8 +132,10 @@ verbose
         The fitted source density, in the standardised coordinates.
     model_ : torch.nn.Module
         The fitted velocity (and, with ``eps > 0``, denoiser) network, on the CPU.
-    mean_, scale_ : ndarray of shape (`n_features_in_`,)
-        The pooled standardisation.
+    columns_ : TableLayout
+        The kind, categories and bounds of each column, as plain data.
+    mean_, scale_ : ndarray of shape (n_components,)
+        The pooled standardisation, per coordinate of the flow.
     network_spec_, loss_curve_, validation_loss_curve_, best_loss_, best_iter_, n_iter_, t_, \
 stop_reason_, n_features_in_, feature_names_in_
         As in :class:`~skflow.FlowMatchingDensity`.
@@ -165,6 +172,7 @@ stop_reason_, n_features_in_, feature_names_in_
         "eps": [Interval(Real, 0, None, closed="left")],
         "sde_n_steps": [Interval(Integral, 1, None, closed="left")],
         "source_density": [HasMethods(["fit", "sample", "score_samples"]), None],
+        **COLUMN_CONSTRAINTS,
     }
 
     def __init__(
@@ -204,6 +212,9 @@ stop_reason_, n_features_in_, feature_names_in_
         warm_start: bool = False,
         random_state=None,
         verbose: int = 0,
+        categorical_features="from_dtype",
+        integer_features="from_dtype",
+        bounds: dict | None = None,
     ) -> None:
         self.path = path
         self.gamma = gamma
@@ -239,6 +250,9 @@ stop_reason_, n_features_in_, feature_names_in_
         self.warm_start = warm_start
         self.random_state = random_state
         self.verbose = verbose
+        self.categorical_features = categorical_features
+        self.integer_features = integer_features
+        self.bounds = bounds
 
     def _make_path(self) -> ProbabilityPath:
         # the path's own coefficients have no width here: sigma scales gamma only
@@ -283,18 +297,19 @@ stop_reason_, n_features_in_, feature_names_in_
         self : InterpolantTransport
         """
         warm = self.warm_start and hasattr(self, "model_")
-        X, y, weight, classes = validate_two_samples(
-            self, X, y, sample_weight, fitted_classes=self.classes_ if warm else None
+        Y, weight, codes = self._training_rows(X, sample_weight, warm=warm)
+        y, classes = two_sample_labels(
+            self, y, weight, fitted_classes=self.classes_ if warm else None
         )
         if warm:
             if (self.eps > 0) != self.network_spec_.denoiser:
                 raise ValueError("warm_start cannot switch eps between zero and positive; refit.")
         else:
-            self._set_moments(WeightedMoments.of(X, weight))
+            self._set_moments(WeightedMoments.of(Y, weight))
         self._check_components()
         self.classes_ = classes
-        self._n_features_out = X.shape[1]
-        Z = self._standardise(X)
+        self._n_features_out = Y.shape[1]
+        Z = self._standardise(Y)
         source, target = y == classes[0], y == classes[1]
         rng = check_random_state(self.random_state)
         self.source_density_ = fit_source_density(
@@ -307,7 +322,9 @@ stop_reason_, n_features_in_, feature_names_in_
             torch.as_tensor(Z[source], dtype=torch.float32, device=device),
             torch.as_tensor(weight[source], dtype=torch.float32, device=device),
         )
-        self._fit_network(Z[target], weight[target], base)
+        self._fit_network(
+            Z[target], weight[target], base, codes=None if codes is None else codes[target]
+        )
         return self
 
     def transform(self, X) -> np.ndarray:
@@ -339,12 +356,26 @@ stop_reason_, n_features_in_, feature_names_in_
         """
         return self._carry(X, forward=False)
 
-    def _carry(self, X, forward: bool) -> np.ndarray:
-        X = self._check_predict_data(X)
+    def _carry(self, X, forward: bool):
+        Y = self._possible_rows(X)
         t0, t1 = self._times() if forward else self._times()[::-1]
-        return self._fitted_network().carry(
-            X, t0, t1, self._solver(), before=self._standardise, after=self._unstandardise
+        moved = self._fitted_network().carry(
+            Y, t0, t1, self._solver(), before=self._standardise, after=self._unstandardise
         )
+        return self._rows_from_flow(moved)
+
+    def _possible_rows(self, X) -> np.ndarray:
+        """The rows of ``X`` in the flow's coordinates; a ValueError for a row the model cannot
+        hold (a category unseen in fit, a value out of bounds, a fraction in an integer
+        column)."""
+        Y, log_weight = self._flow_rows(X)
+        if np.isneginf(log_weight).any():
+            row = int(np.flatnonzero(np.isneginf(log_weight))[0])
+            raise ValueError(
+                f"Row {row} of X has a value the model cannot hold (a category unseen in fit, a "
+                "value outside its column's bounds or a fraction in an integer column)."
+            )
+        return Y
 
     def _push(self, Z: np.ndarray, forward: bool, random_state) -> np.ndarray:
         """Standardised rows through the SDE (``eps > 0``) or the ODE, forwards or backwards."""
@@ -383,9 +414,9 @@ stop_reason_, n_features_in_, feature_names_in_
         -------
         X_new : ndarray of shape (n_samples, n_features)
         """
-        X = self._check_predict_data(X)
-        Z = self._push(self._standardise(X), direction == "forward", random_state)
-        return self._unstandardise(Z)
+        Y = self._possible_rows(X)
+        Z = self._push(self._standardise(Y), direction == "forward", random_state)
+        return self._rows_from_flow(self._unstandardise(Z))
 
     @validates_sample_arguments
     def sample(self, n_samples: int = 1, random_state=None) -> np.ndarray:
@@ -405,7 +436,7 @@ stop_reason_, n_features_in_, feature_names_in_
         check_is_fitted(self, "model_")
         rng = check_random_state(random_state)
         draws = SourceSample(self.source_density_).draw(n_samples, rng)
-        return self._unstandardise(self._push(draws, True, rng))
+        return self._rows_from_flow(self._unstandardise(self._push(draws, True, rng)))
 
     def score(self, X, y, sample_weight=None) -> float:
         """Minus the squared 2-Wasserstein distance between transported source rows and target rows.
@@ -431,10 +462,13 @@ stop_reason_, n_features_in_, feature_names_in_
         """
         if sample_weight is not None:
             raise ValueError("InterpolantTransport.score does not support sample_weight.")
-        X = self._check_predict_data(X)
-        source, target = split_two_samples(y, X.shape[0], self.classes_)
-        moved = self.transform(X[source])
-        cost = ot.dist(moved, X[target])  # squared Euclidean
+        Y = self._possible_rows(X)
+        source, target = split_two_samples(y, Y.shape[0], self.classes_)
+        t0, t1 = self._times()
+        moved = self._fitted_network().carry(
+            Y[source], t0, t1, self._solver(), before=self._standardise, after=self._unstandardise
+        )
+        cost = ot.dist(moved, Y[target])  # squared Euclidean, in the flow's coordinates
         a = np.full(moved.shape[0], 1.0 / moved.shape[0])
         b = np.full(int(target.sum()), 1.0 / target.sum())
         return -float(ot.emd2(a, b, cost, numItermax=1_000_000))

@@ -354,3 +354,25 @@ def test_a_nan_in_an_array_names_its_column():
     X[5, 2] = np.nan
     with pytest.raises(ValueError, match="Column 2 holds NaN"):
         FlowMatchingDensity(**FAST).fit(X)
+
+
+def test_the_transport_maps_a_mixed_table_to_valid_rows_of_the_target():
+    source, target = mixed_frame(200, seed=8), mixed_frame(200, seed=9)
+    target["count"] += 5  # the target's counts are larger
+    X = pd.concat([source, target], ignore_index=True)
+    y = np.repeat([0, 1], 200)
+    transport = skflow.InterpolantTransport(bounds=BOUNDS, **TRAINED).fit(X, y)
+    assert not transport.columns_.plain and transport.mean_.shape == (transport.columns_.width,)
+    moved = transport.transform(source.head(100))
+    assert (moved.dtypes == X.dtypes).all() and set(moved["city"]) <= set(X["city"])
+    assert moved["share"].between(0, 1).all() and (moved["income"] >= 0).all()
+    assert moved["count"].mean() > source["count"].head(100).mean() + 3
+    assert np.isfinite(transport.score(X, y))
+    odd = source.head(2).copy()
+    odd["city"] = odd["city"].astype(object)
+    odd.loc[0, "city"] = "Atlantis"
+    assert np.isneginf(transport.score_samples(odd)[0])
+    with pytest.raises(ValueError, match="cannot hold"):
+        transport.transform(odd)
+    with pytest.raises(ValueError, match="need every column continuous"):
+        transport.velocity(source.head(3), 0.5)

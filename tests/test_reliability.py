@@ -193,9 +193,8 @@ BAD_INPUTS = {
 
 
 TABLES_WITH_CATEGORIES = {"object column", "categorical column"}
-"""Bad input where every column must be a number (the transport, and every model fitted on
-numbers); tables that the density and the detector fit, with a categorical column
-(tests/test_columns.py)."""
+"""Bad input where every column must be a number (every model fitted on numbers); tables that the
+estimators fit, with a categorical column (tests/test_columns.py)."""
 
 
 @pytest.mark.parametrize("kind", list(BAD_INPUTS))
@@ -203,7 +202,7 @@ numbers); tables that the density and the detector fit, with a categorical colum
 def test_bad_input_is_a_clear_error(fitted, name, method, kind):
     make, error, message = BAD_INPUTS[kind]
     X = make()
-    if kind in TABLES_WITH_CATEGORIES and method in FITTING and name != "transport":
+    if kind in TABLES_WITH_CATEGORIES and method in FITTING:
         run(fitted, name, method, X)  # a table of a number and a category column: it fits
         return
     with pytest.raises(error, match=re.escape(message)):
@@ -275,7 +274,7 @@ def test_input_types_give_the_float64_result_and_are_not_mutated(fitted, name, m
     X = training_data(3) if method in FITTING else gaussian(10, 4)
     converted, reference = EQUIVALENT_INPUTS[kind](X)
     snapshot = _snapshot(converted)
-    if kind == "int" and method in FITTING and name != "transport":
+    if kind == "int" and method in FITTING:
         # an integer array is integer-valued, and dequantised: its float64 values only without
         estimator = set_flow_params(name, clone(ESTIMATORS[name]), integer_features=None)
         result, expected = (CALLS[method](estimator, X) for X in (converted, reference))
