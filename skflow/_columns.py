@@ -9,9 +9,10 @@ A flow models a density on ``R^m``. The columns of a table reach it as follows:
   flow's density ``p`` of ``x`` gives ``log P(k) >= E_u[log p(k + u)]``;
 - a **categorical** column of ``K`` categories by the binary code of the category's index on
   ``m = ceil(log2 K)`` coordinates (so a column of 1,000 categories takes 10 inputs, not 1,000),
-  each bit ``b`` dequantised onto a half-line, ``v = (2 b - 1) |e|`` with ``e ~ N(0, 1)``: the
-  sign of ``v`` is the bit, as in argmax flows (Hoogeboom et al., NeurIPS 2021), and with
-  ``q(v | b) = 2 phi(v)`` on that half-line, ``log P(k) >= E_q[log p(v) - log q(v | k)]``.
+  each bit ``b`` dequantised onto a half-line, ``v = (2 b - 1) r`` with ``r ~ N(1, s^2)``
+  truncated to ``r > 0`` (``s = BIT_SPREAD``): the sign of ``v`` is the bit, as in argmax flows
+  (Hoogeboom et al., NeurIPS 2021), and with that density ``q(v | b)`` on the half-line,
+  ``log P(k) >= E_q[log p(v) - log q(v | k)]``.
   A code past ``K - 1`` decodes to the category of the code without its highest bit, so every
   sampled value is a training category;
 - a **bounded** column (after dequantisation, for an integer one) through a map onto the real
@@ -39,6 +40,7 @@ from sklearn.utils.validation import _check_feature_names, _check_n_features
 __all__ = [
     "BOUND_MARGIN",
     "BOUND_SHORTCUTS",
+    "BIT_SPREAD",
     "COLUMN_CONSTRAINTS",
     "Column",
     "TableLayout",
@@ -63,7 +65,19 @@ COLUMN_CONSTRAINTS: dict = {
 }
 """Parameter constraints of the column-kind hyperparameters."""
 
+BIT_SPREAD = 0.5
+"""The spread of a dequantised bit of a category's code: ``|v| ~ N(1, BIT_SPREAD^2)`` on its
+half-line, so that the codes of two categories are far apart next to the spread of each."""
+
+_BIT_TAIL = 0.5 * math.erfc(1.0 / (BIT_SPREAD * math.sqrt(2.0)))  # N(1, spread^2) below 0
+
 _CONTINUOUS, _INTEGER, _SIGN = 0, 1, 2
+
+
+def _bit_log_density(magnitude: torch.Tensor) -> torch.Tensor:
+    """``log q(v | b)`` of a dequantised bit at ``|v| = magnitude``."""
+    z = (magnitude - 1.0) / BIT_SPREAD
+    return -0.5 * z**2 - math.log(BIT_SPREAD * math.sqrt(2.0 * math.pi) * (1.0 - _BIT_TAIL))
 
 
 @dataclass(frozen=True)
@@ -214,11 +228,11 @@ class TableLayout:
         kind, low, high, margin = self._dims(codes)
         integer, sign = kind == _INTEGER, kind == _SIGN
         x = torch.where(integer, codes + uniform - 0.5, codes)
-        magnitude = math.sqrt(2.0) * torch.erfinv(uniform)  # |e| of e ~ N(0, 1)
+        # |v| ~ N(1, BIT_SPREAD^2) truncated to the positive half-line, by its inverse CDF
+        share = _BIT_TAIL + uniform * (1.0 - _BIT_TAIL)
+        magnitude = 1.0 + BIT_SPREAD * math.sqrt(2.0) * torch.erfinv(2.0 * share - 1.0)
         x = torch.where(sign, codes * magnitude, x)
-        log_q = torch.where(
-            sign, math.log(2.0) - 0.5 * magnitude**2 - 0.5 * math.log(2.0 * math.pi), 0.0
-        )
+        log_q = torch.where(sign, _bit_log_density(magnitude), 0.0)
         y, log_jacobian = _bound(x, low, high, margin)
         return y, (log_jacobian - log_q).sum(dim=1)
 

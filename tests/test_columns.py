@@ -13,7 +13,7 @@ from sklearn.pipeline import make_pipeline
 
 import skflow
 from skflow import FlowMatchingDensity, FlowMatchingOutlierDetector
-from skflow._columns import _bound, _unbound
+from skflow._columns import BIT_SPREAD, _bound, _unbound
 
 from _shared import FAST
 
@@ -162,7 +162,7 @@ def test_bounding_maps_invert_and_their_log_jacobian_is_autograds(low, high):
     torch.testing.assert_close(_unbound(y.detach(), lo, hi, margin), x.detach())
 
 
-def test_the_category_dequantisation_is_a_half_normal_on_the_bits_side(fitted):
+def test_the_category_dequantisation_puts_each_bit_on_its_half_line(fitted):
     _, flow = fitted
     layout = flow.columns_
     codes, _ = layout.encode(mixed_frame(2000, seed=5))
@@ -170,16 +170,17 @@ def test_the_category_dequantisation_is_a_half_normal_on_the_bits_side(fitted):
     y, log_weight = layout.to_flow(torch.from_numpy(codes), torch.from_numpy(uniform))
     y = y.numpy()
     sign = np.array([c.kind == "categorical" for c in layout.columns for _ in range(c.width)])
-    # the sign of each coordinate is its bit, the magnitude a half-normal draw
+    # the sign of each coordinate is its bit, the magnitude a draw of N(1, s^2) truncated to > 0
     assert (np.sign(y[:, sign]) == codes[:, sign]).all()
     magnitudes = np.abs(y[:, sign]).ravel()
-    assert stats.kstest(magnitudes, stats.halfnorm.cdf).pvalue > 1e-3
+    law = stats.truncnorm(-1.0 / BIT_SPREAD, np.inf, loc=1.0, scale=BIT_SPREAD)
+    assert stats.kstest(magnitudes, law.cdf).pvalue > 1e-3
     # integer columns are spread uniformly over their unit cell
     count = [c.name for c in layout.columns].index("count")
     offset = y[:, 1] - codes[:, 1]
     assert count == 1 and (np.abs(offset) <= 0.5).all()
     assert stats.kstest(offset + 0.5, "uniform").pvalue > 1e-3
-    # the log-weight: the bounds' log-Jacobians minus the half-normal's log-density
+    # the log-weight: the bounds' log-Jacobians minus the bits' log-density
     share, income = codes[:, 8], codes[:, 9]
     delta_share, delta_income = layout.columns[5].margin, layout.columns[6].margin
     p = (share + delta_share) / (1 + 2 * delta_share)
@@ -187,7 +188,7 @@ def test_the_category_dequantisation_is_a_half_normal_on_the_bits_side(fitted):
         -np.log(1 + 2 * delta_share)
         - np.log(p * (1 - p))
         - np.log(income + delta_income)
-        - stats.halfnorm.logpdf(np.abs(y[:, sign])).sum(axis=1)
+        - law.logpdf(np.abs(y[:, sign])).sum(axis=1)
     )
     np.testing.assert_allclose(log_weight.numpy(), expected, rtol=1e-10)
 
