@@ -268,6 +268,19 @@ class BaseFlow(BaseEstimator):
         log_weight[~valid] = -np.inf
         return flow_rows, log_weight
 
+    def _possible_rows(self, X) -> np.ndarray:
+        """The rows of ``X`` in the flow's coordinates; a ValueError for a row the model cannot
+        hold (a category unseen in fit, a value out of bounds, a fraction in an integer
+        column)."""
+        Y, log_weight = self._flow_rows(X)
+        if np.isneginf(log_weight).any():
+            row = int(np.flatnonzero(np.isneginf(log_weight))[0])
+            raise ValueError(
+                f"Row {row} of X has a value the model cannot hold (a category unseen in fit, a "
+                "value outside its column's bounds or a fraction in an integer column)."
+            )
+        return Y
+
     def _rows_from_flow(self, Y: np.ndarray):
         """Rows of the table from the flow's coordinates (unstandardised): valid values of every
         column, as a DataFrame if the training rows were one."""

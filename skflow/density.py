@@ -421,13 +421,7 @@ class FlowMatchingDensity(
             Latent coordinates, distributed as ``N(0, I)`` when ``X`` follows the model; one per
             coordinate of the flow (``n_features_in_`` for a table of continuous columns).
         """
-        Y, log_weight = self._flow_rows(X)
-        if np.isneginf(log_weight).any():
-            row = int(np.flatnonzero(np.isneginf(log_weight))[0])
-            raise ValueError(
-                f"Row {row} of X has a value the model cannot hold (a category unseen in fit, a "
-                "value outside its column's bounds or a fraction in an integer column)."
-            )
+        Y = self._possible_rows(X)
         path = self._make_path()
         return self._fitted_network().carry(
             Y, path.t_max, path.t_min, self._solver(), before=self._standardise

@@ -364,19 +364,6 @@ stop_reason_, n_features_in_, feature_names_in_
         )
         return self._rows_from_flow(moved)
 
-    def _possible_rows(self, X) -> np.ndarray:
-        """The rows of ``X`` in the flow's coordinates; a ValueError for a row the model cannot
-        hold (a category unseen in fit, a value out of bounds, a fraction in an integer
-        column)."""
-        Y, log_weight = self._flow_rows(X)
-        if np.isneginf(log_weight).any():
-            row = int(np.flatnonzero(np.isneginf(log_weight))[0])
-            raise ValueError(
-                f"Row {row} of X has a value the model cannot hold (a category unseen in fit, a "
-                "value outside its column's bounds or a fraction in an integer column)."
-            )
-        return Y
-
     def _push(self, Z: np.ndarray, forward: bool, random_state) -> np.ndarray:
         """Standardised rows through the SDE (``eps > 0``) or the ODE, forwards or backwards."""
         t0, t1 = self._times() if forward else self._times()[::-1]
