@@ -31,7 +31,7 @@ from sklearn.utils.validation import (
 )
 
 from ._callbacks import EarlyStopping, LastEpoch
-from ._columns import fit_layout, is_frame
+from ._columns import is_frame
 from ._data import WeightedMoments, draw_seed, row_weights, validate_rows_and_weights
 from ._inference import (
     FittedNetwork,
@@ -40,6 +40,7 @@ from ._inference import (
     resolve_device,
     validation_negative_log_likelihood,
 )
+from ._kinds import fit_layout
 from ._spec import NetworkSpec, check_hidden_layer_sizes
 from ._trainer import (
     FlowMatchingTrainer,

@@ -15,9 +15,9 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _check_y, check_consistent_length, check_is_fitted
 
 from ._base import BaseFlow, keeps_state_on_error
-from ._columns import COLUMN_CONSTRAINTS
 from ._data import WeightedMoments, check_not_bool
 from ._distributions import StandardNormal
+from ._kinds import COLUMN_CONSTRAINTS
 from ._spec import NetworkSpec, fourier_features
 from .density import FlowMatchingDensity
 from .paths import PATHS, ProbabilityPath

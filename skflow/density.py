@@ -17,9 +17,9 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from ._base import BaseFlow, keeps_state_on_error
-from ._columns import COLUMN_CONSTRAINTS
 from ._data import WeightedMoments, validate_rows_and_weights
 from ._distributions import StandardNormal
+from ._kinds import COLUMN_CONSTRAINTS
 from ._latent import LatentFlowMixin
 from ._spec import NetworkSpec, fourier_features
 from .paths import DENSITY_PATHS, PATHS, ProbabilityPath

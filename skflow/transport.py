@@ -14,7 +14,6 @@ from sklearn.utils._param_validation import HasMethods, Interval, StrOptions, va
 from sklearn.utils.validation import check_is_fitted
 
 from ._base import BaseFlow, keeps_state_on_error
-from ._columns import COLUMN_CONSTRAINTS
 from ._data import (
     WeightedMoments,
     draw_seed,
@@ -25,6 +24,7 @@ from ._data import (
 from ._distributions import SourceSample, fit_source_density
 from ._inference import interpolant_sde, resolve_device
 from ._interpolant import InterpolantFieldsMixin
+from ._kinds import COLUMN_CONSTRAINTS
 from ._spec import NetworkSpec
 from .couplings import make_coupling
 from .paths import GAMMAS, PATHS, TRANSPORT_PATHS, ProbabilityPath
