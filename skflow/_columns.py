@@ -7,14 +7,16 @@ A flow models a density on ``R^m``. The columns of a table reach it as follows:
 - an **integer** column by uniform dequantisation, ``x = k + u`` with ``u ~ U(-1/2, 1/2)``
   (Uria, Murray & Larochelle, NeurIPS 2013; Theis, van den Oord & Bethge, ICLR 2016): the
   flow's density ``p`` of ``x`` gives ``log P(k) >= E_u[log p(k + u)]``;
-- a **categorical** column of ``K`` categories by the binary code of the category's index on
-  ``m = ceil(log2 K)`` coordinates (so a column of 1,000 categories takes 10 inputs, not 1,000),
-  each bit ``b`` dequantised onto a half-line, ``v = (2 b - 1) r`` with ``r ~ N(1, s^2)``
-  truncated to ``r > 0`` (``s = BIT_SPREAD``): the sign of ``v`` is the bit, as in argmax flows
-  (Hoogeboom et al., NeurIPS 2021), and with that density ``q(v | b)`` on the half-line,
-  ``log P(k) >= E_q[log p(v) - log q(v | k)]``.
-  A code past ``K - 1`` decodes to the category of the code without its highest bit, so every
-  sampled value is a training category;
+- a **categorical** column of ``K`` categories by a code of ``+-1`` bits, each bit ``b``
+  dequantised onto a half-line, ``v = (2 b - 1) r`` with ``r ~ N(1, s^2)`` truncated to ``r > 0``
+  (``s = BIT_SPREAD``): the signs of ``v`` are the code, as in argmax flows (Hoogeboom et al.,
+  NeurIPS 2021), and with that density ``q(v | k)`` on the code's orthant,
+  ``log P(k) >= E_q[log p(v) - log q(v | k)]``. Up to ``ONE_HOT_MAX`` categories the code is
+  one-hot (``K`` coordinates; a sample decodes to its largest coordinate), so no category is
+  nearer another than the rest; past that it is the binary code of the category's index on
+  ``ceil(log2 K)`` coordinates (so a column of 1,000 categories takes 10 inputs, not 1,000), and
+  a code past ``K - 1`` decodes to the category of the code without its highest bit. Either way
+  every sampled value is a training category;
 - a **bounded** column (after dequantisation, for an integer one) through a map onto the real
   line with a margin ``delta``: ``log(x - low + delta)``, ``-log(high - x + delta)``, or the logit
   of ``(x - low + delta) / (high - low + 2 delta)``, whose log-Jacobian is added to the
@@ -38,6 +40,7 @@ import torch
 
 __all__ = [
     "BIT_SPREAD",
+    "ONE_HOT_MAX",
     "Column",
     "TableLayout",
     "column_numbers",
@@ -47,6 +50,9 @@ __all__ = [
 BIT_SPREAD = 0.5
 """The spread of a dequantised bit of a category's code: ``|v| ~ N(1, BIT_SPREAD^2)`` on its
 half-line, so that the codes of two categories are far apart next to the spread of each."""
+
+ONE_HOT_MAX = 8
+"""The most categories a column may have to be coded one-hot; more take a binary code."""
 
 _BIT_TAIL = 0.5 * math.erfc(1.0 / (BIT_SPREAD * math.sqrt(2.0)))  # N(1, spread^2) below 0
 
@@ -81,6 +87,9 @@ class Column:
     minimum, maximum : float, default=-inf, inf
         The smallest and largest training value of an integer column: samples are rounded and
         clipped into them.
+    one_hot : bool, default=False
+        Whether a categorical column is coded one-hot rather than by the binary code of the
+        category's index.
     """
 
     name: str
@@ -93,13 +102,16 @@ class Column:
     margin: float = 0.0
     minimum: float = -math.inf
     maximum: float = math.inf
+    one_hot: bool = False
 
     @property
     def width(self) -> int:
         """Coordinates of the column in the flow."""
-        if self.kind == "categorical":
-            return max(1, math.ceil(math.log2(len(self.categories))))
-        return 1
+        if self.kind != "categorical":
+            return 1
+        if self.one_hot:
+            return len(self.categories)
+        return max(1, math.ceil(math.log2(len(self.categories))))
 
     @property
     def bounded(self) -> bool:
@@ -153,7 +165,10 @@ class TableLayout:
             if column.kind == "categorical":
                 seen = _category_index(values, column, fitting)
                 valid &= seen >= 0
-                bits = (np.maximum(seen, 0)[:, None] >> np.arange(column.width)) & 1
+                if column.one_hot:
+                    bits = np.maximum(seen, 0)[:, None] == np.arange(column.width)
+                else:
+                    bits = (np.maximum(seen, 0)[:, None] >> np.arange(column.width)) & 1
                 block[:] = 2.0 * bits - 1.0
             else:
                 numbers = column_numbers(values, column.name)
@@ -235,11 +250,7 @@ class TableLayout:
             block = values[:, start : start + column.width]
             start += column.width
             if column.kind == "categorical":
-                bits = (block > 0).astype(np.int64)
-                index = (bits << np.arange(column.width)).sum(axis=1)
-                index = np.where(
-                    index >= len(column.categories), index - (1 << (column.width - 1)), index
-                )
+                index = _category_index_of_code(block, column)
                 out.append(np.asarray(column.categories, dtype=object)[index])
             else:
                 numbers = np.clip(block[:, 0], column.low, column.high)
@@ -356,3 +367,13 @@ def _unbound(y, low, high, margin) -> torch.Tensor:
             torch.where(has_high, hi + margin - torch.exp(-y), y),
         ),
     )
+
+
+def _category_index_of_code(block: np.ndarray, column: Column) -> np.ndarray:
+    """The category index of each row's coordinates of a categorical column: the largest
+    coordinate of a one-hot code; else the binary code of the signs, less its highest bit when
+    past the last category."""
+    if column.one_hot:
+        return block.argmax(axis=1)
+    index = ((block > 0).astype(np.int64) << np.arange(column.width)).sum(axis=1)
+    return np.where(index >= len(column.categories), index - (1 << (column.width - 1)), index)

@@ -11,7 +11,7 @@ import numpy as np
 from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.validation import _check_feature_names, _check_n_features
 
-from ._columns import Column, TableLayout, column_numbers, is_frame
+from ._columns import ONE_HOT_MAX, Column, TableLayout, column_numbers, is_frame
 
 __all__ = ["BOUND_MARGIN", "BOUND_SHORTCUTS", "COLUMN_CONSTRAINTS", "fit_layout"]
 
@@ -210,4 +210,7 @@ def _categorical_column(values: np.ndarray, name: str, dtype: str, series) -> Co
                 f"Column {name!r} mixes categories that cannot be sorted (e.g. strings and "
                 "numbers); make them of one type."
             ) from None
-    return Column(name, "categorical", dtype, categories=categories, ordered=ordered)
+    one_hot = 2 < len(categories) <= ONE_HOT_MAX
+    return Column(
+        name, "categorical", dtype, categories=categories, ordered=ordered, one_hot=one_hot
+    )

@@ -149,8 +149,9 @@ class FlowMatchingDensity(
         Columns of categories, by index, by name (with a DataFrame) or as a boolean mask.
         ``"from_dtype"``: the DataFrame columns of ``category``, ``object``, string or ``bool``
         dtype (an array's columns are numbers). A column of ``K`` categories reaches the flow as
-        the binary code of the category's index on ``ceil(log2 K)`` coordinates, each bit
-        dequantised onto a half-line (see :ref:`tables`); samples are training categories.
+        ``+-1`` bits dequantised onto their half-lines: a one-hot code up to eight categories,
+        the binary code of the category's index on ``ceil(log2 K)`` coordinates past that (see
+        :ref:`tables`); samples are training categories.
     integer_features : "from_dtype", None or array-like, default="from_dtype"
         Integer-valued columns, given as ``categorical_features`` is. ``"from_dtype"``: the
         columns of an integer dtype (all columns of an integer array). They are dequantised by
@@ -175,7 +176,8 @@ class FlowMatchingDensity(
         The kind, categories and bounds of each column, as plain data.
     mean_, scale_ : ndarray of shape (n_components,)
         Standardisation applied before the flow, per coordinate of the flow: one per feature
-        for a table of continuous columns, ``ceil(log2 K)`` for a column of ``K`` categories.
+        for a table of continuous columns, ``K`` for a column of ``K <= 8`` categories (one-hot)
+        and ``ceil(log2 K)`` past that.
     loss_curve_ : list of float
         Training loss of every epoch.
     validation_loss_curve_ : list of float

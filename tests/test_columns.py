@@ -13,7 +13,7 @@ from sklearn.pipeline import make_pipeline
 
 import skflow
 from skflow import FlowMatchingDensity, FlowMatchingOutlierDetector
-from skflow._columns import BIT_SPREAD, _bound, _unbound
+from skflow._columns import BIT_SPREAD, ONE_HOT_MAX, Column, TableLayout, _bound, _unbound
 
 from _shared import FAST
 
@@ -48,6 +48,10 @@ def mixed_frame(n: int = 300, seed: int = 0) -> "pd.DataFrame":
 BOUNDS = {"share": "unit", "income": "non-negative"}
 
 
+def widths(layout) -> list[int]:
+    return [c.width for c in layout.columns]
+
+
 @pytest.fixture(scope="module")
 def fitted():
     X = mixed_frame()
@@ -71,9 +75,9 @@ def test_kinds_come_from_a_frames_dtypes(fitted):
         "income": "continuous",
     }
     widths = {c.name: c.width for c in flow.columns_.columns}
-    # the binary code of the category's index: 3 and 5 categories take 2 and 3 inputs
-    assert (widths["colour"], widths["city"], widths["flag"]) == (2, 3, 1)
-    assert flow.columns_.width == 1 + 1 + 2 + 3 + 1 + 1 + 1
+    # one-hot codes of 3 and 5 categories, one sign for two
+    assert (widths["colour"], widths["city"], widths["flag"]) == (3, 5, 1)
+    assert flow.columns_.width == 1 + 1 + 3 + 5 + 1 + 1 + 1
     assert flow.mean_.shape == (flow.columns_.width,)
     assert list(flow.feature_names_in_) == list(mixed_frame().columns)
 
@@ -96,6 +100,22 @@ def test_kinds_given_explicitly_by_index_name_or_mask():
     assert FlowMatchingDensity(**FAST).fit(X.astype(int)).columns_.columns[0].kind == "integer"
     assert FlowMatchingDensity(**FAST).fit(X).columns_.plain
     assert FlowMatchingDensity(integer_features=None, **FAST).fit(X.astype(int)).columns_.plain
+
+
+def test_a_few_categories_are_coded_one_hot_and_decoded_by_their_largest_coordinate():
+    colour = Column("colour", "categorical", "object", ("blue", "green", "red"), one_hot=True)
+    layout = TableLayout((colour,))
+    codes, valid = layout.encode(np.array([["red"], ["blue"], ["pink"]], dtype=object))
+    np.testing.assert_array_equal(codes[:2], [[-1, -1, 1], [1, -1, -1]])
+    np.testing.assert_array_equal(valid, [True, True, False])  # an unseen category
+    # every orthant decodes, to the largest coordinate: no category takes another's share
+    values = np.array([[0.2, 0.9, 0.5], [-0.3, -0.1, -0.8], [1.0, -1.0, -1.0]])
+    np.testing.assert_array_equal(layout.decode(values).ravel(), ["green", "green", "blue"])
+    # past ONE_HOT_MAX categories, the binary code of the index
+    many = [f"c{i}" for i in range(ONE_HOT_MAX + 1)]
+    X = pd.DataFrame({"c": many * 4, "v": np.arange(4.0 * len(many))})
+    column = FlowMatchingDensity(**FAST).fit(X).columns_.columns[0]
+    assert not column.one_hot and column.width == math.ceil(math.log2(ONE_HOT_MAX + 1))
 
 
 def test_a_high_cardinality_category_takes_logarithmically_many_inputs():
@@ -175,13 +195,13 @@ def test_the_category_dequantisation_puts_each_bit_on_its_half_line(fitted):
     magnitudes = np.abs(y[:, sign]).ravel()
     law = stats.truncnorm(-1.0 / BIT_SPREAD, np.inf, loc=1.0, scale=BIT_SPREAD)
     assert stats.kstest(magnitudes, law.cdf).pvalue > 1e-3
+    start = dict(zip([c.name for c in layout.columns], np.cumsum([0] + widths(layout))))
     # integer columns are spread uniformly over their unit cell
-    count = [c.name for c in layout.columns].index("count")
-    offset = y[:, 1] - codes[:, 1]
-    assert count == 1 and (np.abs(offset) <= 0.5).all()
+    offset = y[:, start["count"]] - codes[:, start["count"]]
+    assert (np.abs(offset) <= 0.5).all()
     assert stats.kstest(offset + 0.5, "uniform").pvalue > 1e-3
     # the log-weight: the bounds' log-Jacobians minus the bits' log-density
-    share, income = codes[:, 8], codes[:, 9]
+    share, income = codes[:, start["share"]], codes[:, start["income"]]
     delta_share, delta_income = layout.columns[5].margin, layout.columns[6].margin
     p = (share + delta_share) / (1 + 2 * delta_share)
     expected = (
