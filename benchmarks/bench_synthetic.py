@@ -19,6 +19,12 @@ table:
   Models*, ICML 2020, with k = 5): the share of test rows whose nearest generated row is closer
   than their 5th nearest training row, in the same encoding (higher is better; the training rows
   themselves would score 1).
+* **distance to the closest record** (DCR, as in synthcity and SDV's privacy metrics): the
+  median over the generated rows of the distance to their nearest training row, over the same
+  median for the test rows, in the same encoding (1 = as far from the training rows as fresh real
+  rows; well below 1 = the method reproduces its training rows, which lowers the W1 ratio without
+  generalising and leaks them), and the share of generated rows that copy a training row exactly
+  (against the share of test rows that do: on a table of few discrete values, real rows repeat).
 * **train on synthetic, test on real**: a ``RandomForestClassifier`` / ``RandomForestRegressor``
   (100 trees, ``random_state=0``, categorical features one-hot) fitted on the generated rows
   predicts the label of the test rows; accuracy or R^2, against the same forest fitted on the
@@ -315,6 +321,15 @@ def coverage(test: np.ndarray, train: np.ndarray, fake: np.ndarray, k: int = COV
     return float(np.mean(nearest <= radii))
 
 
+def _ratio(a: float, b: float) -> float:
+    return float(a / b) if b > 0 else float("nan")
+
+
+def closest_record(train: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """The distance of each of ``rows`` to its nearest ``train`` row."""
+    return NearestNeighbors(n_neighbors=1).fit(train).kneighbors(rows)[0][:, 0]
+
+
 def train_on(rows: pd.DataFrame, test: pd.DataFrame, table: _tables.Table) -> float:
     """Accuracy or R^2 on ``test`` of a random forest fitted on ``rows``."""
     features = Encoder(rows.drop(columns=table.target))
@@ -369,16 +384,26 @@ def run(table: _tables.Table, seed: int, methods: list[str], refit: bool) -> dic
     encoder = Encoder(train)
     test_z, train_z = encoder.transform(test), encoder.transform(train)
     oracle = wasserstein(train_z, test_z)
-    results = {"oracle": {"w1": oracle, "utility": train_on(train, test, table)}}
+    test_record = closest_record(train_z, test_z)
+    results = {
+        "oracle": {
+            "w1": oracle,
+            "utility": train_on(train, test, table),
+            "copies": float(np.mean(test_record == 0.0)),
+        }
+    }
     for name in methods:
         rows, fit_s, sample_s, cached = generate(name, train, table, seed, refit)
         invalid = invalid_rows(rows, train, table.bounds)
         rows_z = encoder.transform(rows)
         w1 = wasserstein(rows_z, test_z)
+        record = closest_record(train_z, rows_z)
         results[name] = {
             "w1": w1,
             "ratio": w1 / oracle,
             "coverage": coverage(test_z, train_z, rows_z),
+            "dcr": _ratio(np.median(record), np.median(test_record)),
+            "copies": float(np.mean(record == 0.0)),
             "utility": train_on(rows, test, table),
             "fit": fit_s,
             "sample": sample_s,
@@ -414,6 +439,8 @@ def tables(found: dict[str, list[dict]], methods: list[str]) -> str:
             "mean W1 ratio": f"{ratios.mean():.3f}",
             "median W1 ratio": f"{np.median(ratios):.3f}",
             "mean coverage": f"{np.mean([_mean(found[t], m, 'coverage') for t in names]):.3f}",
+            "median DCR ratio": f"{np.median([_mean(found[t], m, 'dcr') for t in names]):.3f}",
+            "mean copies": f"{np.mean([_mean(found[t], m, 'copies') for t in names]):.3f}",
             "mean utility - real": f"{np.mean(gaps):+.3f}",
             "invalid rows": sum(r[m]["invalid"] for t in names for r in found[t]),
             "fit CPU s, total": f"{sum(r[m]['fit'] for t in names for r in found[t]):.0f}",
@@ -457,6 +484,10 @@ def tables(found: dict[str, list[dict]], methods: list[str]) -> str:
         + _common.markdown_table(oracle_w1, ["table", "oracle W1"])
         + f"\n\n### Coverage of the test rows (k = {COVERAGE_K})\n\n"
         + detail("coverage", oracle=False)
+        + "\n\n### Distance to the closest training row, over the test rows' (median)\n\n"
+        + detail("dcr", oracle=False)
+        + "\n\n### Share of rows that copy a training row (oracle: the test rows)\n\n"
+        + detail("copies", oracle=True)
         + "\n\n### Train on synthetic, test on real: accuracy or R^2 (oracle: real rows)\n\n"
         + detail("utility", oracle=True)
         + "\n\n### CPU seconds: fit / sampling\n\n"
