@@ -4,8 +4,11 @@ against ForestFlow, a Gaussian mixture and a kernel density?
 The protocol of the ForestFlow paper (Jolicoeur-Martineau, Fatras and Kachman, *Generating and
 Imputing Tabular Data via Diffusion and Flow-based Gradient-Boosted Trees*, AISTATS 2024): for
 each seed, a train/test split of the table (80/20, stratified on the label of a classification
-table); each method fitted on the training rows, the label (or regression target) generated as one
-more column, and as many rows generated as there are training rows. Measured on every generated
+table); each method fitted on the training rows, and as many rows generated as there are
+training rows. On a classification table every method generates the features given the class,
+each class drawn from its share of the training rows (ForestFlow's ``label_y``, as the package's
+own example does for a classification problem; skflow's ``FlowMatchingClassifier``, a generator
+of ``(X, y)``); a regression table's target is one more column. Measured on every generated
 table:
 
 * **W1 ratio**: the Wasserstein-1 distance between the generated rows and the test rows, over the
@@ -39,21 +42,24 @@ The methods, each with its defaults:
 * ``flow``: ``FlowMatchingDensity(bounds=table_bounds, random_state=seed)`` fitted on the table
   itself: its ``category`` columns categorical and its integer columns integer (the defaults
   ``categorical_features="from_dtype"``, ``integer_features="from_dtype"``), its declared bounds
-  given; its ``sample`` returns a table of the same columns and dtypes;
+  given; its ``sample`` returns a table of the same columns and dtypes. On a classification
+  table, ``FlowMatchingClassifier(bounds=feature_bounds, random_state=seed)`` fitted on the
+  features and the label, sampled by its ``sample(n)``;
 * ``forestflow``: ForestFlow, ``ForestDiffusionModel(diffusion_type="flow")`` of the
   ``forestdiffusion`` package with its defaults (XGBoost, 50 noise levels, 100 duplicates of each
   row, 100 trees of depth 7, seed 666) but ``n_jobs=1`` (its default -1 trains in worker processes
   whose CPU time this process cannot see); categorical columns as its ``cat_indexes`` (binary
-  ones as ``bin_indexes``), integer columns as its ``int_indexes``, the label as one more
-  categorical column; it rounds integers and clips every column to its training range;
+  ones as ``bin_indexes``), integer columns as its ``int_indexes``, a classification table's
+  label as its ``label_y``; it rounds integers and clips every column to its training range;
 * ``gmm``: a ``GaussianMixture`` on the encoding above, the lowest BIC of 1, 2, 4, 8 and 16
   components with full or diagonal covariances (``reg_covar=1e-4``);
 * ``kde``: a Gaussian ``KernelDensity`` on the encoding above, its bandwidth chosen among 9
   values from 0.01 to 1 (log-spaced) by 5-fold cross-validated likelihood.
 
-The encoded samples of ``gmm`` and ``kde`` are decoded the same way: each categorical column to
-the category of its largest indicator, numeric columns unscaled, integer columns rounded, and
-every numeric column clipped to its training range (which lies within the declared bounds).
+On a classification table ``gmm`` and ``kde`` are fitted to each class's rows. Their encoded
+samples are decoded the same way: each categorical column to the category of its largest
+indicator, numeric columns unscaled, integer columns rounded, and every numeric column clipped
+to its training range (which lies within the declared bounds).
 
 ForestFlow is slow on one thread (minutes to tens of minutes a fit, growing with the square of
 the number of encoded columns), and its runs do not depend on skflow: each one's generated rows and
@@ -97,7 +103,7 @@ from sklearn.mixture import GaussianMixture
 from sklearn.model_selection import GridSearchCV, train_test_split
 from sklearn.neighbors import KernelDensity, NearestNeighbors
 
-from skflow import FlowMatchingDensity
+from skflow import FlowMatchingClassifier, FlowMatchingDensity
 
 METHODS = ("flow", "forestflow", "gmm", "kde")
 QUICK_TABLES = ["iris", "servo", "breastw"]
@@ -179,17 +185,56 @@ class EncodedDensity:
 
 
 class Flow:
-    """``FlowMatchingDensity`` on the table itself, with the table's declared bounds."""
+    """``FlowMatchingDensity`` on the table itself, with the table's declared bounds; on a
+    classification table, ``FlowMatchingClassifier`` on its features, sampling rows of classes
+    drawn from the training shares."""
 
-    def __init__(self, bounds: _tables.Bounds, seed: int) -> None:
-        self.model = FlowMatchingDensity(bounds=bounds, random_state=seed)
+    def __init__(self, table: _tables.Table, seed: int) -> None:
+        self.target = table.target if table.task == "classification" else None
+        bounds = {c: b for c, b in (table.bounds or {}).items() if c != self.target}
+        model = FlowMatchingDensity if self.target is None else FlowMatchingClassifier
+        self.model = model(bounds=bounds or None, random_state=seed)
 
     def fit(self, train: pd.DataFrame) -> Flow:
-        self.model.fit(train)
+        self.columns, self.label_type = list(train.columns), train.dtypes.get(self.target)
+        if self.target is None:
+            self.model.fit(train)
+        else:
+            self.model.fit(train.drop(columns=self.target), train[self.target])
         return self
 
     def sample(self, n: int, seed: int) -> pd.DataFrame:
-        return self.model.sample(n, random_state=seed)
+        if self.target is None:
+            return self.model.sample(n, random_state=seed)
+        rows, labels = self.model.sample(n, random_state=seed)
+        return rows.assign(**{self.target: pd.Series(labels, dtype=self.label_type)})[self.columns]
+
+
+class PerClass:
+    """A method made by ``make`` fitted on the features of each class's training rows; the
+    classes of the generated rows drawn from the training shares."""
+
+    def __init__(self, make, target: str) -> None:
+        self.make, self.target = make, target
+
+    def fit(self, train: pd.DataFrame) -> PerClass:
+        self.columns, self.label_type = list(train.columns), train.dtypes[self.target]
+        labels = train[self.target]
+        self.classes_ = list(pd.unique(labels))
+        self.shares_ = np.array([np.mean(labels == c) for c in self.classes_])
+        features = train.drop(columns=self.target)
+        self.models_ = [self.make().fit(features[(labels == c).to_numpy()]) for c in self.classes_]
+        return self
+
+    def sample(self, n: int, seed: int) -> pd.DataFrame:
+        counts = np.random.default_rng(seed).multinomial(n, self.shares_)
+        blocks = [
+            model.sample(k, seed).assign(**{self.target: [label] * k})
+            for model, label, k in zip(self.models_, self.classes_, counts)
+            if k
+        ]
+        rows = pd.concat(blocks, ignore_index=True)
+        return rows.astype({self.target: self.label_type})[self.columns]
 
 
 def _bic_mixture(seed: int):
@@ -229,9 +274,18 @@ def _forest_diffusion_model(*args, **kwargs):
 
 class ForestFlow:
     """ForestFlow (``forestdiffusion``'s ``ForestDiffusionModel(diffusion_type="flow")``) on a
-    table: categorical columns as contiguous codes of their training categories."""
+    table: categorical columns as contiguous codes of their training categories; a
+    classification table's label as its ``label_y`` (one model per class, classes drawn from the
+    training shares)."""
+
+    def __init__(self, target: str | None) -> None:
+        self.target = target
 
     def fit(self, train: pd.DataFrame) -> ForestFlow:
+        self.order = list(train.columns)
+        label_y = None
+        if self.target is not None:  # the label last: where ForestDiffusion puts it back
+            train = train[[c for c in self.order if c != self.target] + [self.target]]
         self.columns, self.dtypes = list(train.columns), train.dtypes
         kinds = [_tables.column_kind(train[c]) for c in self.columns]
         self.levels = {}
@@ -243,13 +297,17 @@ class ForestFlow:
                 codes.append(train[column].map(mapping).to_numpy(np.float64))
             else:
                 codes.append(train[column].to_numpy(np.float64))
-        sizes = [len(self.levels.get(c, ())) for c in self.columns]
+        if self.target is not None:
+            label_y = codes.pop()
+        features = self.columns[: len(codes)]
+        sizes = [len(self.levels.get(c, ())) for c in features]
         self.model_ = _forest_diffusion_model(
             np.column_stack(codes),
+            label_y=label_y,
             diffusion_type="flow",
             cat_indexes=[i for i, k in enumerate(sizes) if k > 2],
             bin_indexes=[i for i, k in enumerate(sizes) if k == 2],
-            int_indexes=[i for i, k in enumerate(kinds) if k == "integer"],
+            int_indexes=[i for i, k in enumerate(kinds[: len(codes)]) if k == "integer"],
             n_jobs=1,
         )
         return self
@@ -270,16 +328,20 @@ class ForestFlow:
                 columns[column] = values.astype(np.int64)
             else:
                 columns[column] = values
-        return pd.DataFrame(columns)
+        return pd.DataFrame(columns)[self.order]
 
 
 def make_method(name: str, table: _tables.Table, seed: int):
     """The method ``name``, unfitted: ``fit(train_frame)``, then ``sample(n, seed)``."""
+    target = table.target if table.task == "classification" else None
     if name == "flow":
-        return Flow(table.bounds, seed)
+        return Flow(table, seed)
     if name == "forestflow":
-        return ForestFlow()
-    return EncodedDensity({"gmm": _bic_mixture, "kde": _kde}[name](seed))
+        return ForestFlow(target)
+    make = {"gmm": _bic_mixture, "kde": _kde}[name]
+    if target is None:
+        return EncodedDensity(make(seed))
+    return PerClass(lambda: EncodedDensity(make(seed)), target)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -353,15 +415,16 @@ def split(table: _tables.Table, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     return train.reset_index(drop=True), test.reset_index(drop=True)
 
 
-def _cache_path(table: str, seed: int) -> Path:
+def _cache_path(table: _tables.Table, seed: int) -> Path:
     version = importlib.metadata.version("forestdiffusion")
     folder = _outlier_data.cache_dir() / f"synthetic-v{CACHE_VERSION}"
-    return folder / f"forestflow-{version}-{table}-seed{seed}.pkl"
+    given = "-given-label" if table.task == "classification" else ""
+    return folder / f"forestflow-{version}-{table.name}-seed{seed}{given}.pkl"
 
 
 def generate(name: str, train: pd.DataFrame, table: _tables.Table, seed: int, refit: bool):
     """``(rows, fit CPU s, sampling CPU s, read from the cache)`` of method ``name``."""
-    path = _cache_path(table.name, seed)
+    path = _cache_path(table, seed)
     if name == "forestflow" and path.exists() and not refit:
         with open(path, "rb") as stored:
             return (*pickle.load(stored), True)
