@@ -73,6 +73,9 @@ included, and ``apt-get download`` or ``SKFLOW_DEB_DIR`` for the mlbench tables)
     OMP_NUM_THREADS=1 python benchmarks/bench_synthetic.py
     OMP_NUM_THREADS=1 python benchmarks/bench_synthetic.py --quick    # 1 seed, 3 tables
 
+``--label-as-column`` generates a classification table's label as one more column instead, for
+every method (ForestFlow's runs of either kind are cached apart).
+
 The first writes ``benchmarks/results/synthetic.md``; ``--quick`` only prints, unless ``--output``
 names a file.
 """
@@ -185,12 +188,12 @@ class EncodedDensity:
 
 
 class Flow:
-    """``FlowMatchingDensity`` on the table itself, with the table's declared bounds; on a
-    classification table, ``FlowMatchingClassifier`` on its features, sampling rows of classes
+    """``FlowMatchingDensity`` on the table itself, with the table's declared bounds; given the
+    label ``target``, ``FlowMatchingClassifier`` on the other columns, sampling rows of classes
     drawn from the training shares."""
 
-    def __init__(self, table: _tables.Table, seed: int) -> None:
-        self.target = table.target if table.task == "classification" else None
+    def __init__(self, table: _tables.Table, seed: int, target: str | None) -> None:
+        self.target = target
         bounds = {c: b for c, b in (table.bounds or {}).items() if c != self.target}
         model = FlowMatchingDensity if self.target is None else FlowMatchingClassifier
         self.model = model(bounds=bounds or None, random_state=seed)
@@ -331,11 +334,17 @@ class ForestFlow:
         return pd.DataFrame(columns)[self.order]
 
 
-def make_method(name: str, table: _tables.Table, seed: int):
-    """The method ``name``, unfitted: ``fit(train_frame)``, then ``sample(n, seed)``."""
-    target = table.target if table.task == "classification" else None
+def given_label(table: _tables.Table, label_as_column: bool) -> str | None:
+    """The label that the methods generate rows given: a classification table's, unless it is to
+    be generated as one more column."""
+    return table.target if table.task == "classification" and not label_as_column else None
+
+
+def make_method(name: str, table: _tables.Table, seed: int, target: str | None):
+    """The method ``name``, unfitted, generating rows given the label ``target`` (if not None):
+    ``fit(train_frame)``, then ``sample(n, seed)``."""
     if name == "flow":
-        return Flow(table, seed)
+        return Flow(table, seed, target)
     if name == "forestflow":
         return ForestFlow(target)
     make = {"gmm": _bic_mixture, "kde": _kde}[name]
@@ -415,20 +424,23 @@ def split(table: _tables.Table, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     return train.reset_index(drop=True), test.reset_index(drop=True)
 
 
-def _cache_path(table: _tables.Table, seed: int) -> Path:
+def _cache_path(table: _tables.Table, seed: int, target: str | None) -> Path:
     version = importlib.metadata.version("forestdiffusion")
     folder = _outlier_data.cache_dir() / f"synthetic-v{CACHE_VERSION}"
-    given = "-given-label" if table.task == "classification" else ""
+    given = "" if target is None else "-given-label"
     return folder / f"forestflow-{version}-{table.name}-seed{seed}{given}.pkl"
 
 
-def generate(name: str, train: pd.DataFrame, table: _tables.Table, seed: int, refit: bool):
-    """``(rows, fit CPU s, sampling CPU s, read from the cache)`` of method ``name``."""
-    path = _cache_path(table, seed)
+def generate(
+    name: str, train: pd.DataFrame, table: _tables.Table, seed: int, target: str | None, refit: bool
+):
+    """``(rows, fit CPU s, sampling CPU s, read from the cache)`` of method ``name``, generating
+    rows given the label ``target`` (if not None)."""
+    path = _cache_path(table, seed, target)
     if name == "forestflow" and path.exists() and not refit:
         with open(path, "rb") as stored:
             return (*pickle.load(stored), True)
-    method = make_method(name, table, seed)
+    method = make_method(name, table, seed, target)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # GaussianMixture's and XGBoost's notes
         _, fit_s, _ = _common.timed(method.fit, train)
@@ -441,8 +453,11 @@ def generate(name: str, train: pd.DataFrame, table: _tables.Table, seed: int, re
     return rows, fit_s, sample_s, False
 
 
-def run(table: _tables.Table, seed: int, methods: list[str], refit: bool) -> dict:
+def run(
+    table: _tables.Table, seed: int, methods: list[str], label_as_column: bool, refit: bool
+) -> dict:
     """Every method on one split: {"oracle": {...}, method: {metric: value}}."""
+    target = given_label(table, label_as_column)
     train, test = split(table, seed)
     encoder = Encoder(train)
     test_z, train_z = encoder.transform(test), encoder.transform(train)
@@ -456,7 +471,7 @@ def run(table: _tables.Table, seed: int, methods: list[str], refit: bool) -> dic
         }
     }
     for name in methods:
-        rows, fit_s, sample_s, cached = generate(name, train, table, seed, refit)
+        rows, fit_s, sample_s, cached = generate(name, train, table, seed, target, refit)
         invalid = invalid_rows(rows, train, table.bounds)
         rows_z = encoder.transform(rows)
         w1 = wasserstein(rows_z, test_z)
@@ -573,6 +588,11 @@ def main(argv=None) -> None:
     parser.add_argument(
         "--refit-forestflow", action="store_true", help="ignore ForestFlow's cached runs"
     )
+    parser.add_argument(
+        "--label-as-column",
+        action="store_true",
+        help="generate a classification table's label as one more column, not rows given it",
+    )
     args = parser.parse_args(argv)
     names = args.tables or (QUICK_TABLES if args.quick else list(_tables.TABLES))
     seeds = range(1 if args.quick else args.seeds)
@@ -582,7 +602,9 @@ def main(argv=None) -> None:
     found = {name: [] for name in names}
     for seed in seeds:  # every table once before the next seed
         for name in names:
-            result = run(loaded[name], seed, args.methods, args.refit_forestflow)
+            result = run(
+                loaded[name], seed, args.methods, args.label_as_column, args.refit_forestflow
+            )
             found[name].append(result)
             cells = ", ".join(
                 f"{m} {v['ratio']:.3f} ({v['fit']:.1f} s)"
@@ -598,7 +620,13 @@ def main(argv=None) -> None:
         f"{_common.code_version_since(code_at_start)}; {_common.machine_description()}; "
         f"forestdiffusion {importlib.metadata.version('forestdiffusion')}. "
         f"1-minute load average {load_start} at the start, {_common.load_average()} at the end. "
-        f"{len(seeds)} seed{'s' if len(seeds) > 1 else ''} (80/20 splits); default hyperparameters"
+        f"{len(seeds)} seed{'s' if len(seeds) > 1 else ''} (80/20 splits); "
+        "default hyperparameters; "
+        + (
+            "a classification table's label generated as one more column"
+            if args.label_as_column
+            else "a classification table's rows generated given their class"
+        )
         + (f"; {cached} ForestFlow runs read from the cache" if cached else "")
         + ".\n\n"
     )
