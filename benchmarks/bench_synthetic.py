@@ -221,7 +221,7 @@ class PerClass:
         self.make, self.target = make, target
 
     def fit(self, train: pd.DataFrame) -> PerClass:
-        self.columns, self.label_type = list(train.columns), train.dtypes[self.target]
+        self.dtypes = train.dtypes
         labels = train[self.target]
         self.classes_ = list(pd.unique(labels))
         self.shares_ = np.array([np.mean(labels == c) for c in self.classes_])
@@ -236,8 +236,8 @@ class PerClass:
             for model, label, k in zip(self.models_, self.classes_, counts)
             if k
         ]
-        rows = pd.concat(blocks, ignore_index=True)
-        return rows.astype({self.target: self.label_type})[self.columns]
+        rows = pd.concat(blocks, ignore_index=True)  # categories differ between the classes
+        return rows.astype(self.dtypes.to_dict())[list(self.dtypes.index)]
 
 
 def _bic_mixture(seed: int):
