@@ -1,5 +1,5 @@
-"""How close to real rows are the rows that FlowMatchingDensity generates from a mixed-type table,
-against ForestFlow, a Gaussian mixture and a kernel density?
+"""How close to real rows, and how far from the training rows, are the rows that skflow generates
+from a mixed-type table, against ForestFlow, a Gaussian mixture and a kernel density?
 
 The protocol of the ForestFlow paper (Jolicoeur-Martineau, Fatras and Kachman, *Generating and
 Imputing Tabular Data via Diffusion and Flow-based Gradient-Boosted Trees*, AISTATS 2024): for
