@@ -1,5 +1,6 @@
-"""What a flow from the standard normal offers once fitted: its log-density, plain and blurred,
-its flow-matching loss at given rows, and samples."""
+"""Flows from the standard normal along a probability path: the model their hyperparameters
+describe, and what such a flow offers once fitted (its log-density, plain and blurred, its
+flow-matching loss at given rows, and samples)."""
 
 from __future__ import annotations
 
@@ -13,8 +14,27 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._data import check_not_bool, validates_sample_arguments
 from ._distributions import StandardNormal
+from ._spec import NetworkSpec, fourier_features
+from .paths import PATHS, ProbabilityPath
 
-__all__ = ["LatentFlowMixin"]
+__all__ = ["LatentFlowMixin", "PathFlowMixin"]
+
+
+class PathFlowMixin:
+    """The path and the network of a :class:`~skflow._base.BaseFlow` from ``N(0, I)`` with the
+    hyperparameters ``path``, ``sigma_min``, ``n_fourier_features`` and ``fourier_scale``."""
+
+    def _make_path(self) -> ProbabilityPath:
+        return PATHS[self.path](sigma_min=self.sigma_min)
+
+    def _network_for(self, n_train_rows: int | None) -> NetworkSpec:
+        n_features = fourier_features(self.n_fourier_features, n_train_rows, self.columns_.width)
+        return self._network_spec(n_fourier_features=n_features, fourier_scale=self.fourier_scale)
+
+    @property
+    def n_fourier_features_(self) -> int:
+        """Fourier features of the fitted network."""
+        return self.network_spec_.n_fourier_features
 
 
 class LatentFlowMixin:

@@ -4,6 +4,7 @@ matching."""
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from numbers import Integral
 
 import numpy as np
@@ -18,14 +19,14 @@ from ._base import BaseFlow, keeps_state_on_error
 from ._data import WeightedMoments, check_not_bool
 from ._distributions import StandardNormal
 from ._kinds import COLUMN_CONSTRAINTS
-from ._spec import NetworkSpec, fourier_features
+from ._latent import PathFlowMixin
+from ._spec import NetworkSpec
 from .density import FlowMatchingDensity
-from .paths import PATHS, ProbabilityPath
 
 __all__ = ["FlowMatchingClassifier"]
 
 
-class FlowMatchingClassifier(ClassifierMixin, BaseFlow):
+class FlowMatchingClassifier(ClassifierMixin, PathFlowMixin, BaseFlow):
     """Generative classifier: one continuous normalizing flow per class, in one class-conditional
     velocity network trained by flow matching.
 
@@ -283,21 +284,9 @@ random_state, verbose, categorical_features, integer_features, bounds
         fits = min(n_validation, labels.size - n_validation) >= counts.size
         return bool(counts.min() >= 2 and fits)
 
-    def _make_path(self) -> ProbabilityPath:
-        return PATHS[self.path](sigma_min=self.sigma_min)
-
     def _network_for(self, n_train_rows: int | None) -> NetworkSpec:
-        n_features = fourier_features(self.n_fourier_features, n_train_rows, self.columns_.width)
-        return self._network_spec(
-            n_fourier_features=n_features,
-            fourier_scale=self.fourier_scale,
-            n_classes=self.classes_.size,
-        )
-
-    @property
-    def n_fourier_features_(self) -> int:
-        """Fourier features of the fitted network."""
-        return self.network_spec_.n_fourier_features
+        """The density's network, with the one-hot class as input."""
+        return replace(super()._network_for(n_train_rows), n_classes=self.classes_.size)
 
     # ----------------------------------------------------------------------------------------------
     # densities and probabilities

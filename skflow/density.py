@@ -20,15 +20,19 @@ from ._base import BaseFlow, keeps_state_on_error
 from ._data import WeightedMoments, validate_rows_and_weights
 from ._distributions import StandardNormal
 from ._kinds import COLUMN_CONSTRAINTS
-from ._latent import LatentFlowMixin
-from ._spec import NetworkSpec, fourier_features
-from .paths import DENSITY_PATHS, PATHS, ProbabilityPath
+from ._latent import LatentFlowMixin, PathFlowMixin
+from .paths import DENSITY_PATHS
 
 __all__ = ["FlowMatchingDensity"]
 
 
 class FlowMatchingDensity(
-    ClassNamePrefixFeaturesOutMixin, TransformerMixin, LatentFlowMixin, DensityMixin, BaseFlow
+    ClassNamePrefixFeaturesOutMixin,
+    TransformerMixin,
+    LatentFlowMixin,
+    PathFlowMixin,
+    DensityMixin,
+    BaseFlow,
 ):
     """Density estimation with a continuous normalizing flow trained by conditional flow matching.
 
@@ -396,18 +400,6 @@ class FlowMatchingDensity(
         self._n_features_out = X.shape[1]
         self._partial_fit_network(X, weight, StandardNormal(X.shape[1]))
         return self
-
-    def _make_path(self) -> ProbabilityPath:
-        return PATHS[self.path](sigma_min=self.sigma_min)
-
-    def _network_for(self, n_train_rows: int | None) -> NetworkSpec:
-        n_features = fourier_features(self.n_fourier_features, n_train_rows, self.columns_.width)
-        return self._network_spec(n_fourier_features=n_features, fourier_scale=self.fourier_scale)
-
-    @property
-    def n_fourier_features_(self) -> int:
-        """Fourier features of the fitted network."""
-        return self.network_spec_.n_fourier_features
 
     def transform(self, X) -> np.ndarray:
         """Map rows of ``X`` to the latent space: the point at ``t = 0`` the flow pulls them to.
