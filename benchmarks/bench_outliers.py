@@ -294,7 +294,7 @@ def main(argv=None) -> None:
         action="append",
         default=[],
         metavar="NAME=VALUE",
-        help="a parameter of the flow detector, e.g. method=log_density (repeatable)",
+        help="a parameter of the flow detector, e.g. support_fraction=1 (repeatable)",
     )
     parser.add_argument(
         "--density-param",
@@ -316,7 +316,7 @@ def main(argv=None) -> None:
     for name in names:  # build the cache once, before the workers read it
         _outlier_data.load(name)
     flow = {
-        "detector": dict(item.split("=", 1) for item in args.flow_param),
+        "detector": {k: _literal(v) for k, v in (item.split("=", 1) for item in args.flow_param)},
         "density": {k: _literal(v) for k, v in (item.split("=", 1) for item in args.density_param)},
         "steps": args.training_steps,
     }

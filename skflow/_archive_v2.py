@@ -10,9 +10,10 @@ column names).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-__all__ = ["upgrade_v2"]
+__all__ = ["map_estimators", "upgrade_v2"]
 
 _FLOWS = {"skflow.FlowMatchingDensity", "skflow.InterpolantTransport"}
 _ADDED = [["categorical_features", "from_dtype"], ["integer_features", "from_dtype"]]
@@ -20,23 +21,31 @@ _ADDED = [["categorical_features", "from_dtype"], ["integer_features", "from_dty
 
 def upgrade_v2(manifest: dict) -> dict:
     """The version-3 manifest of a version-2 one (a new dict; ``manifest`` is left as it is)."""
-    return {**manifest, "format_version": 3, "estimator": _upgrade(manifest["estimator"])}
+    estimator = map_estimators(manifest["estimator"], _upgrade_flow)
+    return {**manifest, "format_version": 3, "estimator": estimator}
 
 
-def _upgrade(value: Any) -> Any:
+def map_estimators(value: Any, upgrade: Callable[[dict], dict]) -> Any:
+    """A copy of the encoded ``value`` in which ``upgrade`` has rewritten the entry (class,
+    params and attributes) of every estimator, nested ones first."""
     if isinstance(value, list):
-        return [_upgrade(v) for v in value]
+        return [map_estimators(v, upgrade) for v in value]
     if not isinstance(value, dict):
         return value
     if set(value) == {"estimator"} and isinstance(value["estimator"], dict):
-        entry = {k: _upgrade(v) for k, v in value["estimator"].items()}
-        if entry.get("class") in _FLOWS:
-            entry["params"] = {"dict": [*entry["params"]["dict"], *_ADDED, ["bounds", None]]}
-            attributes = entry.get("attributes")
-            if isinstance(attributes, dict) and "n_features_in_" in attributes:
-                entry["attributes"] = {**attributes, "columns_": _plain_layout(attributes)}
-        return {"estimator": entry}
-    return {k: _upgrade(v) for k, v in value.items()}
+        entry = {k: map_estimators(v, upgrade) for k, v in value["estimator"].items()}
+        return {"estimator": upgrade(entry)}
+    return {k: map_estimators(v, upgrade) for k, v in value.items()}
+
+
+def _upgrade_flow(entry: dict) -> dict:
+    if entry.get("class") not in _FLOWS:
+        return entry
+    entry = {**entry, "params": {"dict": [*entry["params"]["dict"], *_ADDED, ["bounds", None]]}}
+    attributes = entry.get("attributes")
+    if isinstance(attributes, dict) and "n_features_in_" in attributes:
+        entry["attributes"] = {**attributes, "columns_": _plain_layout(attributes)}
+    return entry
 
 
 def _plain_layout(attributes: dict) -> dict:

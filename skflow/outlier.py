@@ -41,16 +41,16 @@ DENSITY_DEFAULTS: dict[str, object] = {
     "step_exponent": 1.0,
 }
 """The hyperparameters of the :class:`~skflow.FlowMatchingDensity` that ``estimator=None`` stands
-for, where they differ from its defaults: a small network trained on every row with a budget of
-``TRAINING_STEPS`` minibatches, and eight solver steps for ``method="log_density"``. The benchmark
-behind them is in the :ref:`User Guide <outliers>`."""
+for, where they differ from its defaults: a small network trained on every row it is given with a
+budget of ``TRAINING_STEPS`` minibatches, and eight solver steps for ``method="log_density"``. The
+benchmark behind them is in the :ref:`User Guide <outliers>`."""
 
-TRAINING_STEPS = 600
-"""Training budget of the default density, in full minibatches: ``max_iter`` is
-``ceil(TRAINING_STEPS b / n)`` epochs of ``n`` training rows in minibatches of ``b = min(256, n)``,
-so the flow sees ``TRAINING_STEPS b`` rows or a few more. That is as many optimiser steps where
-``b`` divides ``n``, and more where an epoch ends with a partial minibatch (at most twice as many,
-for ``n`` just above 256)."""
+TRAINING_STEPS = 300
+"""Training budget of each fit of the default density, in full minibatches: ``max_iter`` is
+``ceil(TRAINING_STEPS b / n)`` epochs of the ``n`` rows of that fit in minibatches of
+``b = min(256, n)``, so the flow sees ``TRAINING_STEPS b`` rows or a few more. That is as many
+optimiser steps where ``b`` divides ``n``, and more where an epoch ends with a partial minibatch
+(at most twice as many, for ``n`` just above 256)."""
 
 METHODS = ("flow_matching_loss", "log_density")
 
@@ -82,6 +82,15 @@ class FlowMatchingOutlierDetector(ThresholdMixin, OutlierMixin, MetaEstimatorMix
     (:meth:`FlowMatchingDensity.score_samples`): a calibrated likelihood, in the units of ``X``,
     at the cost of an ODE solve with the divergence per row.
 
+    **Training.** The estimator is fitted twice: on every training row, and again on the
+    ``support_fraction`` of them that the first fit scores as most normal, which is the model
+    that scores. A density partly learns the outliers it is fitted on, above all a small group of
+    similar ones, which it takes for a mode; the second fit leaves them out. It is one
+    concentration step of the minimum covariance determinant (Rousseeuw and Van Driessen, *A
+    Fast Algorithm for the Minimum Covariance Determinant Estimator*, Technometrics 41, 1999),
+    with a flow in place of the Gaussian. Every training row, in the support or not, is scored by
+    the second fit for ``offset_`` and ``decision_scores_``.
+
     **Threshold.** For a float ``contamination``, ``offset_`` is the ``contamination`` quantile of
     the scores of the training rows (scikit-learn's convention). For ``"auto"`` it is a
     chi-squared test fitted to those scores ``s``,
@@ -107,23 +116,28 @@ class FlowMatchingOutlierDetector(ThresholdMixin, OutlierMixin, MetaEstimatorMix
         The density estimator, cloned and fitted on the training rows: any estimator with ``fit``
         and ``score_samples`` (a log-density, or any score where higher is more normal), and
         ``flow_matching_loss`` for ``method="flow_matching_loss"``. None means
-        ``FlowMatchingDensity(**DENSITY_DEFAULTS, max_iter=ceil(600 b / n))`` for ``n`` training
-        rows and minibatches of ``b = min(256, n)``: a small network trained on 600 minibatches'
-        worth of rows (:data:`~skflow.outlier.DENSITY_DEFAULTS`,
+        ``FlowMatchingDensity(**DENSITY_DEFAULTS, max_iter=ceil(300 b / n))`` for the ``n`` rows
+        of each fit and minibatches of ``b = min(256, n)``: a small network trained on 300
+        minibatches' worth of rows (:data:`~skflow.outlier.DENSITY_DEFAULTS`,
         :data:`~skflow.outlier.TRAINING_STEPS`).
     contamination : "auto" or float in (0, 0.5], default="auto"
         Share of outliers expected in the training data; sets ``offset_``.
+    support_fraction : float in (0, 1], default=0.75
+        Share of the training rows (of those with a positive weight) that the second fit is
+        fitted on: those the first fit scores as most normal, and at least two. 1 fits once, on
+        every row.
     method : {"flow_matching_loss", "log_density"}, default="flow_matching_loss"
         What a row is scored by (see above). May be changed after fitting, but ``offset_`` is
         on the scale of the score it was fitted with.
     random_state : int, RandomState instance or None, default=None
-        Seeds the fit of the estimator (set as its ``random_state``, where it has one) and the
+        Seeds the fits of the estimator (set as its ``random_state``, where it has one) and the
         draws of the flow-matching score. Pass an int for reproducible fits.
 
     Attributes
     ----------
     estimator_ : estimator
-        The density estimator fitted on the training rows.
+        The density estimator that scores: the second fit, on the most normal training rows (the
+        only one with ``support_fraction=1``).
     offset_ : float
         Threshold of the scores: ``decision_function(X) = score_samples(X) - offset_``.
     decision_scores_ : ndarray of shape (n_samples,)
@@ -145,6 +159,7 @@ class FlowMatchingOutlierDetector(ThresholdMixin, OutlierMixin, MetaEstimatorMix
     --------
     FlowMatchingDensity : The default density estimator.
     sklearn.ensemble.IsolationForest : Outlier detection by random isolation trees.
+    sklearn.covariance.MinCovDet : The Gaussian estimate that concentration steps come from.
 
     Notes
     -----
@@ -167,6 +182,7 @@ class FlowMatchingOutlierDetector(ThresholdMixin, OutlierMixin, MetaEstimatorMix
     _parameter_constraints: dict = {
         "estimator": [HasMethods(["fit", "score_samples"]), None],
         "contamination": [StrOptions({"auto"}), Interval(Real, 0, 0.5, closed="right")],
+        "support_fraction": [Interval(Real, 0, 1, closed="right")],
         "method": [StrOptions(set(METHODS))],
         "random_state": ["random_state"],
     }
@@ -176,18 +192,21 @@ class FlowMatchingOutlierDetector(ThresholdMixin, OutlierMixin, MetaEstimatorMix
         estimator=None,
         *,
         contamination: str | float = "auto",
+        support_fraction: float = 0.75,
         method: str = "flow_matching_loss",
         random_state=None,
     ) -> None:
         self.estimator = estimator
         self.contamination = contamination
+        self.support_fraction = support_fraction
         self.method = method
         self.random_state = random_state
 
     @keeps_state_on_error
     @_fit_context(prefer_skip_nested_validation=False)
     def fit(self, X, y=None, sample_weight=None):
-        """Fit the density estimator to the training rows, score them and set ``offset_``.
+        """Fit the density estimator to the training rows, then to the most normal of them
+        (``support_fraction``), score them and set ``offset_``.
 
         Parameters
         ----------
@@ -213,23 +232,21 @@ class FlowMatchingOutlierDetector(ThresholdMixin, OutlierMixin, MetaEstimatorMix
         counted = weight > 0
         template = self.estimator
         if template is None:
-            n_rows = int(counted.sum())
-            batch = min(DENSITY_DEFAULTS["batch_size"], n_rows)
-            epochs = math.ceil(TRAINING_STEPS * batch / n_rows)
-            template = FlowMatchingDensity(**DENSITY_DEFAULTS, max_iter=epochs)
+            template = _default_density(int(counted.sum()))
         if sample_weight is not None and not has_fit_parameter(template, "sample_weight"):
             raise TypeError(
                 f"estimator {type(template).__name__} does not accept sample_weight in fit."
             )
         _check_method(template, self.method)
-        estimator = clone(template)
-        if "random_state" in estimator.get_params(deep=False):
-            seed = draw_seed(check_random_state(self.random_state))
-            estimator.set_params(random_state=seed)
-        if has_fit_parameter(estimator, "sample_weight"):
-            estimator.fit(X, sample_weight=weight)
-        else:
-            estimator.fit(_safe_indexing(X, counted))
+        rng = check_random_state(self.random_state)
+        estimator = _fit_clone(template, X, weight, rng)
+        if self.support_fraction < 1.0:
+            support = _most_normal(
+                _scores(estimator, X, self.method), counted, self.support_fraction
+            )
+            if self.estimator is None:
+                template = _default_density(int(support.sum()))
+            estimator = _fit_clone(template, X, np.where(support, weight, 0.0), rng)
         scores = _scores(estimator, X, self.method)
         rank = effective_rank(_numeric_view(_safe_indexing(X, counted)))
         if self.contamination == "auto":
@@ -280,6 +297,39 @@ class FlowMatchingOutlierDetector(ThresholdMixin, OutlierMixin, MetaEstimatorMix
             ``mean(score_samples(X))``.
         """
         return float(np.mean(self.score_samples(X)))
+
+
+def _default_density(n_rows: int) -> FlowMatchingDensity:
+    """The density that ``estimator=None`` stands for, for a fit on ``n_rows`` rows."""
+    batch = min(DENSITY_DEFAULTS["batch_size"], n_rows)
+    return FlowMatchingDensity(
+        **DENSITY_DEFAULTS, max_iter=math.ceil(TRAINING_STEPS * batch / n_rows)
+    )
+
+
+def _fit_clone(template, X, weight: np.ndarray, rng: np.random.RandomState):
+    """A clone of ``template`` seeded from ``rng`` and fitted on the rows of positive ``weight``
+    (with their weights, where its ``fit`` takes them)."""
+    estimator = clone(template)
+    if "random_state" in estimator.get_params(deep=False):
+        estimator.set_params(random_state=draw_seed(rng))
+    rows = weight > 0
+    if not rows.all():
+        X = _safe_indexing(X, rows)
+    if has_fit_parameter(estimator, "sample_weight"):
+        return estimator.fit(X, sample_weight=weight[rows])
+    return estimator.fit(X)
+
+
+def _most_normal(scores: np.ndarray, counted: np.ndarray, fraction: float) -> np.ndarray:
+    """Mask of the ``ceil(fraction n)`` (at least two) of the ``n`` ``counted`` rows with the
+    highest scores; ties go to the earlier row."""
+    rows = np.flatnonzero(counted)
+    keep = min(len(rows), max(2, math.ceil(fraction * len(rows))))
+    order = np.argsort(-scores[rows], kind="stable")
+    support = np.zeros(len(scores), dtype=bool)
+    support[rows[order[:keep]]] = True
+    return support
 
 
 def _check_method(estimator, method: str) -> None:

@@ -36,6 +36,7 @@ from sklearn.mixture import BayesianGaussianMixture, GaussianMixture
 
 from ._archive_v1 import upgrade_v1
 from ._archive_v2 import upgrade_v2
+from ._archive_v3 import upgrade_v3
 from ._base import Stream
 from ._columns import Column, TableLayout
 from ._data import WeightedMoments
@@ -49,10 +50,10 @@ from .transport import InterpolantTransport
 __all__ = ["load", "save"]
 
 FORMAT = "skflow-estimator"
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 """Version 2 stores the network specification (``network_spec_``) and the training outcome
-(``stop_reason_``) as fitted data, version 3 the column kinds (``columns_``); archives of
-versions 1 and 2 are upgraded on loading."""
+(``stop_reason_``) as fitted data, version 3 the column kinds (``columns_``), version 4 the
+outlier detector's ``support_fraction``; archives of versions 1 to 3 are upgraded on loading."""
 MANIFEST = "skflow.json"
 
 PUBLIC_ESTIMATORS = (
@@ -189,19 +190,13 @@ def load(path: str | os.PathLike) -> BaseEstimator:
             except KeyError as error:
                 raise ValueError(f"The archive lacks arrays/{i}.npy.") from error
 
-        if manifest.get("format_version") == 1:
+        upgrades = {1: lambda m: upgrade_v1(m, read_array), 2: upgrade_v2, 3: upgrade_v3}
+        while (version := manifest.get("format_version")) in upgrades:
             try:
-                manifest = upgrade_v1(manifest, read_array)
+                manifest = upgrades[version](manifest)
             except (KeyError, TypeError, AttributeError) as error:
                 raise ValueError(
-                    f"path={str(path)!r} is a malformed version-1 archive ({error!r})."
-                ) from None
-        if manifest.get("format_version") == 2:
-            try:
-                manifest = upgrade_v2(manifest)
-            except (KeyError, TypeError, AttributeError) as error:
-                raise ValueError(
-                    f"path={str(path)!r} is a malformed version-2 archive ({error!r})."
+                    f"path={str(path)!r} is a malformed version-{version} archive ({error!r})."
                 ) from None
         if manifest.get("format_version") != FORMAT_VERSION:
             raise ValueError(

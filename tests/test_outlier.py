@@ -46,7 +46,8 @@ def mahalanobis_squared(X):
 
 @pytest.fixture(scope="module")
 def fitted():
-    return detector_with(SMALL, random_state=0).fit(gaussian(2000, 0))
+    # one fit on every row, whose scores have the closed forms of the Gaussian
+    return detector_with(SMALL, support_fraction=1.0, random_state=0).fit(gaussian(2000, 0))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -212,6 +213,76 @@ def test_gross_outliers_in_the_training_data_are_flagged():
 
 
 # --------------------------------------------------------------------------------------------------
+# the second fit, on the most normal rows (support_fraction)
+
+
+def _kde_on_most_normal(X, fraction, weight=None):
+    """The second fit written out: a KernelDensity on the rows that one fitted on every counted
+    row ranks highest, ceil(fraction n) of the n counted rows."""
+    counted = np.ones(len(X), bool) if weight is None else weight > 0
+    first = KernelDensity(bandwidth=0.3).fit(X[counted])
+    rows = np.flatnonzero(counted)
+    keep = rows[np.argsort(-first.score_samples(X[rows]))[: math.ceil(fraction * len(rows))]]
+    return KernelDensity(bandwidth=0.3).fit(X[keep]), keep
+
+
+@pytest.mark.parametrize("fraction", [0.5, 0.75, 0.9])
+def test_the_scoring_model_is_fitted_on_the_most_normal_rows(fraction):
+    X, X_test = gaussian(200, 16), gaussian(30, 17)
+    reference, _ = _kde_on_most_normal(X, fraction)
+    detector = FlowMatchingOutlierDetector(
+        KernelDensity(bandwidth=0.3), method="log_density", support_fraction=fraction
+    ).fit(X)
+    np.testing.assert_allclose(detector.score_samples(X_test), reference.score_samples(X_test))
+    # every training row is scored by the second fit
+    np.testing.assert_allclose(-detector.decision_scores_, reference.score_samples(X))
+
+
+def test_the_support_is_taken_among_the_rows_of_positive_weight():
+    X, X_test = gaussian(200, 18), gaussian(30, 19)
+    weight = np.r_[np.ones(120), np.zeros(80)]
+    reference, keep = _kde_on_most_normal(X, 0.75, weight)
+    assert keep.max() < 120 and len(keep) == 90
+    for density in (KernelDensity(bandwidth=0.3), DensityWithoutWeights(bandwidth=0.3)):
+        detector = FlowMatchingOutlierDetector(density, method="log_density")
+        if isinstance(density, DensityWithoutWeights):
+            detector.fit(X[:120])  # no weights: the rows of weight zero left out by hand
+        else:
+            detector.fit(X, sample_weight=weight)
+        np.testing.assert_allclose(detector.score_samples(X_test), reference.score_samples(X_test))
+
+
+def test_the_support_keeps_at_least_two_rows():
+    X = gaussian(5, 20)
+    detector = FlowMatchingOutlierDetector(
+        KernelDensity(bandwidth=0.3), method="log_density", support_fraction=0.01
+    ).fit(X)
+    first = KernelDensity(bandwidth=0.3).fit(X).score_samples(X)
+    two = KernelDensity(bandwidth=0.3).fit(X[np.argsort(-first)[:2]])
+    np.testing.assert_allclose(detector.score_samples(X), two.score_samples(X))
+
+
+def test_outliers_among_the_training_rows_are_left_out_of_the_scoring_model():
+    """5 % of the training rows 50 standard deviations away widen the standardisation of a flow
+    fitted on every row about tenfold; the second fit, on the most normal 3/4, has the
+    standardisation of the clean rows it keeps."""
+    clean = gaussian(1000, 10)
+    X = np.vstack([clean, MEAN + 50.0 * np.random.default_rng(11).normal(size=(50, 2))])
+    once = detector_with(SMALL, support_fraction=1.0, random_state=0).fit(X)
+    twice = detector_with(SMALL, random_state=0).fit(X)
+    assert np.all(once.estimator_.scale_ > 5 * clean.std(axis=0))
+    kept = clean[np.argsort(-twice.score_samples(clean))[:787]]  # 3/4 of 1050 rows
+    np.testing.assert_allclose(twice.estimator_.scale_, kept.std(axis=0), rtol=0.1)
+    assert twice.labels_[len(clean) :].all()
+
+
+@pytest.mark.parametrize("fraction", [0.0, -0.5, 1.5])
+def test_support_fraction_outside_zero_one_is_refused(fraction):
+    with pytest.raises(ValueError, match="support_fraction"):
+        FlowMatchingOutlierDetector(support_fraction=fraction).fit(gaussian(20, 21))
+
+
+# --------------------------------------------------------------------------------------------------
 # composition: the estimator, its defaults and the random_state rule
 
 
@@ -219,6 +290,7 @@ def test_parameters_are_the_estimator_and_the_detectors_own():
     assert FlowMatchingOutlierDetector().get_params() == {
         "estimator": None,
         "contamination": "auto",
+        "support_fraction": 0.75,
         "method": "flow_matching_loss",
         "random_state": None,
     }
@@ -230,10 +302,11 @@ def test_parameters_are_the_estimator_and_the_detectors_own():
 def test_no_estimator_means_the_documented_density(monkeypatch, n_rows):
     if FlowMatchingOutlierDetector.__doc__ is not None:  # python -OO strips docstrings
         doc = " ".join(FlowMatchingOutlierDetector.__doc__.split())
-        assert "FlowMatchingDensity(**DENSITY_DEFAULTS, max_iter=ceil(600 b / n))" in doc
-        assert outlier.TRAINING_STEPS == 600
-    # None fits FlowMatchingDensity(**DENSITY_DEFAULTS) for about TRAINING_STEPS steps; fewer
-    # steps and a narrower network keep the test quick
+        assert "FlowMatchingDensity(**DENSITY_DEFAULTS, max_iter=ceil(300 b / n))" in doc
+        assert outlier.TRAINING_STEPS == 300
+    # None fits FlowMatchingDensity(**DENSITY_DEFAULTS) for about TRAINING_STEPS steps on the
+    # rows of each fit (the scoring one is on 3/4 of them); fewer steps and a narrower network
+    # keep the test quick
     monkeypatch.setattr(outlier, "TRAINING_STEPS", 30)
     monkeypatch.setattr(
         outlier, "DENSITY_DEFAULTS", {**DENSITY_DEFAULTS, "hidden_layer_sizes": (8,)}
@@ -241,8 +314,9 @@ def test_no_estimator_means_the_documented_density(monkeypatch, n_rows):
     X = gaussian(n_rows, 3)
     default = FlowMatchingOutlierDetector(random_state=4).fit(X)
     flow = default.estimator_
-    batch = min(256, n_rows)
-    epochs = math.ceil(30 * batch / n_rows)
+    support = math.ceil(0.75 * n_rows)
+    batch = min(256, support)
+    epochs = math.ceil(30 * batch / support)
     assert isinstance(flow.model_, VelocityMLP)
     assert (
         flow.get_params()
@@ -250,7 +324,7 @@ def test_no_estimator_means_the_documented_density(monkeypatch, n_rows):
             hidden_layer_sizes=(8,), max_iter=epochs, random_state=flow.random_state
         ).get_params()
     )
-    assert flow.n_iter_ == epochs and 30 <= flow.t_ < 30 + n_rows / batch + 1
+    assert flow.n_iter_ == epochs and 30 <= flow.t_ < 30 + support / batch + 1
 
 
 def test_random_state_seeds_the_clone_and_the_scores():
@@ -279,7 +353,9 @@ def test_grid_search_tunes_the_estimators_hyperparameters():
 def test_any_density_estimator_plugs_in_with_its_log_density():
     X, X_test = gaussian(200, 7), gaussian(30, 8)
     kde = KernelDensity(bandwidth=0.3)
-    detector = FlowMatchingOutlierDetector(kde, method="log_density", contamination=0.1).fit(X)
+    detector = FlowMatchingOutlierDetector(
+        kde, method="log_density", contamination=0.1, support_fraction=1.0
+    ).fit(X)
     reference = KernelDensity(bandwidth=0.3).fit(X)
     np.testing.assert_allclose(detector.score_samples(X_test), reference.score_samples(X_test))
     assert (detector.predict(X) == -1).mean() == pytest.approx(0.1, abs=0.01)
