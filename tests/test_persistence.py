@@ -270,3 +270,25 @@ def test_a_version_1_detector_asks_for_a_new_fit():
     path = pathlib.Path(__file__).parent / "golden" / "detector-v1.skflow"
     with pytest.raises(ValueError, match="format version 1.*fit the detector again"):
         skflow.load(path)
+
+
+def test_a_version_3_detector_loads_as_the_single_fit_it_was(tmp_path):
+    # version 3 had no support_fraction: its detectors were fitted once, on every row
+    detector = FlowMatchingOutlierDetector(
+        FlowMatchingDensity(**FAST), support_fraction=1.0, random_state=0
+    ).fit(gaussian(100, 0))
+    path = tmp_path / "detector.skflow"
+    skflow.save(detector, path)
+
+    def version_3(manifest):
+        drop_param(manifest, "support_fraction")
+        manifest["format_version"] = 3
+
+    tamper(path, version_3)
+    loaded = skflow.load(path)
+    assert loaded.support_fraction == 1.0
+    X = gaussian(20, 1)
+    np.testing.assert_array_equal(loaded.decision_function(X), detector.decision_function(X))
+    # the golden archive of version 2 goes through the same upgrade
+    golden = skflow.load(pathlib.Path(__file__).parent / "golden" / "archives" / "detector.skflow")
+    assert golden.support_fraction == 1.0
