@@ -276,6 +276,22 @@ def test_outliers_among_the_training_rows_are_left_out_of_the_scoring_model():
     assert twice.labels_[len(clean) :].all()
 
 
+@pytest.mark.parametrize("n_rows, draws", [(100, 4), (2000, 4), (2001, 3), (4000, 2), (4001, 1)])
+def test_the_ranking_spends_at_most_the_documented_evaluations(monkeypatch, n_rows, draws):
+    calls = []
+    original = FlowMatchingDensity.flow_matching_loss
+
+    def spy(self, X, n_times=10, n_draws=4, random_state=None):
+        calls.append((len(X), n_times, n_draws))
+        return original(self, X, n_times, n_draws, random_state)
+
+    monkeypatch.setattr(FlowMatchingDensity, "flow_matching_loss", spy)
+    detector_with({**FAST, "max_iter": 1}, random_state=0).fit(gaussian(n_rows, 22))
+    # the first fit ranks with few draws; the second scores every training row with four
+    assert calls == [(n_rows, 10, draws), (n_rows, 10, 4)]
+    assert 10 * draws * n_rows <= max(outlier.RANKING_EVALUATIONS, 10 * n_rows)
+
+
 @pytest.mark.parametrize("fraction", [0.0, -0.5, 1.5])
 def test_support_fraction_outside_zero_one_is_refused(fraction):
     with pytest.raises(ValueError, match="support_fraction"):
