@@ -477,11 +477,11 @@ class BaseFlow(BaseEstimator):
     # ----------------------------------------------------------------------------------------------
     # inference
 
-    def _fitted_network(self) -> FittedNetwork:
-        """The fitted network, ready for inference on the estimator's device."""
+    def _fitted_network(self, dtype: torch.dtype = torch.float64) -> FittedNetwork:
+        """The fitted network, ready for inference in ``dtype`` on the estimator's device."""
         device = resolve_device(self.device)
         chunk = chunk_rows(self.mean_.shape[0], self.network_spec_.width, device)
-        return FittedNetwork(self.model_, device, chunk)
+        return FittedNetwork(self.model_, device, chunk, dtype)
 
     def _log_likelihood(
         self, X: np.ndarray, t0: float, t1: float, base_log_prob, before=None, condition=None

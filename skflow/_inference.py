@@ -104,7 +104,8 @@ class ODESolver:
 
 
 class FittedNetwork:
-    """A float64 copy of a fitted network on ``device``, applied to rows ``chunk`` at a time.
+    """A copy of a fitted network on ``device`` in ``dtype`` (float64 for ODE solves and
+    likelihoods), applied to rows ``chunk`` at a time.
 
     Every method takes rows as a NumPy array and returns one array over all of them. ``before``
     maps each chunk of rows on its way in (e.g. standardises it) and ``after`` each chunk of results
@@ -115,10 +116,17 @@ class FittedNetwork:
     :class:`~skflow.networks.ConditionedVelocity` of its rows' conditions.
     """
 
-    def __init__(self, model: torch.nn.Module, device: torch.device, chunk: int) -> None:
-        self.network = copy.deepcopy(model).to(device=device, dtype=torch.float64).eval()
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        device: torch.device,
+        chunk: int,
+        dtype: torch.dtype = torch.float64,
+    ) -> None:
+        self.network = copy.deepcopy(model).to(device=device, dtype=dtype).eval()
         self.device = device
         self.chunk = chunk
+        self.dtype = dtype
 
     def map_rows(
         self,
@@ -130,7 +138,8 @@ class FittedNetwork:
         condition: np.ndarray | None = None,
     ) -> np.ndarray:
         """``function(network, x)`` over the rows of ``X``, chunk by chunk, without gradients;
-        ``x`` is a float64 tensor on the device and the result's first axis runs over its rows.
+        ``x`` is a tensor of the network's dtype on the device and the result's first axis runs
+        over its rows.
         With ``condition`` (one row per row of ``X``), ``network`` is the field given the
         conditions of the chunk's rows."""
         out = None
@@ -144,7 +153,7 @@ class FittedNetwork:
                     network = ConditionedVelocity(network, given)
                 # a copy: the rows may be the caller's array (read-only, or to be left untouched)
                 result = function(
-                    network, torch.tensor(chunk, dtype=torch.float64, device=self.device)
+                    network, torch.tensor(chunk, dtype=self.dtype, device=self.device)
                 )
                 if isinstance(result, torch.Tensor):
                     result = result.cpu().numpy()

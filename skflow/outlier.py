@@ -28,12 +28,7 @@ from ._thresholds import (
 )
 from .density import FlowMatchingDensity
 
-__all__ = [
-    "DENSITY_DEFAULTS",
-    "RANKING_EVALUATIONS",
-    "TRAINING_STEPS",
-    "FlowMatchingOutlierDetector",
-]
+__all__ = ["DENSITY_DEFAULTS", "TRAINING_STEPS", "FlowMatchingOutlierDetector"]
 
 DENSITY_DEFAULTS: dict[str, object] = {
     "architecture": "mlp",
@@ -56,12 +51,6 @@ TRAINING_STEPS = 300
 ``b = min(256, n)``, so the flow sees ``TRAINING_STEPS b`` rows or a few more. That is as many
 optimiser steps where ``b`` divides ``n``, and more where an epoch ends with a partial minibatch
 (at most twice as many, for ``n`` just above 256)."""
-
-RANKING_EVALUATIONS = 80_000
-"""Network evaluations that the first fit's flow-matching loss may spend ranking ``n`` training
-rows for the second fit: ``min(4, max(1, RANKING_EVALUATIONS // (10 n)))`` base draws at each of
-ten times: four up to 2,000 rows, one above 4,000; about what a fit of the default density
-costs."""
 
 METHODS = ("flow_matching_loss", "log_density")
 
@@ -99,9 +88,8 @@ class FlowMatchingOutlierDetector(ThresholdMixin, OutlierMixin, MetaEstimatorMix
     similar ones, which it takes for a mode; the second fit leaves them out. It is one
     concentration step of the minimum covariance determinant (Rousseeuw and Van Driessen, *A
     Fast Algorithm for the Minimum Covariance Determinant Estimator*, Technometrics 41, 1999),
-    with a flow in place of the Gaussian; on large tables the first fit ranks the rows with fewer
-    base draws (:data:`~skflow.outlier.RANKING_EVALUATIONS`). Every training row, in the support
-    or not, is scored by the second fit for ``offset_`` and ``decision_scores_``.
+    with a flow in place of the Gaussian. Every training row, in the support or not, is scored by
+    the second fit for ``offset_`` and ``decision_scores_``.
 
     **Threshold.** For a float ``contamination``, ``offset_`` is the ``contamination`` quantile of
     the scores of the training rows (scikit-learn's convention). For ``"auto"`` it is a
@@ -255,9 +243,7 @@ class FlowMatchingOutlierDetector(ThresholdMixin, OutlierMixin, MetaEstimatorMix
         estimator = _fit_clone(template, X, weight, rng)
         if self.support_fraction < 1.0:
             support = _most_normal(
-                _scores(estimator, X, self.method, n_draws=_ranking_draws(X.shape[0])),
-                counted,
-                self.support_fraction,
+                _scores(estimator, X, self.method), counted, self.support_fraction
             )
             if self.estimator is None:
                 template = _default_density(int(support.sum()))
@@ -336,12 +322,6 @@ def _fit_clone(template, X, weight: np.ndarray, rng: np.random.RandomState):
     return estimator.fit(X)
 
 
-def _ranking_draws(n_rows: int) -> int:
-    """Base draws a time of the flow-matching loss that ranks ``n_rows`` rows for the second
-    fit (:data:`RANKING_EVALUATIONS`)."""
-    return min(4, max(1, RANKING_EVALUATIONS // (10 * n_rows)))
-
-
 def _most_normal(scores: np.ndarray, counted: np.ndarray, fraction: float) -> np.ndarray:
     """Mask of the ``ceil(fraction n)`` (at least two) of the ``n`` ``counted`` rows with the
     highest scores; ties go to the earlier row."""
@@ -381,9 +361,8 @@ def _numeric_view(X) -> np.ndarray:
     return np.column_stack(view)
 
 
-def _scores(estimator, X, method: str, n_draws: int = 4) -> np.ndarray:
-    """Normality scores of the rows of ``X`` under the fitted ``estimator``; the flow-matching
-    loss with ``n_draws`` base draws at each of its ten times."""
+def _scores(estimator, X, method: str) -> np.ndarray:
+    """Normality scores of the rows of ``X`` under the fitted ``estimator``."""
     if method == "log_density":
         return estimator.score_samples(X)
-    return -estimator.flow_matching_loss(X, n_draws=n_draws).mean(axis=1)
+    return -estimator.flow_matching_loss(X).mean(axis=1)

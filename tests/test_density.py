@@ -387,7 +387,8 @@ def test_flow_matching_loss_of_a_row_does_not_depend_on_the_batch():
     together = flow.flow_matching_loss(X, n_times=3, n_draws=2, random_state=5)
     alone = np.vstack([flow.flow_matching_loss(row[None], 3, 2, random_state=5) for row in X])
     assert together.shape == (7, 3)
-    np.testing.assert_allclose(alone, together, rtol=1e-12)
+    # the same draws; the float32 arithmetic may round a batch's matrix products differently
+    np.testing.assert_allclose(alone, together, rtol=1e-5)
     # the estimator's own random_state seeds the draws by default; another seed draws others
     np.testing.assert_array_equal(
         flow.flow_matching_loss(X), flow.flow_matching_loss(X, random_state=0)

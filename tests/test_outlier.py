@@ -99,7 +99,8 @@ def test_scores_are_minus_the_mean_flow_matching_loss_or_the_log_density(fitted)
 def test_a_row_scores_the_same_alone_and_in_a_batch(fitted):
     X_test = gaussian(5, 30)
     alone = np.array([fitted.score_samples(row[None])[0] for row in X_test])
-    np.testing.assert_allclose(alone, fitted.score_samples(X_test), rtol=1e-12)
+    # the same draws; float32 products may round differently in a batch
+    np.testing.assert_allclose(alone, fitted.score_samples(X_test), rtol=1e-5)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -274,22 +275,6 @@ def test_outliers_among_the_training_rows_are_left_out_of_the_scoring_model():
     kept = clean[np.argsort(-twice.score_samples(clean))[:787]]  # 3/4 of 1050 rows
     np.testing.assert_allclose(twice.estimator_.scale_, kept.std(axis=0), rtol=0.1)
     assert twice.labels_[len(clean) :].all()
-
-
-@pytest.mark.parametrize("n_rows, draws", [(100, 4), (2000, 4), (2001, 3), (4000, 2), (4001, 1)])
-def test_the_ranking_spends_at_most_the_documented_evaluations(monkeypatch, n_rows, draws):
-    calls = []
-    original = FlowMatchingDensity.flow_matching_loss
-
-    def spy(self, X, n_times=10, n_draws=4, random_state=None):
-        calls.append((len(X), n_times, n_draws))
-        return original(self, X, n_times, n_draws, random_state)
-
-    monkeypatch.setattr(FlowMatchingDensity, "flow_matching_loss", spy)
-    detector_with({**FAST, "max_iter": 1}, random_state=0).fit(gaussian(n_rows, 22))
-    # the first fit ranks with few draws; the second scores every training row with four
-    assert calls == [(n_rows, 10, draws), (n_rows, 10, 4)]
-    assert 10 * draws * n_rows <= max(outlier.RANKING_EVALUATIONS, 10 * n_rows)
 
 
 @pytest.mark.parametrize("fraction", [0.0, -0.5, 1.5])
