@@ -89,7 +89,8 @@ class FlowMatchingOutlierDetector(ThresholdMixin, OutlierMixin, MetaEstimatorMix
     concentration step of the minimum covariance determinant (Rousseeuw and Van Driessen, *A
     Fast Algorithm for the Minimum Covariance Determinant Estimator*, Technometrics 41, 1999),
     with a flow in place of the Gaussian. Every training row, in the support or not, is scored by
-    the second fit for ``offset_`` and ``decision_scores_``.
+    the second fit for ``offset_`` and ``decision_scores_``. An interrupt (Ctrl-C) in the first
+    fit ends training there, and that fit scores.
 
     **Threshold.** For a float ``contamination``, ``offset_`` is the ``contamination`` quantile of
     the scores of the training rows (scikit-learn's convention). For ``"auto"`` it is a
@@ -241,7 +242,11 @@ class FlowMatchingOutlierDetector(ThresholdMixin, OutlierMixin, MetaEstimatorMix
         _check_method(template, self.method)
         rng = check_random_state(self.random_state)
         estimator = _fit_clone(template, X, weight, rng)
-        if self.support_fraction < 1.0:
+        # an interrupt (Ctrl-C) in the first fit ends training: that fit is kept
+        if (
+            self.support_fraction < 1.0
+            and getattr(estimator, "stop_reason_", None) != "interrupted"
+        ):
             support = _most_normal(
                 _scores(estimator, X, self.method), counted, self.support_fraction
             )

@@ -600,8 +600,9 @@ def test_keyboard_interrupt_keeps_the_best_weights_and_says_so(monkeypatch, name
 
 
 def test_keyboard_interrupt_of_the_outlier_detector(monkeypatch):
-    """Interrupted in its flow's training, the detector keeps the flow's best weights so far and
-    is usable (the density's behaviour), with a threshold from that flow's scores."""
+    """Interrupted in its first flow's training, the detector keeps the flow's best weights so far,
+    fits no second flow, and is usable (the density's behaviour), with a threshold from that
+    flow's scores."""
     X = training_data()
     # the flow: two minibatches an epoch; interrupted in the second
     monkeypatch.setattr(trainer, "_weighted_mse", _fault_after(2, _interrupt))
