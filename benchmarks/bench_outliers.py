@@ -109,7 +109,10 @@ class PyODDetector:
 
 def flow_detector(seed: int, n_rows: int, flow: dict) -> FlowMatchingOutlierDetector:
     """The default flow detector with ``flow["detector"]`` parameters; with ``flow["density"]``
-    parameters or ``flow["steps"]``, its default density written out with those changes."""
+    parameters or ``flow["steps"]``, its default density written out with those changes. The
+    written-out density's epochs are set for all ``n_rows`` training rows, so with
+    ``support_fraction < 1`` its second fit, on fewer rows, takes fewer steps than the default's:
+    compare written-out budgets with ``support_fraction=1``."""
     estimator = None
     if flow["density"] or flow["steps"] is not None:
         params = {**DENSITY_DEFAULTS, **flow["density"]}
