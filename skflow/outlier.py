@@ -126,7 +126,7 @@ class FlowMatchingOutlierDetector(ThresholdMixin, OutlierMixin, MetaEstimatorMix
     support_fraction : float in (0, 1], default=0.75
         Share of the training rows (of those with a positive weight) that the second fit is
         fitted on: those the first fit scores as most normal, and at least two. 1 fits once, on
-        every row.
+        every row, as does a fraction that keeps every row (three rows or fewer at 0.75).
     method : {"flow_matching_loss", "log_density"}, default="flow_matching_loss"
         What a row is scored by (see above). May be changed after fitting, but ``offset_`` is
         on the scale of the score it was fitted with.
@@ -250,9 +250,10 @@ class FlowMatchingOutlierDetector(ThresholdMixin, OutlierMixin, MetaEstimatorMix
             support = _most_normal(
                 _scores(estimator, X, self.method), counted, self.support_fraction
             )
-            if self.estimator is None:
-                template = _default_density(int(support.sum()))
-            estimator = _fit_clone(template, X, np.where(support, weight, 0.0), rng)
+            if support.sum() < counted.sum():  # else the second fit would see the same rows
+                if self.estimator is None:
+                    template = _default_density(int(support.sum()))
+                estimator = _fit_clone(template, X, np.where(support, weight, 0.0), rng)
         scores = _scores(estimator, X, self.method)
         rank = effective_rank(_numeric_view(_safe_indexing(X, counted)))
         if self.contamination == "auto":

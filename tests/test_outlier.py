@@ -263,6 +263,13 @@ def test_the_support_keeps_at_least_two_rows():
     np.testing.assert_allclose(detector.score_samples(X), two.score_samples(X))
 
 
+def test_a_support_of_every_row_is_one_fit():
+    X = gaussian(3, 23)
+    once = detector_with(FAST, support_fraction=1.0, random_state=0).fit(X)
+    kept = detector_with(FAST, random_state=0).fit(X)  # ceil(0.75 * 3) = 3 rows: all of them
+    np.testing.assert_array_equal(once.score_samples(X), kept.score_samples(X))
+
+
 def test_outliers_among_the_training_rows_are_left_out_of_the_scoring_model():
     """5 % of the training rows 50 standard deviations away widen the standardisation of a flow
     fitted on every row about tenfold; the second fit, on the most normal 3/4, has the
