@@ -41,13 +41,9 @@ from ._inference import (
     validation_negative_log_likelihood,
 )
 from ._kinds import fit_layout
+from ._run import TrainingConfig, TrainState, auto_max_iter
 from ._spec import NetworkSpec, check_hidden_layer_sizes
-from ._trainer import (
-    FlowMatchingTrainer,
-    TrainingConfig,
-    TrainState,
-    auto_max_iter,
-)
+from ._trainer import FlowMatchingTrainer
 from .couplings import COUPLINGS, Coupling, make_coupling
 from .likelihood import DIVERGENCES, EXACT_DIVERGENCE_MAX_FEATURES, row_uniforms
 from .networks import ACTIVATIONS, ARCHITECTURES, RestandardisedVelocity

@@ -10,15 +10,15 @@ import torch
 
 from skflow._callbacks import EarlyStopping, LastEpoch
 from skflow._distributions import StandardNormal
-from skflow._trainer import (
+from skflow._run import (
     AUTO_MAX_STEPS,
     AUTO_MIN_STEPS,
     AUTO_STEPS_PER_ROW,
-    FlowMatchingTrainer,
     TrainingConfig,
     TrainState,
     auto_max_iter,
 )
+from skflow._trainer import FlowMatchingTrainer
 from skflow.couplings import ExactOTCoupling, IndependentCoupling, SinkhornCoupling
 from skflow.paths import LinearPath
 from skflow.times import UniformTimes
