@@ -139,6 +139,9 @@ class FlowMatchingOutlierDetector(ThresholdMixin, OutlierMixin, MetaEstimatorMix
     estimator_ : estimator
         The density estimator that scores: the second fit, on the most normal training rows (the
         only one with ``support_fraction=1``).
+    support_ : ndarray of shape (n_samples,), dtype=bool
+        Mask of the training rows that ``estimator_`` was fitted on (every row of positive
+        weight where it was fitted once), as :class:`~sklearn.covariance.MinCovDet` has it.
     offset_ : float
         Threshold of the scores: ``decision_function(X) = score_samples(X) - offset_``.
     decision_scores_ : ndarray of shape (n_samples,)
@@ -242,15 +245,17 @@ class FlowMatchingOutlierDetector(ThresholdMixin, OutlierMixin, MetaEstimatorMix
         _check_method(template, self.method)
         rng = check_random_state(self.random_state)
         estimator = _fit_clone(template, X, weight, rng)
+        support = counted
         # an interrupt (Ctrl-C) in the first fit ends training: that fit is kept
         if (
             self.support_fraction < 1.0
             and getattr(estimator, "stop_reason_", None) != "interrupted"
         ):
-            support = _most_normal(
+            most_normal = _most_normal(
                 _scores(estimator, X, self.method), counted, self.support_fraction
             )
-            if support.sum() < counted.sum():  # else the second fit would see the same rows
+            if most_normal.sum() < counted.sum():  # else the second fit would see the same rows
+                support = most_normal
                 if self.estimator is None:
                     template = _default_density(int(support.sum()))
                 estimator = _fit_clone(template, X, np.where(support, weight, 0.0), rng)
@@ -261,6 +266,7 @@ class FlowMatchingOutlierDetector(ThresholdMixin, OutlierMixin, MetaEstimatorMix
         else:
             offset = contamination_threshold(scores[counted], self.contamination)
         self.estimator_ = estimator
+        self.support_ = support
         self.effective_rank_ = rank
         self.offset_ = offset
         self.decision_scores_ = np.where(counted, -scores, np.nan)

@@ -182,15 +182,27 @@ def load(path: str | os.PathLike) -> BaseEstimator:
         if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
             raise ValueError(f"path={str(path)!r} is not an skflow archive.")
 
+        derived: list[np.ndarray] = []  # arrays an upgrade computes, referred to as -1, -2, ...
+
+        def add_array(array: np.ndarray) -> int:
+            derived.append(array)
+            return -len(derived)
+
         def read_array(i: Any) -> np.ndarray:
-            if not isinstance(i, int) or isinstance(i, bool):
+            if not isinstance(i, int) or isinstance(i, bool) or i < -len(derived):
                 raise ValueError(f"Bad array reference {i!r}.")
+            if i < 0:
+                return derived[-i - 1]
             try:
                 return np.load(io.BytesIO(archive.read(f"arrays/{i}.npy")), allow_pickle=False)
             except KeyError as error:
                 raise ValueError(f"The archive lacks arrays/{i}.npy.") from error
 
-        upgrades = {1: lambda m: upgrade_v1(m, read_array), 2: upgrade_v2, 3: upgrade_v3}
+        upgrades = {
+            1: lambda m: upgrade_v1(m, read_array),
+            2: upgrade_v2,
+            3: lambda m: upgrade_v3(m, read_array, add_array),
+        }
         while (version := manifest.get("format_version")) in upgrades:
             try:
                 manifest = upgrades[version](manifest)

@@ -159,6 +159,7 @@ def test_rows_of_weight_zero_do_not_count():
     assert (detector.predict(X[:200]) == -1).sum() == 20
     assert np.isnan(detector.decision_scores_[200:]).all()
     assert detector.labels_[200:].sum() == 0
+    assert detector.support_.sum() == 150 and not detector.support_[200:].any()
 
 
 # --------------------------------------------------------------------------------------------------
@@ -230,11 +231,12 @@ def _kde_on_most_normal(X, fraction, weight=None):
 @pytest.mark.parametrize("fraction", [0.5, 0.75, 0.9])
 def test_the_scoring_model_is_fitted_on_the_most_normal_rows(fraction):
     X, X_test = gaussian(200, 16), gaussian(30, 17)
-    reference, _ = _kde_on_most_normal(X, fraction)
+    reference, keep = _kde_on_most_normal(X, fraction)
     detector = FlowMatchingOutlierDetector(
         KernelDensity(bandwidth=0.3), method="log_density", support_fraction=fraction
     ).fit(X)
     np.testing.assert_allclose(detector.score_samples(X_test), reference.score_samples(X_test))
+    np.testing.assert_array_equal(np.flatnonzero(detector.support_), np.sort(keep))
     # every training row is scored by the second fit
     np.testing.assert_allclose(-detector.decision_scores_, reference.score_samples(X))
 
@@ -251,6 +253,7 @@ def test_the_support_is_taken_among_the_rows_of_positive_weight():
         else:
             detector.fit(X, sample_weight=weight)
         np.testing.assert_allclose(detector.score_samples(X_test), reference.score_samples(X_test))
+        np.testing.assert_array_equal(np.flatnonzero(detector.support_), np.sort(keep))
 
 
 def test_the_support_keeps_at_least_two_rows():
@@ -268,6 +271,7 @@ def test_a_support_of_every_row_is_one_fit():
     once = detector_with(FAST, support_fraction=1.0, random_state=0).fit(X)
     kept = detector_with(FAST, random_state=0).fit(X)  # ceil(0.75 * 3) = 3 rows: all of them
     np.testing.assert_array_equal(once.score_samples(X), kept.score_samples(X))
+    assert once.support_.all() and kept.support_.all()
 
 
 def test_outliers_among_the_training_rows_are_left_out_of_the_scoring_model():

@@ -160,11 +160,20 @@ def saved(tmp_path):
         (lambda m: m["estimator"]["estimator"].update(dict(a=1, b=2)), "Malformed"),
         (lambda m: m["estimator"]["estimator"].update({"class": "os.system"}), "'os.system'"),
         (lambda m: m.update({"format_version": 99}), "version 99"),
+        (lambda m: set_network(m, "hidden_layer_sizes", {"array": -1}), "array reference -1"),
         (lambda m: m["estimator"]["estimator"]["attributes"].update({"fit": 1}), "'fit'"),
         (lambda m: set_param(m, "activation", "spline"), "activation"),
         (lambda m: set_network(m, "hidden_layer_sizes", {"tuple": [17]}), "do not fit"),
     ],
-    ids=["extra", "unknown class", "later format", "method name", "bad param", "wrong shape"],
+    ids=[
+        "extra",
+        "unknown class",
+        "later format",
+        "derived array",
+        "method name",
+        "bad param",
+        "wrong shape",
+    ],
 )
 def test_tampered_archives_are_refused(saved, edit, match):
     tamper(saved, edit)
@@ -274,21 +283,26 @@ def test_a_version_1_detector_asks_for_a_new_fit():
 
 def test_a_version_3_detector_loads_as_the_single_fit_it_was(tmp_path):
     # version 3 had no support_fraction: its detectors were fitted once, on every row
+    # and had no support_: it is every row of positive weight
+    weight = np.r_[np.ones(90), np.zeros(10)]
     detector = FlowMatchingOutlierDetector(
         FlowMatchingDensity(**FAST), support_fraction=1.0, random_state=0
-    ).fit(gaussian(100, 0))
+    ).fit(gaussian(100, 0), sample_weight=weight)
     path = tmp_path / "detector.skflow"
     skflow.save(detector, path)
 
     def version_3(manifest):
         drop_param(manifest, "support_fraction")
+        del manifest["estimator"]["estimator"]["attributes"]["support_"]
         manifest["format_version"] = 3
 
     tamper(path, version_3)
     loaded = skflow.load(path)
     assert loaded.support_fraction == 1.0
+    np.testing.assert_array_equal(loaded.support_, weight > 0)
     X = gaussian(20, 1)
     np.testing.assert_array_equal(loaded.decision_function(X), detector.decision_function(X))
     # the golden archive of version 2 goes through the same upgrade
     golden = skflow.load(pathlib.Path(__file__).parent / "golden" / "archives" / "detector.skflow")
     assert golden.support_fraction == 1.0
+    np.testing.assert_array_equal(golden.support_, ~np.isnan(golden.decision_scores_))
