@@ -12,6 +12,7 @@ import os
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
+import ast  # noqa: E402
 import importlib.util  # noqa: E402
 import platform  # noqa: E402
 import shlex  # noqa: E402
@@ -173,6 +174,21 @@ def command_line(argv: list[str] | None = None, script: str | None = None) -> st
     name = Path(script or sys.argv[0]).name
     arguments = sys.argv[1:] if argv is None else argv
     return f"OMP_NUM_THREADS=1 python benchmarks/{name} {shlex.join(arguments)}".strip()
+
+
+def param_changes(items: list[str]) -> dict:
+    """``{name: value}`` of command-line ``NAME=VALUE`` items, each value a Python literal
+    (number, tuple, bool, None) or else the text itself."""
+    changes = {}
+    for item in items:
+        name, sep, text = item.partition("=")
+        if not sep:
+            raise SystemExit(f"expected NAME=VALUE, got {item!r}")
+        try:
+            changes[name] = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            changes[name] = text
+    return changes
 
 
 def result_path(filename: str) -> Path:

@@ -42,7 +42,6 @@ import _common  # first: sets one thread before torch is imported
 # isort: split
 
 import argparse
-import ast
 import datetime
 import math
 import multiprocessing
@@ -279,14 +278,6 @@ def sources(names: list[str]) -> str:
     return "### Data sets\n\n" + _common.markdown_table(rows, list(rows[0]))
 
 
-def _literal(text: str):
-    """A Python literal (number, tuple, bool) from the command line, else the text itself."""
-    try:
-        return ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-        return text
-
-
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sets = list(_outlier_data.DATASETS)
@@ -319,8 +310,8 @@ def main(argv=None) -> None:
     for name in names:  # build the cache once, before the workers read it
         _outlier_data.load(name)
     flow = {
-        "detector": {k: _literal(v) for k, v in (item.split("=", 1) for item in args.flow_param)},
-        "density": {k: _literal(v) for k, v in (item.split("=", 1) for item in args.density_param)},
+        "detector": _common.param_changes(args.flow_param),
+        "density": _common.param_changes(args.density_param),
         "steps": args.training_steps,
     }
     tasks = [(name, seed, args.detectors, flow) for name in names for seed in seeds]

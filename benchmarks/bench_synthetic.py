@@ -190,13 +190,15 @@ class EncodedDensity:
 class Flow:
     """``FlowMatchingDensity`` on the table itself, with the table's declared bounds; given the
     label ``target``, ``FlowMatchingClassifier`` on the other columns, sampling rows of classes
-    drawn from the training shares."""
+    drawn from the training shares. ``params`` changes its other hyperparameters."""
 
-    def __init__(self, table: _tables.Table, seed: int, target: str | None) -> None:
+    def __init__(
+        self, table: _tables.Table, seed: int, target: str | None, params: dict | None = None
+    ) -> None:
         self.target = target
         bounds = {c: b for c, b in (table.bounds or {}).items() if c != self.target}
         model = FlowMatchingDensity if self.target is None else FlowMatchingClassifier
-        self.model = model(bounds=bounds or None, random_state=seed)
+        self.model = model(bounds=bounds or None, random_state=seed, **(params or {}))
 
     def fit(self, train: pd.DataFrame) -> Flow:
         self.columns, self.label_type = list(train.columns), train.dtypes.get(self.target)
@@ -340,11 +342,13 @@ def given_label(table: _tables.Table, label_as_column: bool) -> str | None:
     return table.target if table.task == "classification" and not label_as_column else None
 
 
-def make_method(name: str, table: _tables.Table, seed: int, target: str | None):
+def make_method(
+    name: str, table: _tables.Table, seed: int, target: str | None, flow: dict | None = None
+):
     """The method ``name``, unfitted, generating rows given the label ``target`` (if not None):
-    ``fit(train_frame)``, then ``sample(n, seed)``."""
+    ``fit(train_frame)``, then ``sample(n, seed)``; ``flow`` changes the flow's hyperparameters."""
     if name == "flow":
-        return Flow(table, seed, target)
+        return Flow(table, seed, target, flow)
     if name == "forestflow":
         return ForestFlow(target)
     make = {"gmm": _bic_mixture, "kde": _kde}[name]
@@ -432,15 +436,21 @@ def _cache_path(table: _tables.Table, seed: int, target: str | None) -> Path:
 
 
 def generate(
-    name: str, train: pd.DataFrame, table: _tables.Table, seed: int, target: str | None, refit: bool
+    name: str,
+    train: pd.DataFrame,
+    table: _tables.Table,
+    seed: int,
+    target: str | None,
+    refit: bool,
+    flow: dict | None = None,
 ):
     """``(rows, fit CPU s, sampling CPU s, read from the cache)`` of method ``name``, generating
-    rows given the label ``target`` (if not None)."""
+    rows given the label ``target`` (if not None); ``flow`` changes the flow's hyperparameters."""
     path = _cache_path(table, seed, target)
     if name == "forestflow" and path.exists() and not refit:
         with open(path, "rb") as stored:
             return (*pickle.load(stored), True)
-    method = make_method(name, table, seed, target)
+    method = make_method(name, table, seed, target, flow)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # GaussianMixture's and XGBoost's notes
         _, fit_s, _ = _common.timed(method.fit, train)
@@ -454,9 +464,15 @@ def generate(
 
 
 def run(
-    table: _tables.Table, seed: int, methods: list[str], label_as_column: bool, refit: bool
+    table: _tables.Table,
+    seed: int,
+    methods: list[str],
+    label_as_column: bool,
+    refit: bool,
+    flow: dict | None = None,
 ) -> dict:
-    """Every method on one split: {"oracle": {...}, method: {metric: value}}."""
+    """Every method on one split: {"oracle": {...}, method: {metric: value}}; ``flow`` changes the
+    flow's hyperparameters."""
     target = given_label(table, label_as_column)
     train, test = split(table, seed)
     encoder = Encoder(train)
@@ -471,7 +487,7 @@ def run(
         }
     }
     for name in methods:
-        rows, fit_s, sample_s, cached = generate(name, train, table, seed, target, refit)
+        rows, fit_s, sample_s, cached = generate(name, train, table, seed, target, refit, flow)
         invalid = invalid_rows(rows, train, table.bounds)
         rows_z = encoder.transform(rows)
         w1 = wasserstein(rows_z, test_z)
@@ -589,11 +605,19 @@ def main(argv=None) -> None:
         "--refit-forestflow", action="store_true", help="ignore ForestFlow's cached runs"
     )
     parser.add_argument(
+        "--flow-param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a hyperparameter of the flow, e.g. early_stopping=False (repeatable)",
+    )
+    parser.add_argument(
         "--label-as-column",
         action="store_true",
         help="generate a classification table's label as one more column, not rows given it",
     )
     args = parser.parse_args(argv)
+    flow = _common.param_changes(args.flow_param)
     names = args.tables or (QUICK_TABLES if args.quick else list(_tables.TABLES))
     seeds = range(1 if args.quick else args.seeds)
     date, load_start = datetime.date.today().isoformat(), _common.load_average()
@@ -603,7 +627,7 @@ def main(argv=None) -> None:
     for seed in seeds:  # every table once before the next seed
         for name in names:
             result = run(
-                loaded[name], seed, args.methods, args.label_as_column, args.refit_forestflow
+                loaded[name], seed, args.methods, args.label_as_column, args.refit_forestflow, flow
             )
             found[name].append(result)
             cells = ", ".join(
@@ -621,7 +645,7 @@ def main(argv=None) -> None:
         f"forestdiffusion {importlib.metadata.version('forestdiffusion')}. "
         f"1-minute load average {load_start} at the start, {_common.load_average()} at the end. "
         f"{len(seeds)} seed{'s' if len(seeds) > 1 else ''} (80/20 splits); "
-        "default hyperparameters; "
+        + (f"the flow's hyperparameters changed: {flow}; " if flow else "default hyperparameters; ")
         + (
             "a classification table's label generated as one more column"
             if args.label_as_column
