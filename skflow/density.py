@@ -21,6 +21,7 @@ from ._data import WeightedMoments, validate_rows_and_weights
 from ._distributions import StandardNormal
 from ._kinds import COLUMN_CONSTRAINTS
 from ._latent import LatentFlowMixin, PathFlowMixin
+from ._stream import StreamingMixin
 from .paths import DENSITY_PATHS
 
 __all__ = ["FlowMatchingDensity"]
@@ -31,6 +32,7 @@ class FlowMatchingDensity(
     TransformerMixin,
     LatentFlowMixin,
     PathFlowMixin,
+    StreamingMixin,
     DensityMixin,
     BaseFlow,
 ):

@@ -37,10 +37,10 @@ from sklearn.mixture import BayesianGaussianMixture, GaussianMixture
 from ._archive_v1 import upgrade_v1
 from ._archive_v2 import upgrade_v2
 from ._archive_v3 import upgrade_v3
-from ._base import Stream
 from ._columns import Column, TableLayout
 from ._data import WeightedMoments
 from ._spec import NetworkSpec
+from ._stream import Stream
 from .classifier import FlowMatchingClassifier
 from .density import FlowMatchingDensity
 from .networks import RestandardisedVelocity
