@@ -1,5 +1,6 @@
-"""What a fitted stochastic interpolant says at any time ``t``: its log-density ``rho(t, x)``, its
-velocity ``b(t, x)`` and its score ``grad log rho(t, x)``."""
+"""What a fitted stochastic interpolant says at any time ``t`` (its log-density ``rho(t, x)``, its
+velocity ``b(t, x)`` and its score ``grad log rho(t, x)``), and the maps that carry rows along it
+(the ODE, and the SDEs of ``eps > 0``)."""
 
 from __future__ import annotations
 
@@ -7,12 +8,15 @@ from numbers import Real
 
 import numpy as np
 import torch
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import StrOptions, validate_params
 from sklearn.utils.validation import check_is_fitted
 
-from ._data import check_not_bool
+from ._data import check_not_bool, draw_seed, validates_sample_arguments
 from ._distributions import SourceSample
+from ._inference import interpolant_sde, resolve_device
 
-__all__ = ["InterpolantFieldsMixin"]
+__all__ = ["InterpolantFieldsMixin", "InterpolantMapsMixin"]
 
 
 class InterpolantFieldsMixin:
@@ -130,3 +134,108 @@ class InterpolantFieldsMixin:
         eta, t = self._field(X, t, denoiser=True)
         gamma = float(self._make_path().noise.gamma(torch.tensor(t, dtype=torch.float64)))
         return -eta / gamma / self.scale_
+
+
+class InterpolantMapsMixin:
+    """The maps of :class:`~skflow.InterpolantTransport` along its ODE and SDEs, and its sampler;
+    with :class:`InterpolantFieldsMixin`, on a :class:`~skflow._base.BaseFlow`."""
+
+    def transform(self, X) -> np.ndarray:
+        """Push source rows to the target distribution along the ODE, ``t: 0 -> 1``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Source rows.
+
+        Returns
+        -------
+        X_new : ndarray of shape (n_samples, n_features)
+            Their images, in the units of ``X``.
+        """
+        return self._carry(X, forward=True)
+
+    def inverse_transform(self, X) -> np.ndarray:
+        """Pull target rows back to the source distribution along the ODE, ``t: 1 -> 0``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Target rows.
+
+        Returns
+        -------
+        X_original : ndarray of shape (n_samples, n_features)
+        """
+        return self._carry(X, forward=False)
+
+    def _carry(self, X, forward: bool):
+        return self._rows_from_flow(self._carry_coordinates(self._possible_rows(X), forward))
+
+    def _carry_coordinates(self, Y: np.ndarray, forward: bool) -> np.ndarray:
+        """Rows in the flow's coordinates carried along the ODE, ``t: 0 -> 1`` or back."""
+        t0, t1 = self._times() if forward else self._times()[::-1]
+        return self._fitted_network().carry(
+            Y, t0, t1, self._solver(), before=self._standardise, after=self._unstandardise
+        )
+
+    def _push(self, Z: np.ndarray, forward: bool, random_state) -> np.ndarray:
+        """Standardised rows through the SDE (``eps > 0``) or the ODE, forwards or backwards."""
+        t0, t1 = self._times() if forward else self._times()[::-1]
+        if self.eps == 0:
+            return self._fitted_network().carry(Z, t0, t1, self._solver())
+        if not self.network_spec_.denoiser:
+            raise ValueError(
+                "eps > 0 needs the denoiser, which is learned in fit: refit with eps > 0."
+            )
+        make_drift, diffusion = interpolant_sde(self._make_path().noise, self.eps, forward)
+        generator = torch.Generator(device=resolve_device(self.device)).manual_seed(
+            draw_seed(check_random_state(random_state))
+        )
+        return self._fitted_network().carry_stochastic(
+            Z, t0, t1, make_drift, diffusion, self.sde_n_steps, generator
+        )
+
+    @validate_params(
+        {"direction": [StrOptions({"forward", "backward"})], "random_state": ["random_state"]},
+        prefer_skip_nested_validation=True,
+    )
+    def transport(self, X, *, direction: str = "forward", random_state=None) -> np.ndarray:
+        """Carry rows with the sampler: the SDE if ``eps > 0``, else the ODE of :meth:`transform`.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Source rows (``direction="forward"``) or target rows (``"backward"``).
+        direction : {"forward", "backward"}, default="forward"
+            ``t: 0 -> 1`` or ``t: 1 -> 0``.
+        random_state : int, RandomState instance or None, default=None
+            Seeds the Brownian increments.
+
+        Returns
+        -------
+        X_new : ndarray of shape (n_samples, n_features)
+        """
+        Y = self._possible_rows(X)
+        Z = self._push(self._standardise(Y), direction == "forward", random_state)
+        return self._rows_from_flow(self._unstandardise(Z))
+
+    @validates_sample_arguments
+    def sample(self, n_samples: int = 1, random_state=None) -> np.ndarray:
+        """Draw new target rows: source draws from ``source_density_`` pushed by the sampler.
+
+        Parameters
+        ----------
+        n_samples : int, default=1
+            Number of rows.
+        random_state : int, RandomState instance or None, default=None
+            Seeds the source draws and the SDE noise.
+
+        Returns
+        -------
+        X : ndarray of shape (n_samples, `n_features_in_`)
+        """
+        check_is_fitted(self, "model_")
+        rng = check_random_state(random_state)
+        draws = SourceSample(self.source_density_).draw(n_samples, rng)
+        return self._rows_from_flow(self._unstandardise(self._push(draws, True, rng)))

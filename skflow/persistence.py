@@ -53,7 +53,8 @@ FORMAT = "skflow-estimator"
 FORMAT_VERSION = 4
 """Version 2 stores the network specification (``network_spec_``) and the training outcome
 (``stop_reason_``) as fitted data, version 3 the column kinds (``columns_``), version 4 the
-outlier detector's ``support_fraction``; archives of versions 1 to 3 are upgraded on loading."""
+outlier detector's ``support_fraction`` and ``support_``; archives of versions 1 to 3 are
+upgraded on loading."""
 MANIFEST = "skflow.json"
 
 PUBLIC_ESTIMATORS = (

@@ -10,20 +10,17 @@ import ot
 import torch
 from sklearn.base import OneToOneFeatureMixin, TransformerMixin, _fit_context
 from sklearn.utils import ClassifierTags, check_random_state
-from sklearn.utils._param_validation import HasMethods, Interval, StrOptions, validate_params
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 
 from ._base import BaseFlow, keeps_state_on_error
 from ._data import (
     WeightedMoments,
-    draw_seed,
     split_two_samples,
     two_sample_labels,
-    validates_sample_arguments,
 )
 from ._distributions import SourceSample, fit_source_density
-from ._inference import interpolant_sde, resolve_device
-from ._interpolant import InterpolantFieldsMixin
+from ._inference import resolve_device
+from ._interpolant import InterpolantFieldsMixin, InterpolantMapsMixin
 from ._kinds import COLUMN_CONSTRAINTS
 from ._spec import NetworkSpec
 from .couplings import make_coupling
@@ -33,7 +30,11 @@ __all__ = ["InterpolantTransport"]
 
 
 class InterpolantTransport(
-    OneToOneFeatureMixin, TransformerMixin, InterpolantFieldsMixin, BaseFlow
+    OneToOneFeatureMixin,
+    TransformerMixin,
+    InterpolantMapsMixin,
+    InterpolantFieldsMixin,
+    BaseFlow,
 ):
     """Transport between two distributions known only by samples, learned with stochastic
     interpolants.
@@ -327,104 +328,6 @@ stop_reason_, n_features_in_, feature_names_in_
         )
         return self
 
-    def transform(self, X) -> np.ndarray:
-        """Push source rows to the target distribution along the ODE, ``t: 0 -> 1``.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Source rows.
-
-        Returns
-        -------
-        X_new : ndarray of shape (n_samples, n_features)
-            Their images, in the units of ``X``.
-        """
-        return self._carry(X, forward=True)
-
-    def inverse_transform(self, X) -> np.ndarray:
-        """Pull target rows back to the source distribution along the ODE, ``t: 1 -> 0``.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Target rows.
-
-        Returns
-        -------
-        X_original : ndarray of shape (n_samples, n_features)
-        """
-        return self._carry(X, forward=False)
-
-    def _carry(self, X, forward: bool):
-        Y = self._possible_rows(X)
-        t0, t1 = self._times() if forward else self._times()[::-1]
-        moved = self._fitted_network().carry(
-            Y, t0, t1, self._solver(), before=self._standardise, after=self._unstandardise
-        )
-        return self._rows_from_flow(moved)
-
-    def _push(self, Z: np.ndarray, forward: bool, random_state) -> np.ndarray:
-        """Standardised rows through the SDE (``eps > 0``) or the ODE, forwards or backwards."""
-        t0, t1 = self._times() if forward else self._times()[::-1]
-        if self.eps == 0:
-            return self._fitted_network().carry(Z, t0, t1, self._solver())
-        if not self.network_spec_.denoiser:
-            raise ValueError(
-                "eps > 0 needs the denoiser, which is learned in fit: refit with eps > 0."
-            )
-        make_drift, diffusion = interpolant_sde(self._make_path().noise, self.eps, forward)
-        generator = torch.Generator(device=resolve_device(self.device)).manual_seed(
-            draw_seed(check_random_state(random_state))
-        )
-        return self._fitted_network().carry_stochastic(
-            Z, t0, t1, make_drift, diffusion, self.sde_n_steps, generator
-        )
-
-    @validate_params(
-        {"direction": [StrOptions({"forward", "backward"})], "random_state": ["random_state"]},
-        prefer_skip_nested_validation=True,
-    )
-    def transport(self, X, *, direction: str = "forward", random_state=None) -> np.ndarray:
-        """Carry rows with the sampler: the SDE if ``eps > 0``, else the ODE of :meth:`transform`.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Source rows (``direction="forward"``) or target rows (``"backward"``).
-        direction : {"forward", "backward"}, default="forward"
-            ``t: 0 -> 1`` or ``t: 1 -> 0``.
-        random_state : int, RandomState instance or None, default=None
-            Seeds the Brownian increments.
-
-        Returns
-        -------
-        X_new : ndarray of shape (n_samples, n_features)
-        """
-        Y = self._possible_rows(X)
-        Z = self._push(self._standardise(Y), direction == "forward", random_state)
-        return self._rows_from_flow(self._unstandardise(Z))
-
-    @validates_sample_arguments
-    def sample(self, n_samples: int = 1, random_state=None) -> np.ndarray:
-        """Draw new target rows: source draws from ``source_density_`` pushed by the sampler.
-
-        Parameters
-        ----------
-        n_samples : int, default=1
-            Number of rows.
-        random_state : int, RandomState instance or None, default=None
-            Seeds the source draws and the SDE noise.
-
-        Returns
-        -------
-        X : ndarray of shape (n_samples, `n_features_in_`)
-        """
-        check_is_fitted(self, "model_")
-        rng = check_random_state(random_state)
-        draws = SourceSample(self.source_density_).draw(n_samples, rng)
-        return self._rows_from_flow(self._unstandardise(self._push(draws, True, rng)))
-
     def score(self, X, y, sample_weight=None) -> float:
         """Minus the squared 2-Wasserstein distance between transported source rows and target rows.
 
@@ -451,10 +354,7 @@ stop_reason_, n_features_in_, feature_names_in_
             raise ValueError("InterpolantTransport.score does not support sample_weight.")
         Y = self._possible_rows(X)
         source, target = split_two_samples(y, Y.shape[0], self.classes_)
-        t0, t1 = self._times()
-        moved = self._fitted_network().carry(
-            Y[source], t0, t1, self._solver(), before=self._standardise, after=self._unstandardise
-        )
+        moved = self._carry_coordinates(Y[source], forward=True)
         cost = ot.dist(moved, Y[target])  # squared Euclidean, in the flow's coordinates
         a = np.full(moved.shape[0], 1.0 / moved.shape[0])
         b = np.full(int(target.sum()), 1.0 / target.sum())
