@@ -15,9 +15,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import numpy as np
+
+from ._archive_v2 import map_estimators
 
 __all__ = ["upgrade_v1"]
 
@@ -27,11 +30,8 @@ _DETECTOR = "skflow.FlowMatchingOutlierDetector"
 
 def upgrade_v1(manifest: dict, read_array: Callable[[int], np.ndarray]) -> dict:
     """The version-2 manifest of a version-1 one (a new dict; ``manifest`` is left as it is)."""
-    return {
-        **manifest,
-        "format_version": 2,
-        "estimator": _upgrade(manifest["estimator"], read_array),
-    }
+    estimator = map_estimators(manifest["estimator"], partial(_upgrade, read_array=read_array))
+    return {**manifest, "format_version": 2, "estimator": estimator}
 
 
 def _pairs(encoded: Any) -> dict:
@@ -41,29 +41,27 @@ def _pairs(encoded: Any) -> dict:
     return {key: value for key, value in encoded["dict"]}
 
 
-def _upgrade(value: Any, read_array) -> Any:
-    if isinstance(value, list):
-        return [_upgrade(v, read_array) for v in value]
-    if not isinstance(value, dict):
-        return value
-    if set(value) == {"moments"}:
-        fields = _pairs(value["moments"])
-        return {"dataclass": {"class": "WeightedMoments", "fields": fields}}
-    if set(value) == {"estimator"} and isinstance(value["estimator"], dict):
-        entry = {k: _upgrade(v, read_array) for k, v in value["estimator"].items()}
-        if entry.get("class") == _DETECTOR:
-            raise ValueError(
-                "The archive holds a FlowMatchingOutlierDetector of format version 1, whose "
-                "scores this skflow does not compute: fit the detector again."
-            )
-        if entry.get("class") == "skflow.FlowMatchingDensity":
-            entry["params"] = _renamed(entry["params"], {"sigma": "sigma_min"})
-        if entry.get("class") in _FLOWS:  # no time budget, the default probes
-            added = [["max_time", None], ["n_probes", 8]]
-            entry["params"] = {"dict": [*entry["params"]["dict"], *added]}
-            entry["attributes"] = _upgrade_flow(entry, read_array)
-        return {"estimator": entry}
-    return {k: _upgrade(v, read_array) for k, v in value.items()}
+def _upgrade(entry: dict, read_array) -> dict:
+    if entry.get("class") == _DETECTOR:
+        raise ValueError(
+            "The archive holds a FlowMatchingOutlierDetector of format version 1, whose "
+            "scores this skflow does not compute: fit the detector again."
+        )
+    attributes = entry.get("attributes")
+    moments = attributes.get("_moments") if isinstance(attributes, dict) else None
+    if isinstance(moments, dict) and set(moments) == {"moments"}:
+        fields = _pairs(moments["moments"])
+        entry["attributes"] = {
+            **attributes,
+            "_moments": {"dataclass": {"class": "WeightedMoments", "fields": fields}},
+        }
+    if entry.get("class") == "skflow.FlowMatchingDensity":
+        entry["params"] = _renamed(entry["params"], {"sigma": "sigma_min"})
+    if entry.get("class") in _FLOWS:  # no time budget, the default probes
+        added = [["max_time", None], ["n_probes", 8]]
+        entry["params"] = {"dict": [*entry["params"]["dict"], *added]}
+        entry["attributes"] = _upgrade_flow(entry, read_array)
+    return entry
 
 
 def _renamed(params: dict, names: dict[str, str]) -> dict:
