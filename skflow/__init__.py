@@ -2,6 +2,7 @@
 
 from .classifier import FlowMatchingClassifier
 from .density import FlowMatchingDensity
+from .impute import FlowMatchingImputer
 from .outlier import FlowMatchingOutlierDetector
 from .persistence import load, save
 from .transport import InterpolantTransport
@@ -9,6 +10,7 @@ from .transport import InterpolantTransport
 __all__ = [
     "FlowMatchingClassifier",
     "FlowMatchingDensity",
+    "FlowMatchingImputer",
     "FlowMatchingOutlierDetector",
     "InterpolantTransport",
     "__version__",

@@ -138,6 +138,11 @@ class BaseFlow(BaseEstimator):
         By default, the one the hyperparameters describe."""
         return self._network_spec()
 
+    def _monitors_likelihood(self) -> bool:
+        """Whether early stopping monitors the held-out log-likelihood (else the flow-matching
+        loss of fixed validation pairs)."""
+        return self.scoring == "log_likelihood"
+
     def _solver(self) -> ODESolver:
         return ODESolver(self.solver, self.n_steps, self.step_exponent, self.atol, self.rtol)
 
@@ -313,7 +318,7 @@ class BaseFlow(BaseEstimator):
         if max_iter == "auto":
             max_iter = auto_max_iter(train_rows.size, self.batch_size)
         validation_nll = None
-        if self.early_stopping and self.scoring == "log_likelihood":
+        if self.early_stopping and self._monitors_likelihood():
             validation_nll = validation_negative_log_likelihood(
                 X_std[val_rows],
                 None if weight is None else weight[val_rows],

@@ -12,6 +12,7 @@ from .networks import (
     ARCHITECTURES,
     ClassConditionalVelocity,
     FourierFeatureVelocity,
+    MaskedVelocity,
     VelocityDenoiserMLP,
 )
 
@@ -71,6 +72,9 @@ class NetworkSpec:
         Classes of a class-conditional field
         (:class:`~skflow.networks.ClassConditionalVelocity`: the network, and its Fourier
         features, also see the one-hot class); 0 for an unconditional one.
+    masked : bool, default=False
+        Whether the field is one of any coordinates given any others
+        (:class:`~skflow.networks.MaskedVelocity`: the network also sees both masks).
     """
 
     architecture: str
@@ -80,6 +84,7 @@ class NetworkSpec:
     fourier_scale: float = 10.0
     denoiser: bool = False
     n_classes: int = 0
+    masked: bool = False
 
     @property
     def width(self) -> int:
@@ -90,10 +95,11 @@ class NetworkSpec:
         """A new network for ``n_features`` features, initialised from torch's global generator."""
         sizes: Sequence[int] = self.hidden_layer_sizes
         if self.denoiser:
-            if self.n_classes:
-                raise ValueError("A denoiser network cannot be class-conditional.")
+            if self.n_classes or self.masked:
+                raise ValueError("A denoiser network cannot be conditional.")
             return VelocityDenoiserMLP(n_features, sizes, self.activation, self.architecture)
-        n_inputs = n_features + self.n_classes  # x, then the one-hot class
+        # x, then the one-hot class or the two masks
+        n_inputs = n_features + self.n_classes + 2 * n_features * self.masked
         if self.n_fourier_features:
             network = FourierFeatureVelocity(
                 self.architecture,
@@ -108,6 +114,8 @@ class NetworkSpec:
             network = ARCHITECTURES[self.architecture](
                 n_inputs, sizes, self.activation, n_outputs=n_features
             )
+        if self.masked:
+            return MaskedVelocity(network, n_features)
         return ClassConditionalVelocity(network, self.n_classes) if self.n_classes else network
 
 

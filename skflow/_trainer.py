@@ -124,9 +124,10 @@ class FlowMatchingTrainer:
 
     def _regression_pairs(
         self, x1: torch.Tensor, generator: torch.Generator, condition: torch.Tensor | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        """Times, points ``x_t``, target velocities and noises ``z`` (None without noise) for one
-        minibatch of data rows (with their conditions, if any), made by ``prepare`` if given."""
+    ) -> tuple[torch.Tensor, ...]:
+        """Times, points ``x_t``, target velocities, noises ``z`` (None without noise) and the
+        network's conditions (those of the rows; None without) for one minibatch of data rows,
+        made by ``prepare`` if given."""
         if self.prepare is not None:
             x1 = self.prepare(x1, generator)
         x0 = self._pair(self.base.sample(x1.shape[0], generator), x1, condition)
@@ -135,7 +136,8 @@ class FlowMatchingTrainer:
         z = None
         if not self.path.noise.is_zero:
             z = torch.randn(x1.shape, generator=generator, device=x1.device, dtype=x1.dtype)
-        return t, self.path.interpolate(x0, x1, t, z), self.path.velocity(x0, x1, t, z), z
+        xt, ut = self.path.interpolate(x0, x1, t, z), self.path.velocity(x0, x1, t, z)
+        return t, xt, ut, z, condition
 
     def _pair(
         self, x0: torch.Tensor, x1: torch.Tensor, condition: torch.Tensor | None
@@ -154,9 +156,9 @@ class FlowMatchingTrainer:
             paired[rows] = self.coupling.pair(x0[rows], x1[rows], self.rng)
         return paired
 
-    def _loss(self, network: nn.Module, t, xt, ut, z, weight, condition=None) -> torch.Tensor:
+    def _loss(self, network: nn.Module, t, xt, ut, z, condition, weight) -> torch.Tensor:
         """Velocity loss, plus the denoiser's when it is learned; a conditional network also
-        takes the rows' conditions."""
+        takes the rows' conditions (None: an unconditional one)."""
         v = network(t, xt) if condition is None else network(t, xt, condition)
         loss = _weighted_mse(v, ut, weight)
         if self.learn_denoiser:
@@ -183,16 +185,15 @@ class FlowMatchingTrainer:
         conditions = None if condition is None else torch.cat([condition] * repeats)
         batches = []
         for index in self._batches(torch.arange(rows.shape[0], device=rows.device)):
-            c = _rows(conditions, index)
-            pairs = self._regression_pairs(rows[index], generator, c)
-            batches.append((pairs, _rows(weights, index), c, index))
+            pairs = self._regression_pairs(rows[index], generator, _rows(conditions, index))
+            batches.append((pairs, _rows(weights, index), index))
 
         @torch.no_grad()
         def validation_loss(network: nn.Module) -> float:
             total, weight = 0.0, 0.0
-            for pairs, w, c, index in batches:
+            for pairs, w, index in batches:
                 batch_weight = float(index.numel() if w is None else w.sum())
-                total += float(self._loss(network, *pairs, w, c)) * batch_weight
+                total += float(self._loss(network, *pairs, w)) * batch_weight
                 weight += batch_weight
             return total / weight
 
@@ -341,7 +342,7 @@ class FlowMatchingTrainer:
         first = slice(self.config.batch_size)
         c = None if condition is None else condition[first]
         pairs = self._regression_pairs(x[first], generator, c)
-        loss = float(self._loss(network, *pairs, None, c))
+        loss = float(self._loss(network, *pairs, None))
         return loss <= DIVERGENCE_FACTOR * float(reference)
 
     def _epoch(
@@ -368,7 +369,7 @@ class FlowMatchingTrainer:
         for index in self._batches(order):
             c = _rows(c_train, index)
             pairs = self._regression_pairs(x_train[index], generator, c)
-            loss = self._loss(state.network, *pairs, _rows(w_train, index), c)
+            loss = self._loss(state.network, *pairs, _rows(w_train, index))
             state.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             state.optimizer.step()

@@ -14,6 +14,7 @@ __all__ = [
     "ClassConditionalVelocity",
     "ConditionedVelocity",
     "FourierFeatureVelocity",
+    "MaskedVelocity",
     "RestandardisedVelocity",
     "TimeEmbedding",
     "VelocityBlockMLP",
@@ -279,6 +280,39 @@ class ConditionedVelocity(nn.Module):
     def forward(self, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """Velocity at times ``t`` (shape (n,)) and points ``x`` (shape (n, d))."""
         return self.network(t, x, self.condition)
+
+
+class MaskedVelocity(nn.Module):
+    """A field over any subset of the coordinates given any other subset:
+    ``v(t, x | k, g) = g * h(t, [x, k, g])``.
+
+    ``k`` and ``g`` are 0/1 masks of the coordinates held fixed (known) and of those the field
+    moves (generated); ``x`` holds the known values, the points of the path on the generated
+    coordinates and 0 elsewhere. Multiplying by ``g`` keeps every other coordinate still, so the
+    ODE carries only the generated coordinates and its divergence is theirs: the field is a flow
+    of the conditional law of ``x_g`` given ``x_k`` for every pair of masks at once, as the
+    arbitrary-conditional models of Ivanov, Figurnov & Vetrov (ICLR 2019) and Li, Akkaya &
+    Oliva (ICML 2020) learn one model for every conditional. :class:`ConditionedVelocity` fixes
+    the masks.
+
+    Parameters
+    ----------
+    network : torch.nn.Module
+        ``h``: ``network(t, z)`` with ``z`` of shape (n, 3 d), returning shape (n, d).
+    n_features : int
+        Dimension ``d``.
+    """
+
+    def __init__(self, network: nn.Module, n_features: int) -> None:
+        super().__init__()
+        self.network = network
+        self.n_features = n_features
+
+    def forward(self, t: torch.Tensor, x: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+        """Velocity at times ``t`` (shape (n,)) and points ``x`` (shape (n, d)) given ``masks``
+        of shape (n, 2 d): ``k`` then ``g``, as 0/1 in the dtype of ``x``."""
+        masks = masks.to(x.dtype)
+        return masks[:, self.n_features :] * self.network(t, torch.cat([x, masks], dim=1))
 
 
 class VelocityDenoiserMLP(nn.Module):

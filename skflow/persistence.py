@@ -43,6 +43,7 @@ from ._spec import NetworkSpec
 from ._stream import Stream
 from .classifier import FlowMatchingClassifier
 from .density import FlowMatchingDensity
+from .impute import FlowMatchingImputer
 from .networks import RestandardisedVelocity
 from .outlier import FlowMatchingOutlierDetector
 from .transport import InterpolantTransport
@@ -60,6 +61,7 @@ MANIFEST = "skflow.json"
 PUBLIC_ESTIMATORS = (
     FlowMatchingClassifier,
     FlowMatchingDensity,
+    FlowMatchingImputer,
     FlowMatchingOutlierDetector,
     InterpolantTransport,
 )
@@ -87,7 +89,8 @@ def save(estimator: BaseEstimator, path: str | os.PathLike) -> None:
     ----------
     estimator : estimator of a class in ``PUBLIC_ESTIMATORS``
         A :class:`~skflow.FlowMatchingDensity`, :class:`~skflow.FlowMatchingClassifier`,
-        :class:`~skflow.FlowMatchingOutlierDetector` or :class:`~skflow.InterpolantTransport`. An
+        :class:`~skflow.FlowMatchingImputer`, :class:`~skflow.FlowMatchingOutlierDetector` or
+        :class:`~skflow.InterpolantTransport`. An
         :class:`~skflow.InterpolantTransport` is saved with its source density when that is a
         :class:`~sklearn.mixture.GaussianMixture` (the default), a
         :class:`~sklearn.mixture.BayesianGaussianMixture` or a skflow density.

@@ -268,6 +268,14 @@ def test_class_conditional_network_sees_the_one_hot_class(architecture, n_fourie
     assert not torch.allclose(network(t, x, torch.tensor(0)), network(t, x, torch.tensor(1)))
 
 
-def test_class_conditional_network_has_no_denoiser():
-    with pytest.raises(ValueError, match="class-conditional"):
-        NetworkSpec("mlp", (8,), "gelu", denoiser=True, n_classes=2).build(2)
+@pytest.mark.parametrize("condition", [{"n_classes": 2}, {"masked": True}])
+def test_conditional_network_has_no_denoiser(condition):
+    with pytest.raises(ValueError, match="conditional"):
+        NetworkSpec("mlp", (8,), "gelu", denoiser=True, **condition).build(2)
+
+
+def test_masked_spec_builds_a_field_of_x_and_both_masks():
+    network = NetworkSpec("residual", (8,), "gelu", masked=True).build(3)
+    x, masks = torch.randn(5, 3), torch.ones(5, 6)
+    assert network(torch.rand(5), x, masks).shape == (5, 3)
+    assert network.network.first.in_features == 9 + network.network.time_embedding.n_features

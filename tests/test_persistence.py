@@ -18,6 +18,7 @@ from sklearn.neighbors import KernelDensity
 import skflow
 from skflow import (
     FlowMatchingDensity,
+    FlowMatchingImputer,
     FlowMatchingOutlierDetector,
     InterpolantTransport,
 )
@@ -61,8 +62,19 @@ ESTIMATORS = {
 }
 
 
+def with_holes(n, seed):
+    X = gaussian(n, seed)
+    X[np.random.default_rng(seed).random(X.shape) < 0.3] = np.nan
+    return X
+
+
 def outputs(estimator):
     X = gaussian(20, 9)
+    if hasattr(estimator, "sample_imputations"):
+        return {
+            "transform": estimator.transform(with_holes(20, 9)),
+            "sample_imputations": estimator.sample_imputations(with_holes(20, 9), 3),
+        }
     result = {"score_samples": estimator.score_samples(X)}
     if hasattr(estimator, "transform"):  # a flow of its own
         result.update(

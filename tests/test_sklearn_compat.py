@@ -3,7 +3,12 @@
 import torch
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from skflow import FlowMatchingClassifier, FlowMatchingDensity, InterpolantTransport
+from skflow import (
+    FlowMatchingClassifier,
+    FlowMatchingDensity,
+    FlowMatchingImputer,
+    InterpolantTransport,
+)
 
 from _shared import FAST
 
@@ -38,6 +43,8 @@ def _expected_failures(estimator):
         FlowMatchingDensity(path="trig", coupling="ot", learning_rate="constant", **FAST),
         FlowMatchingDensity(path="vp", coupling="sinkhorn", solver="midpoint", **FAST),
         FlowMatchingClassifier(**CLASSIFIER_FAST),
+        FlowMatchingImputer(n_draws=3, **FAST),
+        FlowMatchingImputer(add_indicator=True, path="trig", solver="midpoint", **FAST),
         InterpolantTransport(**FAST),
         InterpolantTransport(
             path="encdec", gamma="sinesquared", sigma=1.0, eps=0.5, sde_n_steps=5, **FAST
