@@ -2,8 +2,9 @@
 others (:class:`~skflow.networks.MaskedVelocity`), learned from the observed cells alone.
 
 Each minibatch splits every row's observed coordinates ``o`` at random into known ones ``k``
-(each observed coordinate independently with a probability drawn uniformly per row, so that every
-share of known coordinates is trained, from none to all) and generated ones ``g = o - k``. The
+(each observed coordinate independently with a probability ``s = sqrt(u)``, ``u`` uniform, drawn
+per row: every share of known coordinates is trained, from none to all, and the large shares that
+imputation conditions on more often) and generated ones ``g = o - k``. The
 field sees the known values, the path's points ``x_t = alpha(t) x0 + beta(t) x1`` on ``g`` and 0 on
 the missing coordinates, and regresses the path's velocity on ``g`` only,
 
@@ -53,7 +54,7 @@ class MaskedFlowMatchingTrainer(FlowMatchingTrainer):
         x0 = self.base.sample(n, generator)
         u = self.times.sample(n, generator, x1.device)
         t = self.path.t_min + (self.path.t_max - self.path.t_min) * u
-        share = torch.rand((n, 1), generator=generator, device=x1.device, dtype=x1.dtype)
+        share = torch.rand((n, 1), generator=generator, device=x1.device, dtype=x1.dtype).sqrt()
         draws = torch.rand((n, d), generator=generator, device=x1.device, dtype=x1.dtype)
         known = observed * (draws < share).to(x1.dtype)
         generated = observed - known
