@@ -10,6 +10,7 @@ ORDER = [
     "plot_paths_couplings.py",
     "plot_grid_search.py",
     "plot_classifier.py",
+    "plot_imputation.py",
     "plot_outlier_detection.py",
     "plot_transport.py",
     "plot_digits.py",

@@ -32,7 +32,7 @@ class FlowMatchingImputer(TransformerMixin, BaseFlow):
     (:class:`~skflow.networks.MaskedVelocity`). It is learned from the incomplete rows
     themselves: every minibatch splits each row's observed cells at random into known and
     generated ones and regresses the flow-matching velocity on the generated cells only, so no
-    missing cell is ever filled in before training (see :mod:`skflow._masked`; Lipman et al.,
+    missing cell is ever filled in before training (Lipman et al.,
     *Flow Matching for Generative Modeling*, ICLR 2023; Ivanov, Figurnov & Vetrov, *Variational
     Autoencoder with Arbitrary Conditioning*, ICLR 2019). Imputing a row integrates its missing
     cells from ``N(0, I)`` given its observed ones: each draw is a plausible completion, and
@@ -116,7 +116,7 @@ class FlowMatchingImputer(TransformerMixin, BaseFlow):
         The fitted velocity network (an EMA of the trained weights), on the CPU.
     network_spec_ : NetworkSpec
         What ``model_`` is, as plain data.
-    mean_, scale_ : ndarray of shape (n_features_in_,)
+    mean_, scale_ : ndarray of shape (`n_features_in_`,)
         Mean and standard deviation of each feature's observed values.
     indicator_features_ : ndarray of shape (n_indicators,)
         Indices of the features with a missing cell in :meth:`fit`: those of ``add_indicator``.

@@ -293,7 +293,7 @@ class MaskedVelocity(nn.Module):
     of the conditional law of ``x_g`` given ``x_k`` for every pair of masks at once, as the
     arbitrary-conditional models of Ivanov, Figurnov & Vetrov (ICLR 2019) and Li, Akkaya &
     Oliva (ICML 2020) learn one model for every conditional. :class:`ConditionedVelocity` fixes
-    the masks.
+    both.
 
     Parameters
     ----------
@@ -308,11 +308,11 @@ class MaskedVelocity(nn.Module):
         self.network = network
         self.n_features = n_features
 
-    def forward(self, t: torch.Tensor, x: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
-        """Velocity at times ``t`` (shape (n,)) and points ``x`` (shape (n, d)) given ``masks``
-        of shape (n, 2 d): ``k`` then ``g``, as 0/1 in the dtype of ``x``."""
-        masks = masks.to(x.dtype)
-        return masks[:, self.n_features :] * self.network(t, torch.cat([x, masks], dim=1))
+    def forward(self, t: torch.Tensor, x: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
+        """Velocity at times ``t`` (shape (n,)) and points ``x`` (shape (n, d)) given the
+        ``condition`` ``[k, g]`` of shape (n, 2 d), both masks as 0/1."""
+        condition = condition.to(x.dtype)
+        return condition[:, self.n_features :] * self.network(t, torch.cat([x, condition], dim=1))
 
 
 class VelocityDenoiserMLP(nn.Module):

@@ -31,6 +31,7 @@ CHECKER = Path(__file__).resolve().parent.parent / "doc" / "check_site.py"
 ESTIMATORS = [
     "FlowMatchingClassifier",
     "FlowMatchingDensity",
+    "FlowMatchingImputer",
     "FlowMatchingOutlierDetector",
     "InterpolantTransport",
 ]
