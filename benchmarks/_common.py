@@ -154,6 +154,15 @@ def mean_and_se(values) -> tuple[float, float]:
     return float(values.mean()), float(values.std(ddof=1) / np.sqrt(values.size))
 
 
+def mean_and_spread(values, digits: int = 3) -> str:
+    """``"mean ± std"`` of ``values`` (over seeds; ``ddof=1``), the mean alone for one value and
+    ``"—"`` for none."""
+    if len(values) == 0:
+        return "—"
+    text = f"{np.mean(values):.{digits}f}"
+    return text + (f" ± {np.std(values, ddof=1):.{digits}f}" if len(values) > 1 else "")
+
+
 def markdown_table(rows: list[dict], columns: list[str]) -> str:
     """A GitHub markdown table of ``rows`` (dicts), one column per key in ``columns``."""
     lines = [

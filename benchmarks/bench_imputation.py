@@ -470,10 +470,7 @@ def _mean_over(found: list[dict], method: str, metric: str) -> float:
 
 def _cell(found: list[dict], method: str, metric: str, digits: int = 3) -> str:
     values = [r[method][metric] for r in found if metric in r[method]]
-    if not values:
-        return "—"
-    text = f"{np.mean(values):.{digits}f}"
-    return text + (f" ± {np.std(values, ddof=1):.{digits}f}" if len(values) > 1 else "")
+    return _common.mean_and_spread(values, digits)
 
 
 def summary(found: dict[str, list[dict]], methods: list[str]) -> str:

@@ -516,9 +516,7 @@ def _mean(found: list[dict], name: str, metric: str) -> float:
 
 
 def _cell(found: list[dict], name: str, metric: str, digits: int = 3) -> str:
-    values = [r[name][metric] for r in found]
-    text = f"{np.mean(values):.{digits}f}"
-    return text + (f" ± {np.std(values, ddof=1):.{digits}f}" if len(values) > 1 else "")
+    return _common.mean_and_spread([r[name][metric] for r in found], digits)
 
 
 def tables(found: dict[str, list[dict]], methods: list[str]) -> str:
