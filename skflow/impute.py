@@ -254,6 +254,10 @@ class FlowMatchingImputer(TransformerMixin, BaseFlow):
         observed = ~np.isnan(X) if nan else X != self.missing_values
         return X, observed
 
+    def _observed_standardised(self, X: np.ndarray, observed: np.ndarray) -> np.ndarray:
+        """The observed cells of ``X`` standardised, and 0 (the mean) in the missing ones."""
+        return np.where(observed, self._standardise(np.where(observed, X, 0.0)), 0.0)
+
     # ----------------------------------------------------------------------------------------------
     # fitting and imputing
 
@@ -285,7 +289,7 @@ class FlowMatchingImputer(TransformerMixin, BaseFlow):
             )
         if not warm:
             self._set_moments(_observed_moments(X, observed))
-        X_std = np.where(observed, self._standardise(np.where(observed, X, 0.0)), 0.0)
+        X_std = self._observed_standardised(X, observed)
         self._fit_network(
             X_std,
             np.ones(X.shape[0]),
@@ -335,7 +339,7 @@ class FlowMatchingImputer(TransformerMixin, BaseFlow):
             return out
         d = X.shape[1]
         known = observed[rows]
-        start = np.where(known, self._standardise(np.where(known, X[rows], 0.0)), 0.0)
+        start = self._observed_standardised(X[rows], known)
         noise = rng.standard_normal((n_imputations, rows.size, d))
         start = np.where(known, start, noise).reshape(-1, d)
         path = self._make_path()
