@@ -59,6 +59,9 @@ ESTIMATORS = {
     "transport-flow-source": lambda: InterpolantTransport(
         source_density=FlowMatchingDensity(**FAST), random_state=0, **FAST
     ).fit(*two_sides(100, 0)),
+    "imputer": lambda: FlowMatchingImputer(add_indicator=True, random_state=0, **FAST).fit(
+        with_holes(200, 0)
+    ),
 }
 
 
