@@ -240,7 +240,8 @@ class FlowMatchingImputer(TransformerMixin, BaseFlow):
         )
 
     def _incomplete_rows(self, X, *, reset: bool) -> tuple[np.ndarray, np.ndarray]:
-        """``X`` checked (float64, never a view of the input) and its observed mask."""
+        """``X`` checked (float64; possibly the caller's array, which is only read) and its
+        observed mask."""
         nan = np.isnan(self.missing_values)
         X = validate_data(
             self,
@@ -248,7 +249,6 @@ class FlowMatchingImputer(TransformerMixin, BaseFlow):
             dtype=np.float64,
             ensure_all_finite="allow-nan" if nan else True,
             ensure_min_samples=2 if reset else 1,
-            copy=True,
             reset=reset,
         )
         observed = ~np.isnan(X) if nan else X != self.missing_values
