@@ -41,10 +41,11 @@ from ._inference import (
     validation_negative_log_likelihood,
 )
 from ._kinds import fit_layout
+from ._masked import MaskedFlowMatchingTrainer
 from ._run import TrainingConfig, TrainState, auto_max_iter
 from ._spec import NetworkSpec, check_hidden_layer_sizes
 from ._trainer import FlowMatchingTrainer
-from .couplings import COUPLINGS, Coupling, make_coupling
+from .couplings import COUPLINGS, Coupling, IndependentCoupling, make_coupling
 from .likelihood import DIVERGENCES, EXACT_DIVERGENCE_MAX_FEATURES, row_uniforms
 from .networks import ACTIVATIONS, ARCHITECTURES
 from .paths import ProbabilityPath
@@ -82,6 +83,11 @@ class BaseFlow(BaseEstimator):
     Subclasses give the path, the coupling, the candidate networks and the base distribution;
     this class validates and standardises the data, trains, and integrates the learned ODE.
     """
+
+    _learns_conditionals: bool = False
+    """Whether a masked network (``NetworkSpec(masked=True)``) learns every conditional law of
+    some columns given others (an imputer), rather than the law of each row's observed cells
+    (:class:`~skflow._masked.MaskedFlowMatchingTrainer`'s ``split_known``)."""
 
     _parameter_constraints: dict = {
         "coupling": [StrOptions(set(COUPLINGS))],
@@ -159,11 +165,23 @@ class BaseFlow(BaseEstimator):
     def _trainer(
         self, base, config: TrainingConfig, rng, spec: NetworkSpec, prepare=None
     ) -> FlowMatchingTrainer:
+        times = TIME_DISTRIBUTIONS[self.time_distribution]()
+        if spec.masked:
+            return MaskedFlowMatchingTrainer(
+                self._make_path(),
+                IndependentCoupling(),
+                base,
+                times,
+                config,
+                rng,
+                prepare=prepare,
+                split_known=self._learns_conditionals,
+            )
         return FlowMatchingTrainer(
             self._make_path(),
             self._make_coupling(),
             base,
-            TIME_DISTRIBUTIONS[self.time_distribution](),
+            times,
             config,
             rng,
             learn_denoiser=spec.denoiser,
@@ -182,30 +200,52 @@ class BaseFlow(BaseEstimator):
     def _standardise(self, X: np.ndarray) -> np.ndarray:
         return (X - self.mean_) / self.scale_
 
+    def _standardise_observed(self, X: np.ndarray) -> np.ndarray:
+        """``X`` standardised, with its missing cells (NaN) at 0, where a masked field
+        (:class:`~skflow.networks.MaskedVelocity`) expects the coordinates it does not move."""
+        return np.nan_to_num(self._standardise(X), nan=0.0, posinf=np.inf, neginf=-np.inf)
+
     def _unstandardise(self, Z: np.ndarray) -> np.ndarray:
         return Z * self.scale_ + self.mean_
 
     def _check_predict_data(self, X) -> np.ndarray:
+        """``X`` checked against the fitted model: finite, or NaN in missing cells for a masked
+        network."""
         check_is_fitted(self, "model_")
-        return validate_data(self, X, dtype=np.float64, reset=False)
+        allow_nan = self.network_spec_.masked
+        return validate_data(
+            self,
+            X,
+            dtype=np.float64,
+            ensure_all_finite="allow-nan" if allow_nan else True,
+            reset=False,
+        )
 
     def _training_rows(
-        self, X, sample_weight, *, warm: bool, min_samples: int = 2
+        self, X, sample_weight, *, warm: bool, min_samples: int = 2, missing: bool = False
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         """Training rows checked and laid out (``columns_``, ``n_features_in_`` and
         ``feature_names_in_`` set, unless ``warm`` continues a fit): the rows in the flow's
-        coordinates (one dequantisation of discrete columns), their weights, and their codes
-        (None for a plain table, whose rows are the coordinates)."""
+        coordinates (one dequantisation of discrete columns; NaN in every coordinate of a
+        missing cell, allowed with ``missing``), their weights, and their codes (None for a
+        plain table, whose rows are the coordinates)."""
         if not is_frame(X):
             X = check_array(X, dtype=None, ensure_all_finite=False, input_name="X")
         layout = (
             self.columns_
             if warm
-            else fit_layout(self, X, self.categorical_features, self.integer_features, self.bounds)
+            else fit_layout(
+                self,
+                X,
+                self.categorical_features,
+                self.integer_features,
+                self.bounds,
+                missing=missing,
+            )
         )
         if layout.plain:
             X, weight = validate_rows_and_weights(
-                self, X, sample_weight, reset=not warm, min_samples=min_samples
+                self, X, sample_weight, reset=not warm, min_samples=min_samples, allow_nan=missing
             )
             self.columns_ = layout
             return X, weight, None
@@ -217,7 +257,7 @@ class BaseFlow(BaseEstimator):
                 f"Found array with {X.shape[0]} sample(s) while a minimum of {min_samples} is "
                 "required."
             )
-        codes, _ = layout.encode(X, fitting=True)
+        codes, _ = layout.encode(X, fitting=True, missing=missing)
         weight = row_weights(sample_weight, codes)
         uniform = check_random_state(self.random_state).uniform(size=codes.shape)
         flow_rows, _ = layout.to_flow(torch.from_numpy(codes), torch.from_numpy(uniform))
@@ -228,7 +268,8 @@ class BaseFlow(BaseEstimator):
         """Rows of ``X`` checked against the fitted model, in the flow's coordinates (before
         standardisation), and each row's log-weight (:meth:`skflow._columns.TableLayout.to_flow`):
         0 for a plain table; -inf for a row the model cannot hold (an unseen category, a value out
-        of bounds, a fraction in an integer column), whose coordinates are set to 0."""
+        of bounds, a fraction in an integer column), whose coordinates are set to 0. A masked
+        model takes missing cells: NaN in their coordinates."""
         check_is_fitted(self, "model_")
         layout = self.columns_
         if layout.plain:
@@ -238,7 +279,7 @@ class BaseFlow(BaseEstimator):
             X = check_array(X, dtype=None, ensure_all_finite=False, input_name="X")
         _check_feature_names(self, X, reset=False)
         _check_n_features(self, X, reset=False)
-        codes, valid = layout.encode(X)
+        codes, valid = layout.encode(X, missing=self.network_spec_.masked)
         seed = draw_seed(check_random_state(self.random_state))
         uniform = row_uniforms(codes, layout.width, seed)
         flow_rows, log_weight = layout.to_flow(torch.from_numpy(codes), torch.from_numpy(uniform))

@@ -45,6 +45,7 @@ __all__ = [
     "TableLayout",
     "column_numbers",
     "is_frame",
+    "missing_cells",
 ]
 
 BIT_SPREAD = 0.5
@@ -145,13 +146,16 @@ class TableLayout:
     # ----------------------------------------------------------------------------------------------
     # rows in
 
-    def encode(self, X, *, fitting: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    def encode(
+        self, X, *, fitting: bool = False, missing: bool = False
+    ) -> tuple[np.ndarray, np.ndarray]:
         """The codes of the rows of ``X`` (``(n, width)`` floats: the values of continuous and
         integer columns, ``+-1`` bits of categories) and which rows the model can hold.
 
         A row is impossible under the model if it has a category not seen in training, a value
         outside a column's bounds or a fraction in an integer column; while ``fitting`` that is
-        a ValueError naming the column instead.
+        a ValueError naming the column instead. With ``missing``, a missing cell (NaN, None or
+        pandas' NA) is NaN in every coordinate of its column; without, a ValueError.
         """
         frame = is_frame(X)
         array = None if frame else np.asarray(X)
@@ -162,19 +166,20 @@ class TableLayout:
         for j, column in enumerate(self.columns):
             values = X.iloc[:, j].to_numpy() if frame else array[:, j]
             block = codes[:, start : start + column.width]
+            absent = missing_cells(values, column.name, missing)
             if column.kind == "categorical":
-                seen = _category_index(values, column, fitting)
+                seen = _category_index(values, column, fitting, absent)
                 valid &= seen >= 0
                 if column.one_hot:
                     bits = np.maximum(seen, 0)[:, None] == np.arange(column.width)
                 else:
                     bits = (np.maximum(seen, 0)[:, None] >> np.arange(column.width)) & 1
-                block[:] = 2.0 * bits - 1.0
+                block[:] = np.where(absent[:, None], np.nan, 2.0 * bits - 1.0)
             else:
-                numbers = column_numbers(values, column.name)
-                possible = (numbers >= column.low) & (numbers <= column.high)
+                numbers = column_numbers(values, column.name, absent)
+                possible = absent | ((numbers >= column.low) & (numbers <= column.high))
                 if column.kind == "integer":
-                    possible &= numbers == np.round(numbers)
+                    possible &= absent | (numbers == np.round(numbers))
                 if fitting and not possible.all():
                     bad = numbers[~possible][0]
                     if column.kind == "integer" and bad != np.round(bad):
@@ -218,7 +223,7 @@ class TableLayout:
         """The flow's coordinates of ``codes`` dequantised with ``uniform`` (draws of ``U(0, 1)``
         of the same shape), and each row's log-weight: the log-Jacobian of the bounding maps
         minus the log-density of the categories' dequantisation, to add to the flow's
-        log-density."""
+        log-density. Missing codes (NaN) stay NaN and add nothing to the log-weight."""
         kind, low, high, margin = self._dims(codes)
         integer, sign = kind == _INTEGER, kind == _SIGN
         x = torch.where(integer, codes + uniform - 0.5, codes)
@@ -228,7 +233,7 @@ class TableLayout:
         x = torch.where(sign, codes * magnitude, x)
         log_q = torch.where(sign, _bit_log_density(magnitude), 0.0)
         y, log_jacobian = _bound(x, low, high, margin)
-        return y, (log_jacobian - log_q).sum(dim=1)
+        return y, torch.where(codes.isnan(), 0.0, log_jacobian - log_q).sum(dim=1)
 
     def from_flow(self, y: np.ndarray) -> np.ndarray:
         """The inverse of the bounding maps: values on the columns' scales, per coordinate."""
@@ -285,8 +290,36 @@ def is_frame(X) -> bool:
     return hasattr(X, "iloc") and hasattr(X, "dtypes") and hasattr(X, "columns")
 
 
-def column_numbers(values: np.ndarray, name: str) -> np.ndarray:
-    """A numeric column as float64, or a ValueError naming it."""
+def missing_cells(values: np.ndarray, name: str, allowed: bool) -> np.ndarray:
+    """Mask of the missing cells of a column's ``values`` (NaN, None, pandas' NA or NaT); a
+    ValueError naming the column if there is one and they are not ``allowed``."""
+    if values.dtype.kind == "f":
+        absent = np.isnan(values)
+    elif values.dtype == object:
+        absent = np.array([_is_missing(v) for v in values], dtype=bool)
+    else:
+        absent = np.zeros(values.shape[0], dtype=bool)
+    if absent.any() and not allowed:
+        raise ValueError(
+            f"Column {name!r} holds NaN or another missing value; skflow needs a value in "
+            "every cell (allow_missing=True learns from the observed ones, where the estimator "
+            "has it)."
+        )
+    return absent
+
+
+def _is_missing(value) -> bool:
+    return (
+        value is None
+        or (isinstance(value, (float, np.floating)) and math.isnan(value))
+        or type(value).__name__ in ("NAType", "NaTType")
+    )
+
+
+def column_numbers(values: np.ndarray, name: str, absent: np.ndarray | None = None) -> np.ndarray:
+    """A numeric column as float64 (NaN in the ``absent`` cells), or a ValueError naming it."""
+    if absent is not None and absent.any():
+        values = np.where(absent, np.nan, values)
     try:
         numbers = np.asarray(values, dtype=np.float64)
     except (TypeError, ValueError):
@@ -295,7 +328,8 @@ def column_numbers(values: np.ndarray, name: str) -> np.ndarray:
             f"Column {name!r} is numeric but holds {bad!r}; declare it in categorical_features "
             "if it is a category."
         ) from None
-    if not np.isfinite(numbers).all():
+    present = numbers if absent is None else numbers[~absent]
+    if not np.isfinite(present).all():
         raise ValueError(
             f"Column {name!r} holds NaN or infinity; skflow needs finite values in every column."
         )
@@ -310,10 +344,16 @@ def _is_number(value) -> bool:
     return True
 
 
-def _category_index(values: np.ndarray, column: Column, fitting: bool) -> np.ndarray:
-    """Each value's index among the column's categories; -1 for a category not seen in fit."""
+def _category_index(
+    values: np.ndarray, column: Column, fitting: bool, absent: np.ndarray
+) -> np.ndarray:
+    """Each value's index among the column's categories; -1 for a category not seen in fit, 0
+    for an ``absent`` (missing) cell."""
     lookup = {_key(c): i for i, c in enumerate(column.categories)}
-    index = np.array([lookup.get(_key(v), -1) for v in values], dtype=np.int64)
+    index = np.array(
+        [0 if gone else lookup.get(_key(v), -1) for v, gone in zip(values, absent)],
+        dtype=np.int64,
+    )
     if fitting and (index < 0).any():
         raise ValueError(f"Column {column.name!r} holds a value outside its categories.")
     return index

@@ -59,12 +59,20 @@ def validates_sample_arguments(sample):
 
 
 def validate_rows_and_weights(
-    estimator, X, sample_weight, *, reset: bool, min_samples: int = 2
+    estimator, X, sample_weight, *, reset: bool, min_samples: int = 2, allow_nan: bool = False
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``X`` checked for fitting ``estimator`` (``n_features_in_`` set anew if ``reset``) and the
-    row weights (ones when ``sample_weight`` is None), as float64 arrays that are never views of
-    the input; the weights must be non-negative with a positive sum."""
-    X = validate_data(estimator, X, dtype=np.float64, ensure_min_samples=min_samples, reset=reset)
+    """``X`` checked for fitting ``estimator`` (``n_features_in_`` set anew if ``reset``; NaN
+    cells only if ``allow_nan``) and the row weights (ones when ``sample_weight`` is None), as
+    float64 arrays that are never views of the input; the weights must be non-negative with a
+    positive sum."""
+    X = validate_data(
+        estimator,
+        X,
+        dtype=np.float64,
+        ensure_min_samples=min_samples,
+        ensure_all_finite="allow-nan" if allow_nan else True,
+        reset=reset,
+    )
     return X, row_weights(sample_weight, X)
 
 
@@ -161,13 +169,28 @@ class WeightedMoments:
 
     @classmethod
     def of(cls, X: np.ndarray, weight: np.ndarray) -> WeightedMoments:
-        """The moments of rows ``X`` (n, d) with weights ``weight`` (n,) of positive sum.
+        """The moments of rows ``X`` (n, d) with weights ``weight`` (n,) of positive sum; a NaN
+        is a missing cell, and each feature's moments are those of its observed cells.
 
         Raises
         ------
         ValueError
-            If the mean or the spread of ``X`` overflows float64.
+            If the mean or the spread of ``X`` overflows float64, or a feature has no observed
+            cell of positive weight.
         """
+        missing = np.isnan(X)
+        if missing.any():
+            columns = []
+            for j in range(X.shape[1]):
+                seen = ~missing[:, j]
+                if not weight[seen].sum() > 0:
+                    raise ValueError(f"Feature {j} of X has no observed value of positive weight.")
+                columns.append(cls.of(X[seen, j : j + 1], weight[seen]))
+            return cls(
+                float(weight.sum()),
+                np.concatenate([m.mean for m in columns]),
+                np.concatenate([m.std for m in columns]),
+            )
         with np.errstate(over="ignore", invalid="ignore"):
             mean = np.average(X, axis=0, weights=weight)
             deviation = X - mean

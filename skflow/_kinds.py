@@ -11,7 +11,14 @@ import numpy as np
 from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.validation import _check_feature_names, _check_n_features
 
-from ._columns import ONE_HOT_MAX, Column, TableLayout, column_numbers, is_frame
+from ._columns import (
+    ONE_HOT_MAX,
+    Column,
+    TableLayout,
+    column_numbers,
+    is_frame,
+    missing_cells,
+)
 
 __all__ = ["BOUND_MARGIN", "BOUND_SHORTCUTS", "COLUMN_CONSTRAINTS", "fit_layout"]
 
@@ -33,20 +40,26 @@ COLUMN_CONSTRAINTS: dict = {
 """Parameter constraints of the column-kind hyperparameters."""
 
 
-def fit_layout(estimator, X, categorical_features, integer_features, bounds) -> TableLayout:
+def fit_layout(
+    estimator, X, categorical_features, integer_features, bounds, missing: bool = False
+) -> TableLayout:
     """The layout of the training rows ``X`` (a DataFrame or a 2-D array) for ``estimator``,
     whose ``n_features_in_`` and ``feature_names_in_`` are set: the kinds from the dtypes of a
     DataFrame or of an array and from the explicit ``categorical_features``,
-    ``integer_features`` and ``bounds``."""
+    ``integer_features`` and ``bounds``. With ``missing``, cells may be missing (NaN), but
+    every column needs a value."""
     frame = is_frame(X)
     _check_feature_names(estimator, X, reset=True)
     _check_n_features(estimator, X, reset=True)
     n_features = X.shape[1]
-    if not frame and X.dtype.kind == "f" and X.size and not np.isfinite(X).all():
-        column = int(np.flatnonzero(~np.isfinite(X).all(axis=0))[0])
-        raise ValueError(
-            f"Column {column} holds NaN or infinity; skflow needs finite values in every column."
-        )
+    if not frame and X.dtype.kind == "f" and X.size:
+        finite = np.isfinite(X) | (np.isnan(X) if missing else False)
+        if not finite.all():
+            column = int(np.flatnonzero(~finite.all(axis=0))[0])
+            raise ValueError(
+                f"Column {column} holds NaN or infinity; skflow needs finite values in every "
+                "column."
+            )
     names = [str(c) for c in X.columns] if frame else [str(j) for j in range(n_features)]
     dtypes = list(X.dtypes) if frame else [X.dtype] * n_features
     categorical = _selected(
@@ -64,19 +77,22 @@ def fit_layout(estimator, X, categorical_features, integer_features, bounds) -> 
     for j, name in enumerate(names):
         values = X.iloc[:, j].to_numpy() if frame else X[:, j]
         dtype = str(dtypes[j])
+        absent = missing_cells(values, name, missing)
+        if absent.all():
+            raise ValueError(f"Column {name!r} of X has no observed value: nothing to learn.")
         if categorical[j]:
             if j in declared:
                 raise ValueError(f"Column {name!r} is categorical and cannot have bounds.")
-            columns.append(
-                _categorical_column(values, name, dtype, X.iloc[:, j] if frame else None)
-            )
+            series = X.iloc[:, j][~absent] if frame else None
+            columns.append(_categorical_column(values[~absent], name, dtype, series))
             continue
         kind = "integer" if integer[j] else "continuous"
         low, high = declared.get(j, (-math.inf, math.inf))
-        numbers = (
-            column_numbers(values, name) if frame or kind == "integer" or j in declared else None
-        )
-        if kind == "continuous" and j not in declared:  # an array's: checked as plain rows
+        if kind == "continuous" and j not in declared and not frame:
+            columns.append(Column(name, kind, dtype))  # an array's: checked as plain rows
+            continue
+        numbers = column_numbers(values[~absent], name)
+        if kind == "continuous" and j not in declared:
             columns.append(Column(name, kind, dtype))
             continue
         margin = 0.0
@@ -194,10 +210,7 @@ def _bounds(bounds, names: list[str], frame: bool) -> dict[int, tuple[float, flo
 
 
 def _categorical_column(values: np.ndarray, name: str, dtype: str, series) -> Column:
-    if any(v is None or (isinstance(v, float) and math.isnan(v)) for v in values):
-        raise ValueError(
-            f"Column {name!r} holds missing values; skflow needs a category in every row."
-        )
+    """The column of the categories in ``values`` (none missing)."""
     ordered = False
     if series is not None and str(series.dtype) == "category":
         categories = tuple(series.cat.categories.tolist())

@@ -14,10 +14,13 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._data import check_not_bool, validates_sample_arguments
 from ._distributions import StandardNormal
+from ._masked import masks
 from ._spec import NetworkSpec, fourier_features
 from .paths import PATHS, ProbabilityPath
 
 __all__ = ["LatentFlowMixin", "PathFlowMixin"]
+
+_HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
 
 
 class PathFlowMixin:
@@ -93,22 +96,37 @@ class LatentFlowMixin:
         if not (isinstance(bandwidth, Real) and bandwidth >= 0):
             raise ValueError(f"bandwidth must be a number >= 0, got {bandwidth!r}.")
         Y, log_weight = self._flow_rows(X)
+        observed = ~np.isnan(Y)
         path = self._make_path()
         t, shrink = path.t_max, 1.0
         if bandwidth > 0:
             t = path.time_of_noise_ratio(bandwidth)
             shrink = float(path.beta(torch.tensor(t, dtype=torch.float64)))
-        log_jacobian = float(np.log(self.scale_).sum()) - Y.shape[1] * math.log(shrink)
+        log_jacobian = observed @ np.log(self.scale_) - observed.sum(axis=1) * math.log(shrink)
 
         def before(rows: np.ndarray) -> np.ndarray:
-            standardised = self._standardise(rows)
+            standardised = self._standardise_observed(rows)
             return standardised if shrink == 1.0 else shrink * standardised
 
         log_density, error = self._log_likelihood(
-            Y, path.t_min, t, StandardNormal(Y.shape[1]).log_prob, before=before
+            Y,
+            path.t_min,
+            t,
+            StandardNormal(Y.shape[1]).log_prob,
+            before=before,
+            condition=self._generating(observed),
         )
-        log_density += log_weight - log_jacobian
+        # a missing coordinate stays at 0: its base density is no part of the observed cells'
+        log_density += log_weight - log_jacobian + _HALF_LOG_2PI * (~observed).sum(axis=1)
         return (log_density, error) if return_std else log_density
+
+    def _generating(self, observed: np.ndarray) -> np.ndarray | None:
+        """The condition of a masked network that moves the ``observed`` coordinates of each
+        row and nothing else: the flow of their joint law (None for an unmasked network, whose
+        rows are complete)."""
+        if not self.network_spec_.masked:
+            return None
+        return masks(np.zeros_like(observed), observed)
 
     def score(self, X, y=None) -> float:
         """Mean log-likelihood of ``X`` under the model, so that model selection needs no scorer.
@@ -175,14 +193,23 @@ class LatentFlowMixin:
         # the base draw and the path's noise of each (time, draw), shared by every row
         draws = torch.as_tensor(rng.standard_normal((2, n_times, n_draws, Y.shape[1])))
 
+        masked = self.network_spec_.masked
+
         def loss(net: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
             n = x.shape[0]
             x1 = x.repeat(n_draws, 1)
+            if masked:  # a missing cell (NaN) neither moves nor counts
+                seen = (~x1.isnan()).to(x.dtype)
+                x1, given = x1.nan_to_num(0.0), torch.cat([torch.zeros_like(seen), seen], dim=1)
             out = torch.empty(n, n_times, dtype=x.dtype, device=x.device)
             for k, time in enumerate(times):
                 t = torch.full((n * n_draws,), time, dtype=x.dtype, device=x.device)
                 x0, z = (d[k].to(x.device, x.dtype).repeat_interleave(n, dim=0) for d in draws)
-                error = net(t, path.interpolate(x0, x1, t, z)) - path.velocity(x0, x1, t, z)
+                xt, ut = path.interpolate(x0, x1, t, z), path.velocity(x0, x1, t, z)
+                if masked:
+                    error = net(t, seen * xt, given) - seen * ut
+                else:
+                    error = net(t, xt) - ut
                 out[:, k] = (error**2).sum(dim=1).reshape(n_draws, n).mean(dim=0)
             return out
 
@@ -214,6 +241,11 @@ class LatentFlowMixin:
     def _latent_to_data(self, Z: np.ndarray):
         path = self._make_path()
         Y = self._fitted_network().carry(
-            Z, path.t_min, path.t_max, self._solver(), after=self._unstandardise
+            Z,
+            path.t_min,
+            path.t_max,
+            self._solver(),
+            after=self._unstandardise,
+            condition=self._generating(np.ones(Z.shape, dtype=bool)),
         )
         return self._rows_from_flow(Y)

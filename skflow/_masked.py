@@ -41,22 +41,40 @@ def masks(known: np.ndarray, generated: np.ndarray) -> np.ndarray:
 class MaskedFlowMatchingTrainer(FlowMatchingTrainer):
     """Fits a :class:`~skflow.networks.MaskedVelocity` on incomplete rows.
 
-    The rows' conditions are their observed masks (1 where a cell is observed, 0 where it is
-    missing; a missing cell holds any finite value, e.g. 0); the coupling is independent, as the
-    generated coordinates differ from row to row. Parameters as :class:`FlowMatchingTrainer`'s.
+    The rows' conditions are ``masks(0, observed)`` (:func:`masks`; ``observed`` is 1 where a
+    cell is observed, 0 where it is missing, and a missing cell holds any value, NaN included);
+    the coupling is independent, as the generated coordinates differ from row to row.
+
+    Parameters
+    ----------
+    *args, **kwargs
+        As :class:`FlowMatchingTrainer`'s.
+    split_known : bool, default=True
+        Split each row's observed cells into known and generated ones (every conditional law of
+        some columns given others, for imputation); with False every observed cell is generated,
+        which learns the law of each row's observed cells (the marginals, for a density).
     """
+
+    def __init__(self, *args, split_known: bool = True, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.split_known = split_known
 
     def _regression_pairs(
         self, x1: torch.Tensor, generator: torch.Generator, condition: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, ...]:
+        if self.prepare is not None:
+            x1 = self.prepare(x1, generator)
         n, d = x1.shape
-        observed = condition.to(x1.dtype)
+        observed = condition[:, d:].to(x1.dtype)
+        x1 = torch.where(observed > 0, x1, 0.0)
         x0 = self.base.sample(n, generator)
         u = self.times.sample(n, generator, x1.device)
         t = self.path.t_min + (self.path.t_max - self.path.t_min) * u
-        share = torch.rand((n, 1), generator=generator, device=x1.device, dtype=x1.dtype).sqrt()
-        draws = torch.rand((n, d), generator=generator, device=x1.device, dtype=x1.dtype)
-        known = observed * (draws < share).to(x1.dtype)
+        known = torch.zeros_like(observed)
+        if self.split_known:
+            share = torch.rand((n, 1), generator=generator, device=x1.device, dtype=x1.dtype)
+            draws = torch.rand((n, d), generator=generator, device=x1.device, dtype=x1.dtype)
+            known = observed * (draws < share.sqrt()).to(x1.dtype)
         generated = observed - known
         xt = generated * self.path.interpolate(x0, x1, t) + known * x1
         ut = generated * self.path.velocity(x0, x1, t)

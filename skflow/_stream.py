@@ -8,10 +8,13 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from sklearn.base import _fit_context
 from sklearn.utils import check_random_state
+from sklearn.utils.metaestimators import available_if
 
 from ._callbacks import LastEpoch
-from ._data import WeightedMoments, draw_seed
+from ._data import WeightedMoments, draw_seed, validate_rows_and_weights
+from ._distributions import StandardNormal
 from ._inference import resolve_device
 from ._run import TrainState
 from .networks import RestandardisedVelocity
@@ -42,8 +45,69 @@ class Stream:
     calls: int
 
 
+def _streams(estimator) -> bool:
+    """Whether ``partial_fit`` is available: not with ``allow_missing`` (a stream's moments
+    would need each column's observed share)."""
+    return not estimator.allow_missing
+
+
 class StreamingMixin:
-    """``partial_fit``'s training step for a :class:`~skflow._base.BaseFlow`."""
+    """``partial_fit`` for a :class:`~skflow._base.BaseFlow` from ``N(0, I)`` with the
+    hyperparameter ``allow_missing``, and its training step."""
+
+    @available_if(_streams)
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y=None, sample_weight=None):
+        """Train on one chunk of a stream: one epoch over its rows, continuing from the last call.
+        Available without ``allow_missing``.
+
+        Each call merges the chunk's moments into ``mean_`` and ``scale_`` (the exact statistics of
+        every row seen so far), re-expresses the flow in the new standardised coordinates exactly
+        (:class:`~skflow.networks.RestandardisedVelocity`), and continues Adam and the EMA from the
+        previous call at the step size ``learning_rate_init``; ``t_``, ``n_iter_`` and
+        ``loss_curve_`` add up over the calls. After :meth:`fit` it continues from the fitted
+        network; :meth:`fit` forgets the stream.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            A chunk of training rows.
+        y : None
+            Ignored; present for API consistency.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative row weights of positive sum.
+
+        Returns
+        -------
+        self : FlowMatchingDensity
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skflow import FlowMatchingDensity
+        >>> X = np.random.default_rng(0).normal(loc=5.0, size=(600, 2))
+        >>> flow = FlowMatchingDensity(hidden_layer_sizes=(16,), random_state=0)
+        >>> for chunk in np.array_split(X, 3):
+        ...     flow = flow.partial_fit(chunk)
+        >>> bool(np.allclose(flow.mean_, X.mean(axis=0)))
+        True
+        """
+        first = not hasattr(self, "model_")
+        if first:
+            X, weight, _ = self._training_rows(X, sample_weight, warm=False, min_samples=1)
+        if not self.columns_.plain:
+            raise ValueError(
+                "partial_fit needs every column continuous and unbounded (a stream's later "
+                "chunks could bring categories and ranges that the first did not show); use fit, "
+                "or set categorical_features=None, integer_features=None and bounds=None."
+            )
+        if not first:
+            X, weight = validate_rows_and_weights(
+                self, X, sample_weight, reset=False, min_samples=1
+            )
+        self._n_features_out = X.shape[1]
+        self._partial_fit_network(X, weight, StandardNormal(X.shape[1]))
+        return self
 
     def _partial_fit_network(self, X: np.ndarray, weight: np.ndarray, base) -> None:
         """One pass of training over a chunk of a stream (the work of ``partial_fit``).

@@ -135,10 +135,11 @@ def chi_squared_threshold(scores: np.ndarray, rank: int) -> float:
 
 def effective_rank(X: np.ndarray) -> int:
     """Numerical rank of the centred, standardised rows (at least 1): constant and duplicated
-    columns do not add to it."""
-    centred = X - X.mean(axis=0)
+    columns do not add to it. A missing cell (NaN) counts at its column's mean."""
+    centred = np.nan_to_num(X - np.nanmean(X, axis=0))
     scale = np.sqrt((centred**2).mean(axis=0))
-    varying = scale > 10 * np.finfo(np.float64).eps * np.maximum(np.abs(X).max(axis=0), 1.0)
+    peak = np.nanmax(np.abs(X), axis=0)
+    varying = scale > 10 * np.finfo(np.float64).eps * np.maximum(peak, 1.0)
     if not varying.any():
         return 1
     return max(1, int(np.linalg.matrix_rank(centred[:, varying] / scale[varying])))

@@ -3,6 +3,7 @@ matching."""
 
 from __future__ import annotations
 
+import dataclasses
 from numbers import Integral, Real
 
 import numpy as np
@@ -17,10 +18,12 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from ._base import BaseFlow, keeps_state_on_error
-from ._data import WeightedMoments, validate_rows_and_weights
+from ._data import WeightedMoments
 from ._distributions import StandardNormal
 from ._kinds import COLUMN_CONSTRAINTS
 from ._latent import LatentFlowMixin, PathFlowMixin
+from ._masked import masks
+from ._spec import NetworkSpec
 from ._stream import StreamingMixin
 from .paths import DENSITY_PATHS
 
@@ -168,6 +171,14 @@ class FlowMatchingDensity(
         with None for an open side, or ``"non-negative"`` for ``(0, None)`` and ``"unit"`` for
         ``(0, 1)``. Each bounded column is mapped onto the real line (a log or a logit), whose
         Jacobian :meth:`score_samples` includes; samples stay inside the bounds.
+    allow_missing : bool, default=False
+        Learn from rows with missing cells (NaN, or None and pandas' NA in a DataFrame) and
+        score them. The field then also sees which cells each row has
+        (:class:`~skflow.networks.MaskedVelocity`) and learns the law of every row's observed
+        cells from those rows, so no row is dropped and no cell is filled in. The log-density
+        of a row with missing cells is that of its observed cells, their marginal under the
+        model (see :ref:`density-missing`); :meth:`transform` gives NaN for its missing
+        coordinates. Needs ``coupling="independent"``; there is no ``partial_fit`` with it.
 
     Attributes
     ----------
@@ -247,6 +258,7 @@ class FlowMatchingDensity(
         "n_fourier_features": [Interval(Integral, 0, None, closed="left"), StrOptions({"auto"})],
         "fourier_scale": [Interval(Real, 0, None, closed="neither")],
         **COLUMN_CONSTRAINTS,
+        "allow_missing": ["boolean"],
     }
 
     def __init__(
@@ -287,6 +299,7 @@ class FlowMatchingDensity(
         categorical_features="from_dtype",
         integer_features="from_dtype",
         bounds: dict | None = None,
+        allow_missing: bool = False,
     ) -> None:
         self.path = path
         self.sigma_min = sigma_min
@@ -323,6 +336,7 @@ class FlowMatchingDensity(
         self.categorical_features = categorical_features
         self.integer_features = integer_features
         self.bounds = bounds
+        self.allow_missing = allow_missing
 
     @keeps_state_on_error
     @_fit_context(prefer_skip_nested_validation=True)
@@ -332,7 +346,8 @@ class FlowMatchingDensity(
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-            Training rows; at least two.
+            Training rows; at least two. With ``allow_missing``, cells may be missing, but
+            every column needs an observed value.
         y : None
             Ignored; present for API consistency.
         sample_weight : array-like of shape (n_samples,), default=None
@@ -344,64 +359,36 @@ class FlowMatchingDensity(
         self : FlowMatchingDensity
         """
         warm = self.warm_start and hasattr(self, "model_")
-        Y, weight, codes = self._training_rows(X, sample_weight, warm=warm)
+        if warm and self.network_spec_.masked != self.allow_missing:
+            raise ValueError(
+                f"allow_missing={self.allow_missing} differs from the fit that warm_start would "
+                "continue; refit with warm_start=False."
+            )
+        if self.allow_missing and self.coupling != "independent":
+            raise ValueError(
+                f'allow_missing=True needs coupling="independent", got {self.coupling!r}: rows '
+                "with different missing cells cannot be paired by one transport plan."
+            )
+        Y, weight, codes = self._training_rows(
+            X, sample_weight, warm=warm, missing=self.allow_missing
+        )
         if not warm:
             self._set_moments(WeightedMoments.of(Y, weight))
         self._n_features_out = Y.shape[1]
-        self._fit_network(self._standardise(Y), weight, StandardNormal(Y.shape[1]), codes=codes)
+        observed = ~np.isnan(Y)
+        condition = masks(np.zeros_like(observed), observed) if self.allow_missing else None
+        self._fit_network(
+            self._standardise_observed(Y),
+            weight,
+            StandardNormal(Y.shape[1]),
+            condition=condition,
+            codes=codes,
+        )
         return self
 
-    @_fit_context(prefer_skip_nested_validation=True)
-    def partial_fit(self, X, y=None, sample_weight=None):
-        """Train on one chunk of a stream: one epoch over its rows, continuing from the last call.
-
-        Each call merges the chunk's moments into ``mean_`` and ``scale_`` (the exact statistics of
-        every row seen so far), re-expresses the flow in the new standardised coordinates exactly
-        (:class:`~skflow.networks.RestandardisedVelocity`), and continues Adam and the EMA from the
-        previous call at the step size ``learning_rate_init``; ``t_``, ``n_iter_`` and
-        ``loss_curve_`` add up over the calls. After :meth:`fit` it continues from the fitted
-        network; :meth:`fit` forgets the stream.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            A chunk of training rows.
-        y : None
-            Ignored; present for API consistency.
-        sample_weight : array-like of shape (n_samples,), default=None
-            Non-negative row weights of positive sum.
-
-        Returns
-        -------
-        self : FlowMatchingDensity
-
-        Examples
-        --------
-        >>> import numpy as np
-        >>> from skflow import FlowMatchingDensity
-        >>> X = np.random.default_rng(0).normal(loc=5.0, size=(600, 2))
-        >>> flow = FlowMatchingDensity(hidden_layer_sizes=(16,), random_state=0)
-        >>> for chunk in np.array_split(X, 3):
-        ...     flow = flow.partial_fit(chunk)
-        >>> bool(np.allclose(flow.mean_, X.mean(axis=0)))
-        True
-        """
-        first = not hasattr(self, "model_")
-        if first:
-            X, weight, _ = self._training_rows(X, sample_weight, warm=False, min_samples=1)
-        if not self.columns_.plain:
-            raise ValueError(
-                "partial_fit needs every column continuous and unbounded (a stream's later "
-                "chunks could bring categories and ranges that the first did not show); use fit, "
-                "or set categorical_features=None, integer_features=None and bounds=None."
-            )
-        if not first:
-            X, weight = validate_rows_and_weights(
-                self, X, sample_weight, reset=False, min_samples=1
-            )
-        self._n_features_out = X.shape[1]
-        self._partial_fit_network(X, weight, StandardNormal(X.shape[1]))
-        return self
+    def _network_for(self, n_train_rows: int | None) -> NetworkSpec:
+        spec = super()._network_for(n_train_rows)
+        return dataclasses.replace(spec, masked=True) if self.allow_missing else spec
 
     def transform(self, X) -> np.ndarray:
         """Map rows of ``X`` to the latent space: the point at ``t = 0`` the flow pulls them to.
@@ -415,13 +402,22 @@ class FlowMatchingDensity(
         -------
         Z : ndarray of shape (n_samples, n_components)
             Latent coordinates, distributed as ``N(0, I)`` when ``X`` follows the model; one per
-            coordinate of the flow (``n_features_in_`` for a table of continuous columns).
+            coordinate of the flow (``n_features_in_`` for a table of continuous columns). The
+            coordinates of a missing cell are NaN; the others are those of the flow of the
+            row's observed cells.
         """
         Y = self._possible_rows(X)
+        observed = ~np.isnan(Y)
         path = self._make_path()
-        return self._fitted_network().carry(
-            Y, path.t_max, path.t_min, self._solver(), before=self._standardise
+        Z = self._fitted_network().carry(
+            Y,
+            path.t_max,
+            path.t_min,
+            self._solver(),
+            before=self._standardise_observed,
+            condition=self._generating(observed),
         )
+        return np.where(observed, Z, np.nan)
 
     def inverse_transform(self, X) -> np.ndarray:
         """Map latent rows back to the data space along the flow, from ``t = 0`` to ``t = 1``.
@@ -449,6 +445,6 @@ class FlowMatchingDensity(
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        tags.input_tags.allow_nan = False
+        tags.input_tags.allow_nan = self.allow_missing
         tags.transformer_tags.preserves_dtype = ["float64"]
         return tags

@@ -13,11 +13,9 @@ from sklearn.utils.validation import _check_feature_names_in, check_is_fitted, v
 from ._base import BaseFlow, keeps_state_on_error
 from ._data import WeightedMoments
 from ._distributions import StandardNormal
-from ._masked import MaskedFlowMatchingTrainer, masks
+from ._masked import masks
 from ._spec import NetworkSpec
-from .couplings import IndependentCoupling
 from .paths import DENSITY_PATHS, PATHS, ProbabilityPath
-from .times import TIME_DISTRIBUTIONS
 
 __all__ = ["FlowMatchingImputer"]
 
@@ -147,6 +145,8 @@ class FlowMatchingImputer(TransformerMixin, BaseFlow):
     (10, 5, 3)
     """
 
+    _learns_conditionals = True
+
     _parameter_constraints: dict = {
         **{k: v for k, v in BaseFlow._parameter_constraints.items() if k not in _NOT_USED},
         "missing_values": [Real],
@@ -229,19 +229,9 @@ class FlowMatchingImputer(TransformerMixin, BaseFlow):
     def _monitors_likelihood(self) -> bool:
         return False
 
-    def _trainer(self, base, config, rng, spec, prepare=None) -> MaskedFlowMatchingTrainer:
-        return MaskedFlowMatchingTrainer(
-            self._make_path(),
-            IndependentCoupling(),
-            base,
-            TIME_DISTRIBUTIONS[self.time_distribution](),
-            config,
-            rng,
-        )
-
     def _incomplete_rows(self, X, *, reset: bool) -> tuple[np.ndarray, np.ndarray]:
-        """``X`` checked (float64; possibly the caller's array, which is only read) and its
-        observed mask."""
+        """``X`` checked, as float64 with NaN in its missing cells (possibly the caller's array,
+        which is only read), and its observed mask."""
         nan = np.isnan(self.missing_values)
         X = validate_data(
             self,
@@ -251,12 +241,10 @@ class FlowMatchingImputer(TransformerMixin, BaseFlow):
             ensure_min_samples=2 if reset else 1,
             reset=reset,
         )
-        observed = ~np.isnan(X) if nan else X != self.missing_values
-        return X, observed
-
-    def _observed_standardised(self, X: np.ndarray, observed: np.ndarray) -> np.ndarray:
-        """The observed cells of ``X`` standardised, and 0 (the mean) in the missing ones."""
-        return np.where(observed, self._standardise(np.where(observed, X, 0.0)), 0.0)
+        if nan:
+            return X, ~np.isnan(X)
+        observed = X != self.missing_values
+        return np.where(observed, X, np.nan), observed
 
     # ----------------------------------------------------------------------------------------------
     # fitting and imputing
@@ -288,13 +276,12 @@ class FlowMatchingImputer(TransformerMixin, BaseFlow):
                 "learn them from. Drop them before imputing."
             )
         if not warm:
-            self._set_moments(_observed_moments(X, observed))
-        X_std = self._observed_standardised(X, observed)
+            self._set_moments(WeightedMoments.of(X, np.ones(X.shape[0])))
         self._fit_network(
-            X_std,
+            self._standardise_observed(X),
             np.ones(X.shape[0]),
             StandardNormal(X.shape[1]),
-            condition=observed.astype(np.float32),
+            condition=masks(np.zeros_like(observed), observed).astype(np.float32),
         )
         self.indicator_features_ = np.flatnonzero(~observed.all(axis=0))
         return self
@@ -339,7 +326,7 @@ class FlowMatchingImputer(TransformerMixin, BaseFlow):
             return out
         d = X.shape[1]
         known = observed[rows]
-        start = self._observed_standardised(X[rows], known)
+        start = self._standardise_observed(X[rows])
         noise = rng.standard_normal((n_imputations, rows.size, d))
         start = np.where(known, start, noise).reshape(-1, d)
         path = self._make_path()
@@ -401,16 +388,3 @@ class FlowMatchingImputer(TransformerMixin, BaseFlow):
         tags.input_tags.allow_nan = True
         tags.transformer_tags.preserves_dtype = ["float64"]
         return tags
-
-
-def _observed_moments(X: np.ndarray, observed: np.ndarray) -> WeightedMoments:
-    """Mean and standard deviation of each column's observed values (every column has one)."""
-    columns = [
-        WeightedMoments.of(X[observed[:, j], j : j + 1], np.ones(observed[:, j].sum()))
-        for j in range(X.shape[1])
-    ]
-    return WeightedMoments(
-        float(X.shape[0]),
-        np.concatenate([m.mean for m in columns]),
-        np.concatenate([m.std for m in columns]),
-    )

@@ -8,7 +8,7 @@ from numbers import Real
 
 import numpy as np
 from sklearn.base import BaseEstimator, MetaEstimatorMixin, OutlierMixin, _fit_context, clone
-from sklearn.utils import _safe_indexing, check_array, check_random_state
+from sklearn.utils import _safe_indexing, check_array, check_random_state, get_tags
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import (
     _check_feature_names,
@@ -18,7 +18,7 @@ from sklearn.utils.validation import (
 )
 
 from ._base import keeps_state_on_error
-from ._columns import is_frame
+from ._columns import is_frame, missing_cells
 from ._data import draw_seed, row_weights
 from ._thresholds import (
     ThresholdMixin,
@@ -133,6 +133,12 @@ class FlowMatchingOutlierDetector(ThresholdMixin, OutlierMixin, MetaEstimatorMix
     random_state : int, RandomState instance or None, default=None
         Seeds the fits of the estimator (set as its ``random_state``, where it has one) and the
         draws of the flow-matching score. Pass an int for reproducible fits.
+    allow_missing : bool, default=False
+        Fit and score rows with missing cells (NaN): the default density is fitted with
+        ``allow_missing=True`` (:class:`FlowMatchingDensity`), and a given ``estimator`` must
+        accept NaN itself (its ``allow_nan`` tag). A row with missing cells is scored by its
+        observed cells, times ``n_features_in_`` over their number, so that rows with and
+        without holes are on one scale; a row without an observed cell scores 0.
 
     Attributes
     ----------
@@ -190,6 +196,7 @@ class FlowMatchingOutlierDetector(ThresholdMixin, OutlierMixin, MetaEstimatorMix
         "support_fraction": [Interval(Real, 0, 1, closed="right")],
         "method": [StrOptions(set(METHODS))],
         "random_state": ["random_state"],
+        "allow_missing": ["boolean"],
     }
 
     def __init__(
@@ -200,12 +207,14 @@ class FlowMatchingOutlierDetector(ThresholdMixin, OutlierMixin, MetaEstimatorMix
         support_fraction: float = 0.75,
         method: str = "flow_matching_loss",
         random_state=None,
+        allow_missing: bool = False,
     ) -> None:
         self.estimator = estimator
         self.contamination = contamination
         self.support_fraction = support_fraction
         self.method = method
         self.random_state = random_state
+        self.allow_missing = allow_missing
 
     @keeps_state_on_error
     @_fit_context(prefer_skip_nested_validation=False)
@@ -237,7 +246,13 @@ class FlowMatchingOutlierDetector(ThresholdMixin, OutlierMixin, MetaEstimatorMix
         counted = weight > 0
         template = self.estimator
         if template is None:
-            template = _default_density(int(counted.sum()))
+            template = _default_density(int(counted.sum()), self.allow_missing)
+        elif self.allow_missing and not get_tags(template).input_tags.allow_nan:
+            raise ValueError(
+                f"allow_missing=True needs an estimator that accepts NaN (its allow_nan tag); "
+                f"{type(template).__name__} with these parameters does not (for "
+                "FlowMatchingDensity, set allow_missing=True on it)."
+            )
         if sample_weight is not None and not has_fit_parameter(template, "sample_weight"):
             raise TypeError(
                 f"estimator {type(template).__name__} does not accept sample_weight in fit."
@@ -257,7 +272,7 @@ class FlowMatchingOutlierDetector(ThresholdMixin, OutlierMixin, MetaEstimatorMix
             if most_normal.sum() < counted.sum():  # else the second fit would see the same rows
                 support = most_normal
                 if self.estimator is None:
-                    template = _default_density(int(support.sum()))
+                    template = _default_density(int(support.sum()), self.allow_missing)
                 estimator = _fit_clone(template, X, np.where(support, weight, 0.0), rng)
         scores = _scores(estimator, X, self.method)
         rank = effective_rank(_numeric_view(_safe_indexing(X, counted)))
@@ -311,12 +326,19 @@ class FlowMatchingOutlierDetector(ThresholdMixin, OutlierMixin, MetaEstimatorMix
         """
         return float(np.mean(self.score_samples(X)))
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = self.allow_missing
+        return tags
 
-def _default_density(n_rows: int) -> FlowMatchingDensity:
+
+def _default_density(n_rows: int, allow_missing: bool) -> FlowMatchingDensity:
     """The density that ``estimator=None`` stands for, for a fit on ``n_rows`` rows."""
     batch = min(DENSITY_DEFAULTS["batch_size"], n_rows)
     return FlowMatchingDensity(
-        **DENSITY_DEFAULTS, max_iter=math.ceil(TRAINING_STEPS * batch / n_rows)
+        **DENSITY_DEFAULTS,
+        max_iter=math.ceil(TRAINING_STEPS * batch / n_rows),
+        allow_missing=allow_missing,
     )
 
 
@@ -374,7 +396,22 @@ def _numeric_view(X) -> np.ndarray:
 
 
 def _scores(estimator, X, method: str) -> np.ndarray:
-    """Normality scores of the rows of ``X`` under the fitted ``estimator``."""
+    """Normality scores of the rows of ``X`` under the fitted ``estimator``; those of rows with
+    missing cells times the number of columns over that of their observed cells."""
     if method == "log_density":
-        return estimator.score_samples(X)
-    return -estimator.flow_matching_loss(X).mean(axis=1)
+        scores = estimator.score_samples(X)
+    else:
+        scores = -estimator.flow_matching_loss(X).mean(axis=1)
+    observed = _observed_cells(X)
+    return np.where(observed > 0, scores * X.shape[1] / np.maximum(observed, 1), 0.0)
+
+
+def _observed_cells(X) -> np.ndarray:
+    """The number of observed (not missing) cells of each row of ``X``."""
+    frame = is_frame(X)
+    array = None if frame else np.asarray(X)
+    counts = np.zeros(X.shape[0], dtype=np.int64)
+    for j in range(X.shape[1]):
+        values = X.iloc[:, j].to_numpy() if frame else array[:, j]
+        counts += ~missing_cells(values, str(j), allowed=True)
+    return counts

@@ -37,6 +37,7 @@ from sklearn.mixture import BayesianGaussianMixture, GaussianMixture
 from ._archive_v1 import upgrade_v1
 from ._archive_v2 import upgrade_v2
 from ._archive_v3 import upgrade_v3
+from ._archive_v4 import upgrade_v4
 from ._columns import Column, TableLayout
 from ._data import WeightedMoments
 from ._spec import NetworkSpec
@@ -51,11 +52,11 @@ from .transport import InterpolantTransport
 __all__ = ["load", "save"]
 
 FORMAT = "skflow-estimator"
-FORMAT_VERSION = 4
+FORMAT_VERSION = 5
 """Version 2 stores the network specification (``network_spec_``) and the training outcome
 (``stop_reason_``) as fitted data, version 3 the column kinds (``columns_``), version 4 the
-outlier detector's ``support_fraction`` and ``support_``; archives of versions 1 to 3 are
-upgraded on loading."""
+outlier detector's ``support_fraction`` and ``support_``, version 5 ``allow_missing`` of the
+density and the detector; archives of versions 1 to 4 are upgraded on loading."""
 MANIFEST = "skflow.json"
 
 PUBLIC_ESTIMATORS = (
@@ -206,6 +207,7 @@ def load(path: str | os.PathLike) -> BaseEstimator:
             1: lambda m: upgrade_v1(m, read_array),
             2: upgrade_v2,
             3: lambda m: upgrade_v3(m, read_array, add_array),
+            4: upgrade_v4,
         }
         while (version := manifest.get("format_version")) in upgrades:
             try:

@@ -143,7 +143,7 @@ def test_a_high_cardinality_category_takes_logarithmically_many_inputs():
         ({"bounds": {"x": (0, None)}}, None, "Column 'x' holds .* outside its bounds"),
         ({"integer_features": ["x"]}, None, "Column 'x' is an integer column"),
         ({}, ("share", np.nan), "Column 'share' holds NaN"),
-        ({}, ("city", None), "Column 'city' holds missing values"),
+        ({}, ("city", None), "Column 'city' holds NaN or another missing value"),
         ({}, ("city", 3), "Column 'city' mixes categories"),
     ],
 )

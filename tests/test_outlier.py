@@ -305,6 +305,7 @@ def test_parameters_are_the_estimator_and_the_detectors_own():
         "support_fraction": 0.75,
         "method": "flow_matching_loss",
         "random_state": None,
+        "allow_missing": False,
     }
     with pytest.raises(TypeError):
         FlowMatchingOutlierDetector(hidden_layer_sizes=(8,))
@@ -454,6 +455,7 @@ def _expected_failures(estimator):
         detector_with(FAST),
         detector_with({"path": "trig", "coupling": "ot", **FAST}, contamination=0.1),
         detector_with(FAST, method="log_density", contamination=0.1),
+        detector_with({"allow_missing": True, **FAST}, allow_missing=True),
     ]
     + ([detector_with({"device": "cuda", **FAST})] if torch.cuda.is_available() else []),
     expected_failed_checks=_expected_failures,

@@ -14,6 +14,7 @@ import torch
 from sklearn.ensemble import IsolationForest
 from sklearn.mixture import GaussianMixture
 from sklearn.neighbors import KernelDensity
+from sklearn.utils import get_tags
 
 import skflow
 from skflow import (
@@ -47,6 +48,9 @@ ESTIMATORS = {
         n_fourier_features=8, random_state=0, **FAST
     ).fit(gaussian(200, 0)),
     "density-streamed": streamed,
+    "density-missing": lambda: FlowMatchingDensity(allow_missing=True, random_state=0, **FAST).fit(
+        with_holes(200, 0)
+    ),
     "outlier": lambda: FlowMatchingOutlierDetector(FlowMatchingDensity(**FAST), random_state=0).fit(
         gaussian(200, 0)
     ),
@@ -79,6 +83,8 @@ def outputs(estimator):
             "sample_imputations": estimator.sample_imputations(with_holes(20, 9), 3),
         }
     result = {"score_samples": estimator.score_samples(X)}
+    if get_tags(estimator).input_tags.allow_nan:
+        result["score_samples_with_holes"] = estimator.score_samples(with_holes(20, 9))
     if hasattr(estimator, "transform"):  # a flow of its own
         result.update(
             transform=estimator.transform(X),

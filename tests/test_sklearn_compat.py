@@ -42,6 +42,7 @@ def _expected_failures(estimator):
         FlowMatchingDensity(early_stopping=True, **FAST),
         FlowMatchingDensity(path="trig", coupling="ot", learning_rate="constant", **FAST),
         FlowMatchingDensity(path="vp", coupling="sinkhorn", solver="midpoint", **FAST),
+        FlowMatchingDensity(allow_missing=True, **FAST),
         FlowMatchingClassifier(**CLASSIFIER_FAST),
         FlowMatchingImputer(n_draws=3, **FAST),
         FlowMatchingImputer(add_indicator=True, path="trig", solver="midpoint", **FAST),
