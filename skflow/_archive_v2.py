@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["map_estimators", "upgrade_v2"]
+__all__ = ["add_plain_layout", "map_estimators", "upgrade_v2"]
 
 _FLOWS = {"skflow.FlowMatchingDensity", "skflow.InterpolantTransport"}
 _ADDED = [["categorical_features", "from_dtype"], ["integer_features", "from_dtype"]]
@@ -39,8 +39,12 @@ def map_estimators(value: Any, upgrade: Callable[[dict], dict]) -> Any:
 
 
 def _upgrade_flow(entry: dict) -> dict:
-    if entry.get("class") not in _FLOWS:
-        return entry
+    return add_plain_layout(entry) if entry.get("class") in _FLOWS else entry
+
+
+def add_plain_layout(entry: dict) -> dict:
+    """An estimator's entry with the column-kind hyperparameters at their defaults and, if it is
+    fitted, the plain layout of its columns as ``columns_``."""
     entry = {**entry, "params": {"dict": [*entry["params"]["dict"], *_ADDED, ["bounds", None]]}}
     attributes = entry.get("attributes")
     if isinstance(attributes, dict) and "n_features_in_" in attributes:

@@ -143,11 +143,21 @@ class TableLayout:
         """Coordinates of a row in the flow."""
         return sum(c.width for c in self.columns)
 
+    @property
+    def numeric(self) -> bool:
+        """Whether every value of the table is a number (no category is a string)."""
+        return all(c.kind != "categorical" or _numeric(c.categories) for c in self.columns)
+
+    @property
+    def starts(self) -> np.ndarray:
+        """The first coordinate of each column in the flow."""
+        return np.cumsum([0] + [c.width for c in self.columns[:-1]])
+
     # ----------------------------------------------------------------------------------------------
     # rows in
 
     def encode(
-        self, X, *, fitting: bool = False, missing: bool = False
+        self, X, *, fitting: bool = False, missing: bool = False, placeholder: float = math.nan
     ) -> tuple[np.ndarray, np.ndarray]:
         """The codes of the rows of ``X`` (``(n, width)`` floats: the values of continuous and
         integer columns, ``+-1`` bits of categories) and which rows the model can hold.
@@ -155,7 +165,8 @@ class TableLayout:
         A row is impossible under the model if it has a category not seen in training, a value
         outside a column's bounds or a fraction in an integer column; while ``fitting`` that is
         a ValueError naming the column instead. With ``missing``, a missing cell (NaN, None or
-        pandas' NA) is NaN in every coordinate of its column; without, a ValueError.
+        pandas' NA; a cell equal to a number ``placeholder``) is NaN in every coordinate of its
+        column; without, a ValueError.
         """
         frame = is_frame(X)
         array = None if frame else np.asarray(X)
@@ -166,7 +177,7 @@ class TableLayout:
         for j, column in enumerate(self.columns):
             values = X.iloc[:, j].to_numpy() if frame else array[:, j]
             block = codes[:, start : start + column.width]
-            absent = missing_cells(values, column.name, missing)
+            absent = missing_cells(values, column.name, missing, placeholder)
             if column.kind == "categorical":
                 seen = _category_index(values, column, fitting, absent)
                 valid &= seen >= 0
@@ -264,7 +275,7 @@ class TableLayout:
                 out.append(numbers)
         if self.frame:
             return self._frame(out)
-        if all(c.kind != "categorical" or _numeric(c.categories) for c in self.columns):
+        if self.numeric:
             return np.column_stack(out).astype(np.float64) if out else np.empty((0, 0))
         return np.column_stack(out)
 
@@ -290,15 +301,25 @@ def is_frame(X) -> bool:
     return hasattr(X, "iloc") and hasattr(X, "dtypes") and hasattr(X, "columns")
 
 
-def missing_cells(values: np.ndarray, name: str, allowed: bool) -> np.ndarray:
-    """Mask of the missing cells of a column's ``values`` (NaN, None, pandas' NA or NaT); a
-    ValueError naming the column if there is one and they are not ``allowed``."""
+def missing_cells(
+    values: np.ndarray, name: str, allowed: bool, placeholder: float = math.nan
+) -> np.ndarray:
+    """Mask of the missing cells of a column's ``values``: NaN, None, pandas' NA or NaT, or, for
+    a number ``placeholder``, the cells equal to it (NaN is then an error). A ValueError naming
+    the column if there is one and they are not ``allowed``."""
     if values.dtype.kind == "f":
         absent = np.isnan(values)
     elif values.dtype == object:
         absent = np.array([_is_missing(v) for v in values], dtype=bool)
     else:
         absent = np.zeros(values.shape[0], dtype=bool)
+    if allowed and not math.isnan(placeholder):
+        if absent.any():
+            raise ValueError(
+                f"Column {name!r} holds NaN, but missing cells are marked by "
+                f"missing_values={placeholder!r}."
+            )
+        absent = np.array([v == placeholder for v in values], dtype=bool)
     if absent.any() and not allowed:
         raise ValueError(
             f"Column {name!r} holds NaN or another missing value; skflow needs a value in "

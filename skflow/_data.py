@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import dataclass
 from numbers import Integral
 
 import numpy as np
+from sklearn.utils import check_array
 from sklearn.utils._param_validation import Interval, validate_params
 from sklearn.utils.validation import (
     _check_sample_weight,
@@ -18,8 +20,10 @@ from sklearn.utils.validation import (
 
 __all__ = [
     "WeightedMoments",
+    "can_stratify",
     "check_not_bool",
     "draw_seed",
+    "label_indices",
     "row_weights",
     "split_two_samples",
     "two_sample_labels",
@@ -225,3 +229,27 @@ def _root_sum_of_squares(values: np.ndarray, weight: np.ndarray) -> np.ndarray:
     peak = np.abs(values).max(axis=0)
     peak = np.where(peak == 0, 1.0, peak)
     return peak * np.sqrt(np.tensordot(weight, (values / peak) ** 2, axes=1))
+
+
+def can_stratify(labels: np.ndarray, validation_fraction: float) -> bool:
+    """Whether an early-stopping split of ``validation_fraction`` (rounded up, as
+    :func:`~sklearn.model_selection.train_test_split` does) of rows with class indices
+    ``labels`` can hold out a row of every class and keep one of each: every class has two rows
+    and both sides as many rows as classes."""
+    counts = np.bincount(labels)
+    n_validation = math.ceil(validation_fraction * labels.size)
+    fits = min(n_validation, labels.size - n_validation) >= counts.size
+    return bool(counts.min() >= 2 and fits)
+
+
+def label_indices(classes: np.ndarray, y) -> np.ndarray:
+    """The indices in ``classes`` of the labels ``y``; a ValueError names any other label."""
+    y = column_or_1d(check_array(y, ensure_2d=False, dtype=None, ensure_all_finite=False))
+    index = {label: i for i, label in enumerate(classes.tolist())}
+    unknown = [label for label in y.tolist() if label not in index]
+    if unknown:
+        raise ValueError(
+            f"y has labels {unknown[:5]} that are not classes of the model; the classes are "
+            f"{classes.tolist()}."
+        )
+    return np.array([index[label] for label in y.tolist()], dtype=np.int64)

@@ -41,19 +41,25 @@ COLUMN_CONSTRAINTS: dict = {
 
 
 def fit_layout(
-    estimator, X, categorical_features, integer_features, bounds, missing: bool = False
+    estimator,
+    X,
+    categorical_features,
+    integer_features,
+    bounds,
+    missing: bool = False,
+    placeholder: float = math.nan,
 ) -> TableLayout:
     """The layout of the training rows ``X`` (a DataFrame or a 2-D array) for ``estimator``,
     whose ``n_features_in_`` and ``feature_names_in_`` are set: the kinds from the dtypes of a
     DataFrame or of an array and from the explicit ``categorical_features``,
-    ``integer_features`` and ``bounds``. With ``missing``, cells may be missing (NaN), but
-    every column needs a value."""
+    ``integer_features`` and ``bounds``. With ``missing``, cells may be missing (NaN, or equal
+    to a number ``placeholder``), but every column needs a value."""
     frame = is_frame(X)
     _check_feature_names(estimator, X, reset=True)
     _check_n_features(estimator, X, reset=True)
     n_features = X.shape[1]
     if not frame and X.dtype.kind == "f" and X.size:
-        finite = np.isfinite(X) | (np.isnan(X) if missing else False)
+        finite = np.isfinite(X) | (np.isnan(X) if missing and math.isnan(placeholder) else False)
         if not finite.all():
             column = int(np.flatnonzero(~finite.all(axis=0))[0])
             raise ValueError(
@@ -77,9 +83,11 @@ def fit_layout(
     for j, name in enumerate(names):
         values = X.iloc[:, j].to_numpy() if frame else X[:, j]
         dtype = str(dtypes[j])
-        absent = missing_cells(values, name, missing)
+        absent = missing_cells(values, name, missing, placeholder)
         if absent.all():
-            raise ValueError(f"Column {name!r} of X has no observed value: nothing to learn.")
+            raise ValueError(
+                f"Column {name!r} of X has no observed value: nothing to learn it from; drop it."
+            )
         if categorical[j]:
             if j in declared:
                 raise ValueError(f"Column {name!r} is categorical and cannot have bounds.")

@@ -14,7 +14,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._data import check_not_bool, validates_sample_arguments
 from ._distributions import StandardNormal
-from ._masked import masks
+from ._masked import marginal_masks
 from ._spec import NetworkSpec, fourier_features
 from .paths import PATHS, ProbabilityPath
 
@@ -25,19 +25,65 @@ _HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
 
 class PathFlowMixin:
     """The path and the network of a :class:`~skflow._base.BaseFlow` from ``N(0, I)`` with the
-    hyperparameters ``path``, ``sigma_min``, ``n_fourier_features`` and ``fourier_scale``."""
+    hyperparameters ``path``, ``sigma_min``, ``n_fourier_features``, ``fourier_scale`` and
+    ``allow_missing``, and the masks of rows with missing cells (NaN in the flow's
+    coordinates)."""
+
+    hyperparameters = ("path", "sigma_min", "n_fourier_features", "fourier_scale", "allow_missing")
+    """The names of those hyperparameters."""
 
     def _make_path(self) -> ProbabilityPath:
         return PATHS[self.path](sigma_min=self.sigma_min)
 
     def _network_for(self, n_train_rows: int | None) -> NetworkSpec:
         n_features = fourier_features(self.n_fourier_features, n_train_rows, self.columns_.width)
-        return self._network_spec(n_fourier_features=n_features, fourier_scale=self.fourier_scale)
+        return self._network_spec(
+            n_fourier_features=n_features,
+            fourier_scale=self.fourier_scale,
+            masked=self.allow_missing,
+        )
+
+    def _check_missing_settings(self, warm: bool) -> None:
+        """A ValueError where ``allow_missing`` cannot be fitted: with another coupling than the
+        independent one, or changed since the fit that ``warm`` continues."""
+        if warm and self.network_spec_.masked != self.allow_missing:
+            raise ValueError(
+                f"allow_missing={self.allow_missing} differs from the fit that warm_start would "
+                "continue; refit with warm_start=False."
+            )
+        if self.allow_missing and self.coupling != "independent":
+            raise ValueError(
+                f'allow_missing=True needs coupling="independent", got {self.coupling!r}: rows '
+                "with different missing cells cannot be paired by one transport plan."
+            )
+
+    def _training_masks(self, Y: np.ndarray) -> np.ndarray | None:
+        """The masks that a masked network trains on for rows ``Y`` in the flow's coordinates
+        (NaN in a missing cell): ``masks(0, observed)``; None without ``allow_missing``."""
+        return marginal_masks(~np.isnan(Y)) if self.allow_missing else None
+
+    def _generating(self, observed: np.ndarray) -> np.ndarray | None:
+        """The condition of a masked network that moves the ``observed`` coordinates of each
+        row and nothing else: the flow of their joint law (None for an unmasked network, whose
+        rows are complete)."""
+        return marginal_masks(observed) if self.network_spec_.masked else None
+
+    def _marginal_offset(self, observed: np.ndarray) -> np.ndarray:
+        """What turns the flow's log-likelihood of standardised rows, whose missing coordinates
+        sit at 0 and do not move, into the log-density of their ``observed`` cells in the units
+        of ``X``: the base density of the missing coordinates taken back out, less the
+        standardisation's log-Jacobian over the observed ones."""
+        return _HALF_LOG_2PI * (~observed).sum(axis=1) - observed @ np.log(self.scale_)
 
     @property
     def n_fourier_features_(self) -> int:
         """Fourier features of the fitted network."""
         return self.network_spec_.n_fourier_features
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = self.allow_missing
+        return tags
 
 
 class LatentFlowMixin:
@@ -102,7 +148,6 @@ class LatentFlowMixin:
         if bandwidth > 0:
             t = path.time_of_noise_ratio(bandwidth)
             shrink = float(path.beta(torch.tensor(t, dtype=torch.float64)))
-        log_jacobian = observed @ np.log(self.scale_) - observed.sum(axis=1) * math.log(shrink)
 
         def before(rows: np.ndarray) -> np.ndarray:
             standardised = self._standardise_observed(rows)
@@ -116,17 +161,9 @@ class LatentFlowMixin:
             before=before,
             condition=self._generating(observed),
         )
-        # a missing coordinate stays at 0: its base density is no part of the observed cells'
-        log_density += log_weight - log_jacobian + _HALF_LOG_2PI * (~observed).sum(axis=1)
+        shrinking = observed.sum(axis=1) * math.log(shrink)
+        log_density += log_weight + self._marginal_offset(observed) + shrinking
         return (log_density, error) if return_std else log_density
-
-    def _generating(self, observed: np.ndarray) -> np.ndarray | None:
-        """The condition of a masked network that moves the ``observed`` coordinates of each
-        row and nothing else: the flow of their joint law (None for an unmasked network, whose
-        rows are complete)."""
-        if not self.network_spec_.masked:
-            return None
-        return masks(np.zeros_like(observed), observed)
 
     def score(self, X, y=None) -> float:
         """Mean log-likelihood of ``X`` under the model, so that model selection needs no scorer.

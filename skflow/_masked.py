@@ -19,6 +19,10 @@ completely at random, the observed cells of a row, split this way, are draws of 
 (Lipman et al., 2023, with the conditioning of Zheng et al., 2023, on random masks as in the
 arbitrary-conditional models of Ivanov, Figurnov & Vetrov, ICLR 2019). Imputation integrates the
 missing coordinates of a row from ``N(0, I)`` given all its observed ones (:func:`masks`).
+
+Without the split (``split_known=False``: every observed coordinate is generated, none known) the
+minimiser is, for each mask, the flow of the law of the observed coordinates: the marginal laws
+that a density with ``allow_missing`` scores rows with holes by.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from torch import nn
 
 from ._trainer import FlowMatchingTrainer
 
-__all__ = ["MaskedFlowMatchingTrainer", "masks"]
+__all__ = ["MaskedFlowMatchingTrainer", "marginal_masks", "masks", "with_labels"]
 
 
 def masks(known: np.ndarray, generated: np.ndarray) -> np.ndarray:
@@ -38,12 +42,25 @@ def masks(known: np.ndarray, generated: np.ndarray) -> np.ndarray:
     return np.concatenate([known, generated], axis=1).astype(np.float64)
 
 
+def marginal_masks(observed: np.ndarray) -> np.ndarray:
+    """The condition of the law of the ``observed`` coordinates of each row: none known, every
+    observed one generated (``masks(0, observed)``)."""
+    return masks(np.zeros_like(observed), observed)
+
+
+def with_labels(masked: np.ndarray | None, labels: np.ndarray) -> np.ndarray:
+    """The condition of each row of a class-conditional field: its class index, after the masks
+    of a masked field (:func:`masks`) if ``masked`` is given."""
+    return labels if masked is None else np.column_stack([masked, labels])
+
+
 class MaskedFlowMatchingTrainer(FlowMatchingTrainer):
     """Fits a :class:`~skflow.networks.MaskedVelocity` on incomplete rows.
 
     The rows' conditions are ``masks(0, observed)`` (:func:`masks`; ``observed`` is 1 where a
-    cell is observed, 0 where it is missing, and a missing cell holds any value, NaN included);
-    the coupling is independent, as the generated coordinates differ from row to row.
+    cell is observed, 0 where it is missing, and a missing cell holds any value, NaN included),
+    followed by each row's class index for a class-conditional field; the coupling is
+    independent, as the generated coordinates differ from row to row.
 
     Parameters
     ----------
@@ -65,7 +82,7 @@ class MaskedFlowMatchingTrainer(FlowMatchingTrainer):
         if self.prepare is not None:
             x1 = self.prepare(x1, generator)
         n, d = x1.shape
-        observed = condition[:, d:].to(x1.dtype)
+        observed = condition[:, d : 2 * d].to(x1.dtype)
         x1 = torch.where(observed > 0, x1, 0.0)
         x0 = self.base.sample(n, generator)
         u = self.times.sample(n, generator, x1.device)
@@ -78,12 +95,14 @@ class MaskedFlowMatchingTrainer(FlowMatchingTrainer):
         generated = observed - known
         xt = generated * self.path.interpolate(x0, x1, t) + known * x1
         ut = generated * self.path.velocity(x0, x1, t)
-        return t, xt, ut, None, torch.cat([known, generated], dim=1)
+        given = torch.cat([known, generated, condition[:, 2 * d :].to(x1.dtype)], dim=1)
+        return t, xt, ut, None, given
 
     def _loss(self, network: nn.Module, t, xt, ut, z, condition, weight) -> torch.Tensor:
         """Squared error of the velocity over the generated cells, per generated cell (rows
         weighted by ``weight``, None: equally)."""
-        generated = condition[:, xt.shape[1] :]
+        d = xt.shape[1]
+        generated = condition[:, d : 2 * d]
         error = (network(t, xt, condition) - ut).pow(2).sum(dim=1)
         cells = generated.sum(dim=1)
         if weight is not None:

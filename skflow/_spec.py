@@ -98,7 +98,7 @@ class NetworkSpec:
             if self.n_classes or self.masked:
                 raise ValueError("A denoiser network cannot be conditional.")
             return VelocityDenoiserMLP(n_features, sizes, self.activation, self.architecture)
-        # x, then the one-hot class or the two masks
+        # x, then the one-hot class and the two masks
         n_inputs = n_features + self.n_classes + 2 * n_features * self.masked
         if self.n_fourier_features:
             network = FourierFeatureVelocity(
@@ -115,7 +115,7 @@ class NetworkSpec:
                 n_inputs, sizes, self.activation, n_outputs=n_features
             )
         if self.masked:
-            return MaskedVelocity(network, n_features)
+            return MaskedVelocity(network, n_features, self.n_classes)
         return ClassConditionalVelocity(network, self.n_classes) if self.n_classes else network
 
 

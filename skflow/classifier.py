@@ -3,23 +3,23 @@ matching."""
 
 from __future__ import annotations
 
-import math
 from dataclasses import replace
 from numbers import Integral
 
 import numpy as np
 from scipy.special import logsumexp
 from sklearn.base import ClassifierMixin, _fit_context
-from sklearn.utils import check_array, check_random_state, column_or_1d
+from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, validate_params
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _check_y, check_consistent_length, check_is_fitted
 
 from ._base import BaseFlow, keeps_state_on_error
-from ._data import WeightedMoments, check_not_bool
+from ._data import WeightedMoments, can_stratify, check_not_bool, label_indices
 from ._distributions import StandardNormal
 from ._kinds import COLUMN_CONSTRAINTS
 from ._latent import PathFlowMixin
+from ._masked import with_labels
 from ._spec import NetworkSpec
 from .density import FlowMatchingDensity
 
@@ -84,10 +84,12 @@ class FlowMatchingClassifier(ClassifierMixin, PathFlowMixin, BaseFlow):
     activation, architecture, fourier_scale, max_iter, max_time, batch_size, \
 learning_rate_init, learning_rate, ema_decay, time_distribution, validation_fraction, \
 n_iter_no_change, tol, solver, n_steps, step_exponent, atol, rtol, divergence, n_probes, device, \
-random_state, verbose, categorical_features, integer_features, bounds
+random_state, verbose, categorical_features, integer_features, bounds, allow_missing
         As in :class:`~skflow.FlowMatchingDensity`, with the same defaults; the divergence of
         ``divergence="auto"`` is exact up to 16 features. The column kinds (:ref:`tables`) are
-        those of the features; the label is ``y``.
+        those of the features; the label is ``y``. With ``allow_missing``, a row with missing
+        features is classified by its observed ones, ``p(c | x_o)`` (:ref:`density-missing`);
+        every label must be present.
 
     Attributes
     ----------
@@ -146,7 +148,7 @@ random_state, verbose, categorical_features, integer_features, bounds
         # the density's own hyperparameters of the flow from N(0, I)
         **{
             name: FlowMatchingDensity._parameter_constraints[name]
-            for name in ("path", "sigma_min", "n_fourier_features", "fourier_scale")
+            for name in PathFlowMixin.hyperparameters
         },
         **COLUMN_CONSTRAINTS,
     }
@@ -189,6 +191,7 @@ random_state, verbose, categorical_features, integer_features, bounds
         categorical_features="from_dtype",
         integer_features="from_dtype",
         bounds: dict | None = None,
+        allow_missing: bool = False,
     ) -> None:
         self.path = path
         self.sigma_min = sigma_min
@@ -225,6 +228,7 @@ random_state, verbose, categorical_features, integer_features, bounds
         self.categorical_features = categorical_features
         self.integer_features = integer_features
         self.bounds = bounds
+        self.allow_missing = allow_missing
 
     @keeps_state_on_error
     @_fit_context(prefer_skip_nested_validation=True)
@@ -245,7 +249,10 @@ random_state, verbose, categorical_features, integer_features, bounds
         self : FlowMatchingClassifier
         """
         warm = self.warm_start and hasattr(self, "model_")
-        Y, weight, codes = self._training_rows(X, sample_weight, warm=warm)
+        self._check_missing_settings(warm)
+        Y, weight, codes = self._training_rows(
+            X, sample_weight, warm=warm, missing=self.allow_missing
+        )
         y = _check_y(y, estimator=self)
         check_consistent_length(Y, y)
         check_classification_targets(y)
@@ -266,23 +273,14 @@ random_state, verbose, categorical_features, integer_features, bounds
         self.classes_ = classes
         self.class_prior_ = class_weight / class_weight.sum()
         self._fit_network(
-            self._standardise(Y),
+            self._standardise_observed(Y),
             weight,
             StandardNormal(Y.shape[1]),
-            condition=labels,
-            stratify=labels if self._can_stratify(labels) else None,
+            condition=with_labels(self._training_masks(Y), labels),
+            stratify=labels if can_stratify(labels, self.validation_fraction) else None,
             codes=codes,
         )
         return self
-
-    def _can_stratify(self, labels: np.ndarray) -> bool:
-        """Whether the early-stopping split of ``validation_fraction`` (rounded up, as
-        :func:`~sklearn.model_selection.train_test_split` does) can hold out a row of every class
-        and keep one of each: every class has two rows and both sides as many rows as classes."""
-        counts = np.bincount(labels)
-        n_validation = math.ceil(self.validation_fraction * labels.size)
-        fits = min(n_validation, labels.size - n_validation) >= counts.size
-        return bool(counts.min() >= 2 and fits)
 
     def _network_for(self, n_train_rows: int | None) -> NetworkSpec:
         """The density's network, with the one-hot class as input."""
@@ -310,18 +308,24 @@ random_state, verbose, categorical_features, integer_features, bounds
             ``-inf`` for a class of prior 0.
         """
         Y, log_weight = self._flow_rows(X)
+        observed = ~np.isnan(Y)
         n_classes = self.classes_.size
         path = self._make_path()
+        given = self._generating(observed)
         # each row once per class, the class running fastest: rows x classes in one pass
         log_density, _ = self._log_likelihood(
             np.repeat(Y, n_classes, axis=0),
             path.t_min,
             path.t_max,
             StandardNormal(Y.shape[1]).log_prob,
-            before=self._standardise,
-            condition=np.tile(np.arange(n_classes), Y.shape[0]),
+            before=self._standardise_observed,
+            condition=with_labels(
+                None if given is None else np.repeat(given, n_classes, axis=0),
+                np.tile(np.arange(n_classes), Y.shape[0]),
+            ),
         )
-        log_density = log_density.reshape(Y.shape[0], n_classes) - np.log(self.scale_).sum()
+        log_density = log_density.reshape(Y.shape[0], n_classes)
+        log_density += self._marginal_offset(observed)[:, None]
         with np.errstate(divide="ignore"):
             return log_density + log_weight[:, None] + np.log(self.class_prior_)
 
@@ -431,22 +435,15 @@ random_state, verbose, categorical_features, integer_features, bounds
         if y is None:
             labels = rng.choice(self.classes_.size, size=n_samples, p=self.class_prior_)
         else:
-            labels = self._label_indices(y)
+            labels = label_indices(self.classes_, y)
         z = rng.standard_normal((labels.size, self.mean_.shape[0]))
         path = self._make_path()
         Y = self._fitted_network().carry(
-            z, path.t_min, path.t_max, self._solver(), after=self._unstandardise, condition=labels
+            z,
+            path.t_min,
+            path.t_max,
+            self._solver(),
+            after=self._unstandardise,
+            condition=with_labels(self._generating(np.ones(z.shape, dtype=bool)), labels),
         )
         return self._rows_from_flow(Y), self.classes_[labels]
-
-    def _label_indices(self, y) -> np.ndarray:
-        """The indices in ``classes_`` of the labels ``y``; a ValueError names any other label."""
-        y = column_or_1d(check_array(y, ensure_2d=False, dtype=None, ensure_all_finite=False))
-        index = {label: i for i, label in enumerate(self.classes_.tolist())}
-        unknown = [label for label in y.tolist() if label not in index]
-        if unknown:
-            raise ValueError(
-                f"y has labels {unknown[:5]} that are not classes of the model; the classes are "
-                f"{self.classes_.tolist()}."
-            )
-        return np.array([index[label] for label in y.tolist()], dtype=np.int64)

@@ -3,7 +3,6 @@ matching."""
 
 from __future__ import annotations
 
-import dataclasses
 from numbers import Integral, Real
 
 import numpy as np
@@ -22,8 +21,6 @@ from ._data import WeightedMoments
 from ._distributions import StandardNormal
 from ._kinds import COLUMN_CONSTRAINTS
 from ._latent import LatentFlowMixin, PathFlowMixin
-from ._masked import masks
-from ._spec import NetworkSpec
 from ._stream import StreamingMixin
 from .paths import DENSITY_PATHS
 
@@ -359,36 +356,21 @@ class FlowMatchingDensity(
         self : FlowMatchingDensity
         """
         warm = self.warm_start and hasattr(self, "model_")
-        if warm and self.network_spec_.masked != self.allow_missing:
-            raise ValueError(
-                f"allow_missing={self.allow_missing} differs from the fit that warm_start would "
-                "continue; refit with warm_start=False."
-            )
-        if self.allow_missing and self.coupling != "independent":
-            raise ValueError(
-                f'allow_missing=True needs coupling="independent", got {self.coupling!r}: rows '
-                "with different missing cells cannot be paired by one transport plan."
-            )
+        self._check_missing_settings(warm)
         Y, weight, codes = self._training_rows(
             X, sample_weight, warm=warm, missing=self.allow_missing
         )
         if not warm:
             self._set_moments(WeightedMoments.of(Y, weight))
         self._n_features_out = Y.shape[1]
-        observed = ~np.isnan(Y)
-        condition = masks(np.zeros_like(observed), observed) if self.allow_missing else None
         self._fit_network(
             self._standardise_observed(Y),
             weight,
             StandardNormal(Y.shape[1]),
-            condition=condition,
+            condition=self._training_masks(Y),
             codes=codes,
         )
         return self
-
-    def _network_for(self, n_train_rows: int | None) -> NetworkSpec:
-        spec = super()._network_for(n_train_rows)
-        return dataclasses.replace(spec, masked=True) if self.allow_missing else spec
 
     def transform(self, X) -> np.ndarray:
         """Map rows of ``X`` to the latent space: the point at ``t = 0`` the flow pulls them to.
@@ -445,6 +427,5 @@ class FlowMatchingDensity(
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        tags.input_tags.allow_nan = self.allow_missing
         tags.transformer_tags.preserves_dtype = ["float64"]
         return tags

@@ -6,14 +6,16 @@ from numbers import Integral, Real
 
 import numpy as np
 from sklearn.base import TransformerMixin, _fit_context
-from sklearn.utils import check_random_state
+from sklearn.utils import check_array, check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import _check_feature_names_in, check_is_fitted, validate_data
+from sklearn.utils.validation import _check_feature_names_in, check_is_fitted
 
 from ._base import BaseFlow, keeps_state_on_error
+from ._columns import Column, is_frame
 from ._data import WeightedMoments
 from ._distributions import StandardNormal
-from ._masked import masks
+from ._kinds import COLUMN_CONSTRAINTS
+from ._masked import marginal_masks, masks
 from ._spec import NetworkSpec
 from .paths import DENSITY_PATHS, PATHS, ProbabilityPath
 
@@ -39,19 +41,23 @@ class FlowMatchingImputer(TransformerMixin, BaseFlow):
     The model learns the law of the observed values; it is that of the missing ones when cells
     are missing completely at random, and given the observed cells of the row when they are
     missing at random in the cells the model conditions on (see the :ref:`User Guide <impute>`).
+    Columns keep their kinds (:ref:`tables`): an imputed category is a training category, an
+    imputed integer an integer in the training range, and a bounded column stays in its bounds.
 
     Read more in the :ref:`User Guide <impute>`.
 
     Parameters
     ----------
     missing_values : float, default=np.nan
-        The placeholder of a missing cell; every other value must be finite.
+        The placeholder of a missing cell (with NaN, a DataFrame's None and pandas' NA are
+        missing too); every other number must be finite.
     add_indicator : bool, default=False
         Append to :meth:`transform`'s output a 0/1 column for every feature with a missing cell
         in :meth:`fit`, 1 where the cell was missing (as
         :class:`~sklearn.impute.MissingIndicator` with ``features="missing-only"``).
     n_draws : int, default=16
-        Draws whose coordinate-wise median :meth:`transform` returns.
+        Draws whose typical value :meth:`transform` returns: the median in a continuous column,
+        the lower median in an integer one, the most frequent category in a categorical one.
     path : {"linear", "trig", "vp"}, default="linear"
         Probability path between the base and the data (:data:`skflow.paths.PATHS`).
     sigma_min : float, default=0.0
@@ -107,6 +113,10 @@ class FlowMatchingImputer(TransformerMixin, BaseFlow):
         call.
     verbose : int, default=0
         Print training progress.
+    categorical_features, integer_features, bounds
+        The column kinds, as in :class:`FlowMatchingDensity` (``"from_dtype"``: a DataFrame's
+        category, string and bool columns are categorical, its integer columns, nullable ones
+        included, integer).
 
     Attributes
     ----------
@@ -114,8 +124,11 @@ class FlowMatchingImputer(TransformerMixin, BaseFlow):
         The fitted velocity network (an EMA of the trained weights), on the CPU.
     network_spec_ : NetworkSpec
         What ``model_`` is, as plain data.
-    mean_, scale_ : ndarray of shape (`n_features_in_`,)
-        Mean and standard deviation of each feature's observed values.
+    columns_ : TableLayout
+        The kind, categories and bounds of each column, as plain data.
+    mean_, scale_ : ndarray of shape (n_components,)
+        Mean and standard deviation of the observed values of each coordinate of the flow (one
+        per feature for a table of continuous columns; see :class:`FlowMatchingDensity`).
     indicator_features_ : ndarray of shape (n_indicators,)
         Indices of the features with a missing cell in :meth:`fit`: those of ``add_indicator``.
     loss_curve_, validation_loss_curve_, best_loss_, best_iter_, n_iter_, t_, stop_reason_
@@ -143,6 +156,16 @@ class FlowMatchingImputer(TransformerMixin, BaseFlow):
     (200, 3)
     >>> imputer.sample_imputations(X[:5], n_imputations=10, random_state=0).shape
     (10, 5, 3)
+
+    A category is imputed as a category:
+
+    >>> import pandas as pd
+    >>> table = pd.DataFrame({"x": rng.normal(size=200)})
+    >>> table["sign"] = np.where(table["x"] > 0, "plus", "minus")
+    >>> table.loc[:20, "sign"] = None
+    >>> filled = imputer.fit_transform(table)
+    >>> sorted(set(filled[:, 1]))
+    ['minus', 'plus']
     """
 
     _learns_conditionals = True
@@ -154,6 +177,7 @@ class FlowMatchingImputer(TransformerMixin, BaseFlow):
         "n_draws": [Interval(Integral, 1, None, closed="left")],
         "path": [StrOptions(set(DENSITY_PATHS))],
         "sigma_min": [Interval(Real, 0, 1, closed="left")],
+        **COLUMN_CONSTRAINTS,
     }
 
     def __init__(
@@ -187,6 +211,9 @@ class FlowMatchingImputer(TransformerMixin, BaseFlow):
         warm_start: bool = False,
         random_state=None,
         verbose: int = 0,
+        categorical_features="from_dtype",
+        integer_features="from_dtype",
+        bounds: dict | None = None,
     ) -> None:
         self.missing_values = missing_values
         self.add_indicator = add_indicator
@@ -216,6 +243,9 @@ class FlowMatchingImputer(TransformerMixin, BaseFlow):
         self.warm_start = warm_start
         self.random_state = random_state
         self.verbose = verbose
+        self.categorical_features = categorical_features
+        self.integer_features = integer_features
+        self.bounds = bounds
 
     # ----------------------------------------------------------------------------------------------
     # the pieces
@@ -229,22 +259,20 @@ class FlowMatchingImputer(TransformerMixin, BaseFlow):
     def _monitors_likelihood(self) -> bool:
         return False
 
-    def _incomplete_rows(self, X, *, reset: bool) -> tuple[np.ndarray, np.ndarray]:
-        """``X`` checked, as float64 with NaN in its missing cells (possibly the caller's array,
-        which is only read), and its observed mask."""
-        nan = np.isnan(self.missing_values)
-        X = validate_data(
-            self,
-            X,
-            dtype=np.float64,
-            ensure_all_finite="allow-nan" if nan else True,
-            ensure_min_samples=2 if reset else 1,
-            reset=reset,
-        )
-        if nan:
-            return X, ~np.isnan(X)
-        observed = X != self.missing_values
-        return np.where(observed, X, np.nan), observed
+    def _placeholder(self) -> float:
+        return self.missing_values
+
+    def _rows_with_holes(self, X) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Rows of ``X`` checked against the fitted model: in the flow's coordinates (NaN in
+        those of a missing cell), each cell's value (the input's, as numbers or objects) and
+        the mask of the missing cells."""
+        Y = self._possible_rows(X)
+        if not is_frame(X):
+            X = check_array(X, dtype=None, ensure_all_finite=False)
+        cells = X.to_numpy(dtype=object) if is_frame(X) else X
+        missing = np.isnan(Y[:, self.columns_.starts])
+        cells = np.where(missing, np.nan, cells)  # pandas' NA is no float
+        return Y, cells.astype(np.float64 if self.columns_.numeric else object), missing
 
     # ----------------------------------------------------------------------------------------------
     # fitting and imputing
@@ -256,9 +284,10 @@ class FlowMatchingImputer(TransformerMixin, BaseFlow):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
-            Training rows, with missing cells marked by ``missing_values``; every column needs
-            an observed cell. Rows without an observed cell are allowed and teach nothing.
+        X : array-like or DataFrame of shape (n_samples, n_features)
+            Training rows, with missing cells marked by ``missing_values`` (in a DataFrame, also
+            None or pandas' NA when it is NaN); every column needs an observed cell. Rows
+            without an observed cell are allowed and teach nothing.
         y : None
             Ignored; present for API consistency.
 
@@ -267,23 +296,18 @@ class FlowMatchingImputer(TransformerMixin, BaseFlow):
         self : FlowMatchingImputer
         """
         warm = self.warm_start and hasattr(self, "model_")
-        X, observed = self._incomplete_rows(X, reset=not warm)
-        empty = np.flatnonzero(~observed.any(axis=0))
-        if empty.size:
-            names = getattr(self, "feature_names_in_", range(X.shape[1]))
-            raise ValueError(
-                f"Column(s) {[names[j] for j in empty]} of X have no observed value: nothing to "
-                "learn them from. Drop them before imputing."
-            )
+        Y, weight, codes = self._training_rows(X, None, warm=warm, missing=True)
         if not warm:
-            self._set_moments(WeightedMoments.of(X, np.ones(X.shape[0])))
+            self._set_moments(WeightedMoments.of(Y, weight))
+        observed = ~np.isnan(Y)
         self._fit_network(
-            self._standardise_observed(X),
-            np.ones(X.shape[0]),
-            StandardNormal(X.shape[1]),
-            condition=masks(np.zeros_like(observed), observed).astype(np.float32),
+            self._standardise_observed(Y),
+            weight,
+            StandardNormal(Y.shape[1]),
+            condition=marginal_masks(observed),
+            codes=codes,
         )
-        self.indicator_features_ = np.flatnonzero(~observed.all(axis=0))
+        self.indicator_features_ = np.flatnonzero(~observed[:, self.columns_.starts].all(axis=0))
         return self
 
     def sample_imputations(self, X, n_imputations: int = 5, random_state=None) -> np.ndarray:
@@ -292,7 +316,7 @@ class FlowMatchingImputer(TransformerMixin, BaseFlow):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : array-like or DataFrame of shape (n_samples, n_features)
             Rows with missing cells marked by ``missing_values``, in any feature (a row without
             an observed cell gets draws from the model's law of whole rows).
         n_imputations : int, default=5
@@ -304,29 +328,35 @@ class FlowMatchingImputer(TransformerMixin, BaseFlow):
         -------
         imputations : ndarray of shape (n_imputations, n_samples, n_features)
             The completions; the spread of a cell over them is its uncertainty under the model,
-            e.g. for multiple imputation (Rubin, 1987).
+            e.g. for multiple imputation (Rubin, 1987). Float, or objects where a categorical
+            column holds strings; every drawn value is one the column can hold (a training
+            category, an integer in the training range, a value within the bounds).
         """
         check_is_fitted(self, "model_")
         if isinstance(n_imputations, bool) or not (
             isinstance(n_imputations, Integral) and n_imputations >= 1
         ):
             raise ValueError(f"n_imputations must be a positive integer, got {n_imputations!r}.")
-        X, observed = self._incomplete_rows(X, reset=False)
-        return self._completions(X, observed, n_imputations, random_state)
+        return self._completions(*self._rows_with_holes(X), n_imputations, random_state)
 
     def _completions(
-        self, X: np.ndarray, observed: np.ndarray, n_imputations: int, random_state
+        self,
+        Y: np.ndarray,
+        cells: np.ndarray,
+        missing: np.ndarray,
+        n_imputations: int,
+        random_state,
     ) -> np.ndarray:
-        """``n_imputations`` completions of the checked rows ``X`` with observed mask
-        ``observed`` (see :meth:`sample_imputations`)."""
+        """``n_imputations`` completions of the rows ``Y`` in the flow's coordinates, whose
+        values are ``cells`` and missing cells ``missing`` (see :meth:`sample_imputations`)."""
         rng = check_random_state(self.random_state if random_state is None else random_state)
-        out = np.repeat(np.where(observed, X, 0.0)[None], n_imputations, axis=0)
-        rows = np.flatnonzero(~observed.all(axis=1))
+        out = np.repeat(cells[None], n_imputations, axis=0)
+        rows = np.flatnonzero(missing.any(axis=1))
         if rows.size == 0:
             return out
-        d = X.shape[1]
-        known = observed[rows]
-        start = self._standardise_observed(X[rows])
+        d = Y.shape[1]
+        known = ~np.isnan(Y[rows])
+        start = self._standardise_observed(Y[rows])
         noise = rng.standard_normal((n_imputations, rows.size, d))
         start = np.where(known, start, noise).reshape(-1, d)
         path = self._make_path()
@@ -337,31 +367,39 @@ class FlowMatchingImputer(TransformerMixin, BaseFlow):
             self._solver(),
             condition=np.tile(masks(known, ~known), (n_imputations, 1)),
         )
-        drawn = self._unstandardise(drawn).reshape(n_imputations, rows.size, d)
-        out[:, rows] = np.where(known, out[:, rows], drawn)
+        drawn = self._rows_from_flow(self._unstandardise(drawn))
+        if is_frame(drawn):
+            drawn = drawn.to_numpy(dtype=object)
+        drawn = drawn.astype(out.dtype).reshape(n_imputations, rows.size, -1)
+        out[:, rows] = np.where(missing[rows], drawn, out[:, rows])
         return out
 
     def transform(self, X) -> np.ndarray:
-        """Impute the missing cells of ``X`` by the median of ``n_draws`` draws.
+        """Impute the missing cells of ``X`` by ``n_draws`` draws: their median in a continuous
+        column, their lower median in an integer one, their most frequent value in a
+        categorical one.
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : array-like or DataFrame of shape (n_samples, n_features)
             Rows with missing cells marked by ``missing_values``.
 
         Returns
         -------
         X_imputed : ndarray of shape (n_samples, n_features + n_indicators)
-            ``X`` with every missing cell replaced, then the missing indicators of
-            ``add_indicator``.
+            ``X`` with every missing cell replaced (float, or objects where a categorical
+            column holds strings), then the missing indicators of ``add_indicator``.
         """
         check_is_fitted(self, "model_")
-        X, observed = self._incomplete_rows(X, reset=False)
-        X_imputed = np.median(self._completions(X, observed, self.n_draws, None), axis=0)
+        Y, cells, missing = self._rows_with_holes(X)
+        draws = self._completions(Y, cells, missing, self.n_draws, None)
+        X_imputed = np.empty_like(cells)
+        for j, column in enumerate(self.columns_.columns):
+            X_imputed[:, j] = _typical(draws[:, :, j], column)
         if not self.add_indicator:
             return X_imputed
-        missing = ~observed[:, self.indicator_features_]
-        return np.hstack([X_imputed, missing.astype(np.float64)])
+        indicators = missing[:, self.indicator_features_].astype(np.float64)
+        return np.hstack([X_imputed, indicators.astype(X_imputed.dtype)])
 
     def get_feature_names_out(self, input_features=None) -> np.ndarray:
         """Names of the output columns: the input features, then ``missingindicator_<name>``
@@ -388,3 +426,17 @@ class FlowMatchingImputer(TransformerMixin, BaseFlow):
         tags.input_tags.allow_nan = True
         tags.transformer_tags.preserves_dtype = ["float64"]
         return tags
+
+
+def _typical(draws: np.ndarray, column: Column) -> np.ndarray:
+    """The typical value of each row's ``draws`` (shape (n_draws, n)) of one column: the median
+    of a continuous column, the lower median of an integer one (a value that was drawn), the
+    most frequent category (the first in the column's order on a tie)."""
+    if column.kind == "continuous":
+        return np.median(draws.astype(np.float64), axis=0)
+    if column.kind == "integer":
+        return np.quantile(draws.astype(np.float64), 0.5, axis=0, method="lower")
+    index = {category: i for i, category in enumerate(column.categories)}
+    codes = np.vectorize(index.__getitem__, otypes=[np.int64])(draws)
+    counts = (codes[..., None] == np.arange(len(column.categories))).sum(axis=0)
+    return np.asarray(column.categories, dtype=object)[counts.argmax(axis=1)]

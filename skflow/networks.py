@@ -295,24 +295,36 @@ class MaskedVelocity(nn.Module):
     Oliva (ICML 2020) learn one model for every conditional. :class:`ConditionedVelocity` fixes
     both.
 
+    With ``n_classes = K > 0`` the field is also class-conditional, ``g * h(t, [x, k, g, e_y])``
+    with ``e_y`` the one-hot class (as :class:`ClassConditionalVelocity`).
+
     Parameters
     ----------
     network : torch.nn.Module
-        ``h``: ``network(t, z)`` with ``z`` of shape (n, 3 d), returning shape (n, d).
+        ``h``: ``network(t, z)`` with ``z`` of shape (n, 3 d + K), returning shape (n, d).
     n_features : int
         Dimension ``d``.
+    n_classes : int, default=0
+        Number ``K`` of classes; 0 for no class.
     """
 
-    def __init__(self, network: nn.Module, n_features: int) -> None:
+    def __init__(self, network: nn.Module, n_features: int, n_classes: int = 0) -> None:
         super().__init__()
         self.network = network
         self.n_features = n_features
+        self.n_classes = n_classes
 
     def forward(self, t: torch.Tensor, x: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
         """Velocity at times ``t`` (shape (n,)) and points ``x`` (shape (n, d)) given the
-        ``condition`` ``[k, g]`` of shape (n, 2 d), both masks as 0/1."""
-        condition = condition.to(x.dtype)
-        return condition[:, self.n_features :] * self.network(t, torch.cat([x, condition], dim=1))
+        ``condition`` ``[k, g]`` of shape (n, 2 d), both masks as 0/1, followed by the class
+        index of each row (shape (n, 2 d + 1)) when there are classes."""
+        d = self.n_features
+        given = condition[:, : 2 * d].to(x.dtype)
+        inputs = [x, given]
+        if self.n_classes:
+            labels = condition[:, 2 * d].long()
+            inputs.append(nn.functional.one_hot(labels, self.n_classes).to(x.dtype))
+        return given[:, d:] * self.network(t, torch.cat(inputs, dim=1))
 
 
 class VelocityDenoiserMLP(nn.Module):

@@ -56,7 +56,7 @@ FORMAT_VERSION = 5
 """Version 2 stores the network specification (``network_spec_``) and the training outcome
 (``stop_reason_``) as fitted data, version 3 the column kinds (``columns_``), version 4 the
 outlier detector's ``support_fraction`` and ``support_``, version 5 ``allow_missing`` of the
-density and the detector; archives of versions 1 to 4 are upgraded on loading."""
+density, the classifier and the detector; archives of versions 1 to 4 are upgraded on loading."""
 MANIFEST = "skflow.json"
 
 PUBLIC_ESTIMATORS = (

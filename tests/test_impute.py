@@ -3,6 +3,7 @@ never reading a missing cell, the imputer API (indicators, names, errors) and it
 Pipeline under GridSearchCV."""
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from sklearn.linear_model import LinearRegression
@@ -10,7 +11,9 @@ from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import make_pipeline
 
 from skflow import FlowMatchingImputer
+from skflow._columns import Column
 from skflow._masked import MaskedFlowMatchingTrainer, masks
+from skflow.impute import _typical
 from skflow.networks import MaskedVelocity, VelocityMLP
 
 from _shared import COVARIANCE, FAST, MEAN, SMALL, gaussian
@@ -127,7 +130,7 @@ def test_the_input_is_never_mutated():
 @pytest.mark.parametrize(
     "X, match",
     [
-        (np.array([[1.0, np.nan], [2.0, np.nan], [3.0, np.nan]]), r"Column\(s\) \[1\]"),
+        (np.array([[1.0, np.nan], [2.0, np.nan], [3.0, np.nan]]), "Column '1' of X has no"),
         (np.array([[1.0, np.inf], [2.0, 1.0], [3.0, 2.0]]), "infinity"),
         (np.array([[1.0, 2.0]]), "minimum of 2"),
     ],
@@ -162,3 +165,77 @@ def test_a_pipeline_step_under_grid_search():
     search.fit(with_holes(X, 0.2, 1), y)
     assert search.best_params_["flowmatchingimputer__n_draws"] in (1, 3)
     assert np.isfinite(search.predict(with_holes(X[:10], 0.5, 2))).all()
+
+
+@pytest.fixture(scope="module")
+def mixed_table():
+    """A table whose sign is that of x, whose count follows x and whose share is bounded,
+    with 20 % of every column missing."""
+    rng = np.random.default_rng(0)
+    n = 800
+    x = rng.normal(size=n)
+    table = pd.DataFrame(
+        {
+            "x": x,
+            "sign": pd.Series(np.where(x > 0, "plus", "minus"), dtype="category"),
+            "count": pd.array(np.clip(np.round(2 * x + 5), 0, None).astype(int), dtype="Int64"),
+            "share": 1 / (1 + np.exp(-x + 0.3 * rng.normal(size=n))),
+        }
+    )
+    holes = table.copy()
+    for column in holes.columns:
+        holes.loc[rng.random(n) < 0.2, column] = None
+    return table, holes
+
+
+def test_a_mixed_table_keeps_its_kinds(mixed_table):
+    table, holes = mixed_table
+    before = holes.copy()
+    imputer = FlowMatchingImputer(bounds={"share": "unit"}, random_state=0, **SMALL).fit(holes)
+    assert [c.kind for c in imputer.columns_.columns] == [
+        "continuous",
+        "categorical",
+        "integer",
+        "continuous",
+    ]
+    filled = imputer.transform(holes)
+    pd.testing.assert_frame_equal(holes, before)  # the input is left as it was
+    assert filled.dtype == object and filled.shape == table.shape
+    missing = holes.isna().to_numpy()
+    observed = ~missing
+    cells = holes.to_numpy(dtype=object)
+    assert all(filled[observed] == cells[observed])
+    # an imputed sign is a category, and that of x where x was seen
+    signs = filled[missing[:, 1], 1]
+    assert set(signs) <= {"plus", "minus"}
+    seen = missing[:, 1] & ~missing[:, 0]
+    assert (filled[seen, 1] == np.where(holes["x"][seen] > 0, "plus", "minus")).mean() > 0.9
+    counts = filled[missing[:, 2], 2].astype(float)
+    assert (counts == np.round(counts)).all()
+    assert counts.min() >= table["count"].min() and counts.max() <= table["count"].max()
+    shares = filled[missing[:, 3], 3].astype(float)
+    assert ((shares >= 0) & (shares <= 1)).all()
+    draws = imputer.sample_imputations(holes.iloc[:50], 4, random_state=0)
+    assert draws.shape == (4, 50, 4) and set(draws[:, :, 1].ravel()) <= {"plus", "minus"}
+
+
+def test_the_typical_category_is_the_most_frequent_draw():
+    column = Column("c", "categorical", "object", categories=("a", "b", "c"))
+    draws = np.array([["a", "b"], ["c", "b"], ["c", "a"], ["a", "a"]], dtype=object)
+    # ties go to the first category in the column's order
+    np.testing.assert_array_equal(_typical(draws, column), ["a", "a"])
+    draws = np.array([["b"], ["c"], ["c"]], dtype=object)
+    np.testing.assert_array_equal(_typical(draws, column), ["c"])
+    integer = Column("k", "integer", "int64")
+    np.testing.assert_array_equal(_typical(np.array([[1.0], [2.0], [4.0], [5.0]]), integer), [2.0])
+
+
+def test_a_placeholder_marks_missing_integers():
+    rng = np.random.default_rng(0)
+    X = rng.integers(0, 10, size=(200, 3))
+    X[rng.random(X.shape) < 0.2] = -1
+    imputer = FlowMatchingImputer(missing_values=-1, random_state=0, **FAST).fit(X)
+    assert all(c.kind == "integer" for c in imputer.columns_.columns)
+    filled = imputer.transform(X)
+    assert (filled >= 0).all() and (filled == np.round(filled)).all()
+    np.testing.assert_array_equal(filled[X >= 0], X[X >= 0])

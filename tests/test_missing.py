@@ -1,6 +1,7 @@
-"""Density estimation and outlier detection on rows with missing cells (``allow_missing``): the
-marginal log-density against a closed form and against the flow of the observed cells integrated
-by hand, mixed tables with holes, the detector's scale for rows with holes, and clear errors."""
+"""Density estimation, outlier detection and classification on rows with missing cells
+(``allow_missing``): the marginal log-density against a closed form and against the flow of the
+observed cells integrated by hand, mixed tables with holes, the detector's scale for rows with
+holes, the classifier's posterior given the observed features, and clear errors."""
 
 import copy
 
@@ -12,7 +13,13 @@ from scipy.stats import multivariate_normal, norm
 from sklearn.model_selection import GridSearchCV
 from sklearn.utils import get_tags
 
-from skflow import FlowMatchingDensity, FlowMatchingOutlierDetector
+from skflow import (
+    FlowMatchingClassifier,
+    FlowMatchingDensity,
+    FlowMatchingOutlierDetector,
+    load,
+    save,
+)
 
 from _shared import COVARIANCE, FAST, MEAN, SMALL, gaussian
 
@@ -238,3 +245,37 @@ def test_the_detector_needs_an_estimator_that_takes_nan():
         FlowMatchingDensity(allow_missing=True, **FAST), allow_missing=True, random_state=0
     ).fit(X)
     assert np.isfinite(detector.score_samples(X)).all()
+
+
+def test_the_classifier_classifies_a_row_with_holes_by_its_observed_features():
+    # two classes N(-1, I) and N(+1, I) in 3-D, equal priors: given x_0 alone,
+    # p(+1 | x_0) = sigmoid(2 x_0)
+    rng = np.random.default_rng(0)
+    X = np.vstack([rng.normal(-1.0, 1.0, (600, 3)), rng.normal(1.0, 1.0, (600, 3))])
+    y = np.repeat(["minus", "plus"], 600)
+    clf = FlowMatchingClassifier(allow_missing=True, random_state=0, **SMALL)
+    clf.fit(with_holes(X, 0.3, 1), y)
+    rows = np.array([[-1.0, np.nan, np.nan], [0.5, np.nan, np.nan], [np.nan, np.nan, np.nan]])
+    proba = clf.predict_proba(rows)
+    np.testing.assert_allclose(proba[:2, 1], 1.0 / (1.0 + np.exp(-2.0 * rows[:2, 0])), atol=0.1)
+    np.testing.assert_allclose(proba[2], [0.5, 0.5], atol=1e-9)  # nothing seen: the prior
+    assert clf.score_samples(rows[2:])[0] == pytest.approx(0.0, abs=1e-9)
+    assert (clf.predict(with_holes(X, 0.3, 2)) == y).mean() > 0.8
+    X_new, y_new = clf.sample(50, random_state=0)
+    assert not np.isnan(X_new).any() and set(y_new) <= {"minus", "plus"}
+    assert get_tags(clf).input_tags.allow_nan
+
+
+def test_the_classifier_without_allow_missing_names_the_nan():
+    X = with_holes(gaussian(100, 0), 0.2, 1)
+    with pytest.raises(ValueError, match="NaN"):
+        FlowMatchingClassifier(**FAST).fit(X, np.arange(100) % 2)
+
+
+def test_a_saved_classifier_with_holes_loads_and_gives_the_same_posteriors(tmp_path):
+    X = with_holes(gaussian(120, 0), 0.3, 1)
+    clf = FlowMatchingClassifier(allow_missing=True, random_state=0, **FAST)
+    clf.fit(X, np.arange(120) % 2)
+    save(clf, tmp_path / "clf.skflow")
+    loaded = load(tmp_path / "clf.skflow")
+    np.testing.assert_array_equal(loaded.predict_proba(X), clf.predict_proba(X))

@@ -202,9 +202,25 @@ def test_tampered_archives_are_refused(saved, edit, match):
         skflow.load(saved)
 
 
-def drop_param(manifest, name):
-    params = manifest["estimator"]["estimator"]["params"]["dict"]
+def drop_param(manifest, name, entry=None):
+    params = (entry or manifest["estimator"]["estimator"])["params"]["dict"]
     params.pop([key for key, _ in params].index(name))
+
+
+def as_version_4(manifest):
+    """Edit a manifest of this version into one that version 4 wrote: no ``allow_missing``
+    (density, classifier, detector), no column kinds in an imputer."""
+    entry = manifest["estimator"]["estimator"]
+    if entry["class"] == "skflow.FlowMatchingImputer":
+        for name in ("categorical_features", "integer_features", "bounds"):
+            drop_param(manifest, name)
+        del entry["attributes"]["columns_"]
+    else:
+        drop_param(manifest, "allow_missing")
+        nested = dict(entry["params"]["dict"]).get("estimator")
+        if isinstance(nested, dict):
+            drop_param(manifest, "allow_missing", nested["estimator"])
+    manifest["format_version"] = 4
 
 
 def test_an_archive_from_another_version_names_what_changed(saved):
@@ -313,6 +329,7 @@ def test_a_version_3_detector_loads_as_the_single_fit_it_was(tmp_path):
     skflow.save(detector, path)
 
     def version_3(manifest):
+        as_version_4(manifest)
         drop_param(manifest, "support_fraction")
         del manifest["estimator"]["estimator"]["attributes"]["support_"]
         manifest["format_version"] = 3
@@ -327,3 +344,16 @@ def test_a_version_3_detector_loads_as_the_single_fit_it_was(tmp_path):
     golden = skflow.load(pathlib.Path(__file__).parent / "golden" / "archives" / "detector.skflow")
     assert golden.support_fraction == 1.0
     np.testing.assert_array_equal(golden.support_, ~np.isnan(golden.decision_scores_))
+
+
+@pytest.mark.parametrize("name", ["density", "outlier", "imputer"])
+def test_a_version_4_archive_loads_as_the_model_it_was(name, tmp_path):
+    # version 4 had no allow_missing (complete rows only) and no column kinds in the imputer
+    fitted = ESTIMATORS[name]()
+    path = tmp_path / "model.skflow"
+    skflow.save(fitted, path)
+    tamper(path, as_version_4)
+    loaded = skflow.load(path)
+    assert loaded.get_params().keys() == fitted.get_params().keys()
+    for output, value in outputs(loaded).items():
+        np.testing.assert_array_equal(value, outputs(fitted)[output], err_msg=output)

@@ -44,6 +44,7 @@ def _expected_failures(estimator):
         FlowMatchingDensity(path="vp", coupling="sinkhorn", solver="midpoint", **FAST),
         FlowMatchingDensity(allow_missing=True, **FAST),
         FlowMatchingClassifier(**CLASSIFIER_FAST),
+        FlowMatchingClassifier(allow_missing=True, **CLASSIFIER_FAST),
         FlowMatchingImputer(n_draws=3, **FAST),
         FlowMatchingImputer(add_indicator=True, path="trig", solver="midpoint", **FAST),
         InterpolantTransport(**FAST),
