@@ -33,7 +33,7 @@ from ._inference import (
     resolve_device,
     validation_negative_log_likelihood,
 )
-from ._masked import MaskedFlowMatchingTrainer
+from ._masked import MaskedFlowMatchingTrainer, masks, with_labels
 from ._rows import TableRowsMixin
 from ._run import TrainingConfig, TrainState, auto_max_iter
 from ._spec import NetworkSpec, check_hidden_layer_sizes
@@ -77,11 +77,6 @@ class BaseFlow(TableRowsMixin, BaseEstimator):
     this class trains and integrates the learned ODE, on rows that
     :class:`~skflow._rows.TableRowsMixin` validates and standardises.
     """
-
-    _learns_conditionals: bool = False
-    """Whether a masked network (``NetworkSpec(masked=True)``) learns every conditional law of
-    some columns given others (an imputer), rather than the law of each row's observed cells
-    (:class:`~skflow._masked.MaskedFlowMatchingTrainer`'s ``split_known``)."""
 
     _parameter_constraints: dict = {
         "coupling": [StrOptions(set(COUPLINGS))],
@@ -157,10 +152,17 @@ class BaseFlow(TableRowsMixin, BaseEstimator):
         )
 
     def _trainer(
-        self, base, config: TrainingConfig, rng, spec: NetworkSpec, prepare=None
+        self,
+        base,
+        config: TrainingConfig,
+        rng,
+        spec: NetworkSpec,
+        prepare=None,
+        tasks: tuple[float, float] = (0.0, 0.0),
     ) -> FlowMatchingTrainer:
         times = TIME_DISTRIBUTIONS[self.time_distribution]()
         if spec.masked:
+            conditional, completed = tasks
             return MaskedFlowMatchingTrainer(
                 self._make_path(),
                 IndependentCoupling(),
@@ -169,7 +171,8 @@ class BaseFlow(TableRowsMixin, BaseEstimator):
                 config,
                 rng,
                 prepare=prepare,
-                split_known=self._learns_conditionals,
+                conditional=conditional,
+                completed=completed,
             )
         return FlowMatchingTrainer(
             self._make_path(),
@@ -193,6 +196,8 @@ class BaseFlow(TableRowsMixin, BaseEstimator):
         condition: np.ndarray | None = None,
         stratify: np.ndarray | None = None,
         codes: np.ndarray | None = None,
+        tasks: tuple[float, float] = (0.0, 0.0),
+        resume: bool = False,
     ) -> None:
         """Fit (or, with ``warm_start``, continue fitting) the velocity network on standardised
         rows ``X_std`` (the ``t = 1`` end) with row weights ``weight``; ``base`` is the ``t = 0``
@@ -200,11 +205,14 @@ class BaseFlow(TableRowsMixin, BaseEstimator):
         ``condition`` (None: unconditional). With early stopping, a validation split is held out
         first, stratified by the labels ``stratify`` if given. With ``codes`` (the rows' codes
         in the layout ``columns_``, of which ``X_std`` is one dequantisation), training
-        dequantises them afresh for every minibatch (:meth:`_dequantise`)."""
+        dequantises them afresh for every minibatch (:meth:`_dequantise`). A masked network
+        trains the ``tasks`` of :class:`~skflow._masked.MaskedFlowMatchingTrainer` (the shares
+        ``conditional`` and ``completed``). ``resume`` continues from the fitted network as a
+        second stage of one fit: the training record then adds up over both."""
         started = time.perf_counter()  # max_time counts from here: the set-up is part of the fit
         rng = check_random_state(self.random_state)
         device = resolve_device(self.device)
-        continuing = self.warm_start and hasattr(self, "model_")
+        continuing = resume or (self.warm_start and hasattr(self, "model_"))
         init_seed = None if continuing else draw_seed(rng)
         rows = np.arange(X_std.shape[0])
         if self.early_stopping:
@@ -258,7 +266,9 @@ class BaseFlow(TableRowsMixin, BaseEstimator):
         generator = torch.Generator(device=device).manual_seed(generator_seed)
         config = self._training_config(max_iter, self.max_time)
         prepare = None if codes is None else self._dequantise
-        trainer = self._trainer(base, config, np.random.default_rng(trainer_seed), spec, prepare)
+        trainer = self._trainer(
+            base, config, np.random.default_rng(trainer_seed), spec, prepare, tasks
+        )
         state = TrainState.start(network, self.learning_rate_init, started=started)
         trainer.schedule(state, x_train.shape[0])
         if val_rows is None:
@@ -275,15 +285,20 @@ class BaseFlow(TableRowsMixin, BaseEstimator):
         c_train = None if condition is None else as_condition(condition[train_rows])
         trainer.run(state, x_train, w_train, generator, max_iter, checkpoint, condition=c_train)
         history = state.history
+        before = (
+            (self.loss_curve_, self.validation_loss_curve_, self.n_iter_, self.t_)
+            if resume
+            else ([], [], 0, 0)
+        )
         self.network_spec_ = spec
         # the fitted network lives on the CPU so that a pickle loads anywhere
         self.model_ = state.ema.to("cpu").eval()
-        self.loss_curve_ = history.loss_curve
-        self.validation_loss_curve_ = history.validation_loss_curve
+        self.loss_curve_ = before[0] + history.loss_curve
+        self.validation_loss_curve_ = before[1] + history.validation_loss_curve
         self.best_loss_ = history.best_loss
-        self.best_iter_ = history.best_iter
-        self.n_iter_ = history.n_iter
-        self.t_ = state.step
+        self.best_iter_ = before[2] + history.best_iter
+        self.n_iter_ = before[2] + history.n_iter
+        self.t_ = before[3] + state.step
         self.stop_reason_ = history.stop_reason
         self.__dict__.pop("_stream", None)  # a new fit starts a new stream
 
@@ -295,6 +310,31 @@ class BaseFlow(TableRowsMixin, BaseEstimator):
         device = resolve_device(self.device)
         chunk = chunk_rows(self.mean_.shape[0], self.network_spec_.width, device)
         return FittedNetwork(self.model_, device, chunk, dtype)
+
+    def _draw_missing(
+        self,
+        X_std: np.ndarray,
+        known: np.ndarray,
+        rng: np.random.RandomState,
+        n_draws: int = 1,
+        labels: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """``n_draws`` draws of the coordinates of standardised rows ``X_std`` that are not
+        ``known``, given the known ones (and each row's class index ``labels``), from a masked
+        network: integrated from ``N(0, I)`` draws of ``rng``; shape ``(n_draws, n, d)``, the
+        known coordinates as they are."""
+        n, d = X_std.shape
+        start = np.where(known, X_std, rng.standard_normal((n_draws, n, d))).reshape(-1, d)
+        given = masks(known, ~known)
+        path = self._make_path()
+        drawn = self._fitted_network().carry(
+            start,
+            path.t_min,
+            path.t_max,
+            self._solver(),
+            condition=np.tile(with_labels(given, labels), (n_draws, 1)),
+        )
+        return np.where(known, X_std, drawn.reshape(n_draws, n, d))
 
     def _log_likelihood(
         self, X: np.ndarray, t0: float, t1: float, base_log_prob, before=None, condition=None

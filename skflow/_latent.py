@@ -4,6 +4,7 @@ flow-matching loss at given rows, and samples)."""
 
 from __future__ import annotations
 
+import functools
 import math
 from numbers import Integral, Real
 
@@ -14,7 +15,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._data import check_not_bool, validates_sample_arguments
 from ._distributions import StandardNormal
-from ._masked import marginal_masks
+from ._masked import marginal_masks, with_labels
 from ._spec import NetworkSpec, fourier_features
 from .paths import PATHS, ProbabilityPath
 
@@ -57,10 +58,39 @@ class PathFlowMixin:
                 "with different missing cells cannot be paired by one transport plan."
             )
 
-    def _training_masks(self, Y: np.ndarray) -> np.ndarray | None:
-        """The masks that a masked network trains on for rows ``Y`` in the flow's coordinates
-        (NaN in a missing cell): ``masks(0, observed)``; None without ``allow_missing``."""
-        return marginal_masks(~np.isnan(Y)) if self.allow_missing else None
+    def _fit_flow(
+        self,
+        Y: np.ndarray,
+        weight: np.ndarray,
+        codes: np.ndarray | None,
+        labels: np.ndarray | None = None,
+        stratify: np.ndarray | None = None,
+    ) -> None:
+        """Fit the flow on rows ``Y`` in the flow's coordinates (with their ``codes`` and class
+        indices ``labels``, where they have them).
+
+        With ``allow_missing`` and missing cells (NaN), in two stages of one masked field: the
+        first learns, from the observed cells, the law of each row's observed cells and every
+        conditional law of some of them given others; each missing cell is then drawn once
+        from the first stage's law given its row's observed cells, and the second stage learns
+        the law of each row's observed cells and, from the completed rows, the joint law of all
+        columns (a stochastic EM step: the joint is learned from every row, not only from the
+        complete ones)."""
+        base = StandardNormal(Y.shape[1])
+        observed = ~np.isnan(Y)
+        X_std = self._standardise_observed(Y)
+        given = with_labels(marginal_masks(observed) if self.allow_missing else None, labels)
+        fit = functools.partial(self._fit_network, weight=weight, base=base, stratify=stratify)
+        if observed.all():
+            fit(X_std, condition=given, codes=codes)
+            return
+        fit(X_std, condition=given, codes=codes, tasks=(0.5, 0.0))
+        rng = check_random_state(self.random_state)
+        completed = self._draw_missing(X_std, observed, rng, labels=labels)[0]
+        if codes is not None:
+            rows = self._rows_from_flow(self._unstandardise(completed))
+            codes = np.where(np.isnan(codes), self.columns_.encode(rows)[0], codes)
+        fit(completed, condition=given, codes=codes, tasks=(0.0, 0.5), resume=True)
 
     def _generating(self, observed: np.ndarray) -> np.ndarray | None:
         """The condition of a masked network that moves the ``observed`` coordinates of each

@@ -20,9 +20,10 @@ completely at random, the observed cells of a row, split this way, are draws of 
 arbitrary-conditional models of Ivanov, Figurnov & Vetrov, ICLR 2019). Imputation integrates the
 missing coordinates of a row from ``N(0, I)`` given all its observed ones (:func:`masks`).
 
-Without the split (``split_known=False``: every observed coordinate is generated, none known) the
-minimiser is, for each mask, the flow of the law of the observed coordinates: the marginal laws
-that a density with ``allow_missing`` scores rows with holes by.
+Without the split (every observed coordinate generated, none known) the minimiser is, for each
+mask, the flow of the law of the observed coordinates: the marginal laws that a density with
+``allow_missing`` scores rows with holes by. Rows whose missing cells were drawn from such a field
+can also train the joint law of whole rows (:class:`MaskedFlowMatchingTrainer`'s ``completed``).
 """
 
 from __future__ import annotations
@@ -48,10 +49,12 @@ def marginal_masks(observed: np.ndarray) -> np.ndarray:
     return masks(np.zeros_like(observed), observed)
 
 
-def with_labels(masked: np.ndarray | None, labels: np.ndarray) -> np.ndarray:
-    """The condition of each row of a class-conditional field: its class index, after the masks
-    of a masked field (:func:`masks`) if ``masked`` is given."""
-    return labels if masked is None else np.column_stack([masked, labels])
+def with_labels(masked: np.ndarray | None, labels: np.ndarray | None) -> np.ndarray | None:
+    """The condition of each row: the masks of a masked field (:func:`masks`), then the class
+    index of a class-conditional one, either as given (None: none)."""
+    if masked is None or labels is None:
+        return labels if masked is None else masked
+    return np.column_stack([masked, labels])
 
 
 class MaskedFlowMatchingTrainer(FlowMatchingTrainer):
@@ -62,19 +65,26 @@ class MaskedFlowMatchingTrainer(FlowMatchingTrainer):
     followed by each row's class index for a class-conditional field; the coupling is
     independent, as the generated coordinates differ from row to row.
 
+    Each row of a minibatch trains one of three tasks: with probability ``conditional`` a
+    conditional law (its observed cells split into known and generated ones, for imputation),
+    with probability ``completed`` the joint law of all its cells (for rows whose missing cells
+    were filled in by draws, which the stored rows then hold), and otherwise the law of its
+    observed cells (all generated, none known: the marginals that a density scores rows with
+    holes by).
+
     Parameters
     ----------
     *args, **kwargs
         As :class:`FlowMatchingTrainer`'s.
-    split_known : bool, default=True
-        Split each row's observed cells into known and generated ones (every conditional law of
-        some columns given others, for imputation); with False every observed cell is generated,
-        which learns the law of each row's observed cells (the marginals, for a density).
+    conditional, completed : float, default=0.0
+        The shares of the rows that train a conditional law and the joint law of a completed
+        row.
     """
 
-    def __init__(self, *args, split_known: bool = True, **kwargs) -> None:
+    def __init__(self, *args, conditional: float = 0.0, completed: float = 0.0, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.split_known = split_known
+        self.conditional = conditional
+        self.completed = completed
 
     def _regression_pairs(
         self, x1: torch.Tensor, generator: torch.Generator, condition: torch.Tensor | None = None
@@ -83,16 +93,21 @@ class MaskedFlowMatchingTrainer(FlowMatchingTrainer):
             x1 = self.prepare(x1, generator)
         n, d = x1.shape
         observed = condition[:, d : 2 * d].to(x1.dtype)
-        x1 = torch.where(observed > 0, x1, 0.0)
+        if self.completed == 0:  # the stored rows may hold anything in a missing cell
+            x1 = torch.where(observed > 0, x1, 0.0)
         x0 = self.base.sample(n, generator)
         u = self.times.sample(n, generator, x1.device)
         t = self.path.t_min + (self.path.t_max - self.path.t_min) * u
-        known = torch.zeros_like(observed)
-        if self.split_known:
+        known, generated = torch.zeros_like(observed), observed
+        if self.conditional > 0:
             share = torch.rand((n, 1), generator=generator, device=x1.device, dtype=x1.dtype)
             draws = torch.rand((n, d), generator=generator, device=x1.device, dtype=x1.dtype)
             known = observed * (draws < share.sqrt()).to(x1.dtype)
-        generated = observed - known
+        if 0 < self.conditional < 1 or self.completed > 0:  # a task per row
+            task = torch.rand((n, 1), generator=generator, device=x1.device, dtype=x1.dtype)
+            known = known * (task < self.conditional).to(x1.dtype)
+            generated = torch.where(task >= 1 - self.completed, 1.0, observed)
+        generated = generated - known
         xt = generated * self.path.interpolate(x0, x1, t) + known * x1
         ut = generated * self.path.velocity(x0, x1, t)
         given = torch.cat([known, generated, condition[:, 2 * d :].to(x1.dtype)], dim=1)

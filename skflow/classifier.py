@@ -272,14 +272,8 @@ random_state, verbose, categorical_features, integer_features, bounds, allow_mis
             self._set_moments(WeightedMoments.of(Y, weight))
         self.classes_ = classes
         self.class_prior_ = class_weight / class_weight.sum()
-        self._fit_network(
-            self._standardise_observed(Y),
-            weight,
-            StandardNormal(Y.shape[1]),
-            condition=with_labels(self._training_masks(Y), labels),
-            stratify=labels if can_stratify(labels, self.validation_fraction) else None,
-            codes=codes,
-        )
+        stratify = labels if can_stratify(labels, self.validation_fraction) else None
+        self._fit_flow(Y, weight, codes, labels, stratify)
         return self
 
     def _network_for(self, n_train_rows: int | None) -> NetworkSpec:

@@ -18,7 +18,6 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._base import BaseFlow, keeps_state_on_error
 from ._data import WeightedMoments
-from ._distributions import StandardNormal
 from ._kinds import COLUMN_CONSTRAINTS
 from ._latent import LatentFlowMixin, PathFlowMixin
 from ._stream import StreamingMixin
@@ -170,12 +169,14 @@ class FlowMatchingDensity(
         Jacobian :meth:`score_samples` includes; samples stay inside the bounds.
     allow_missing : bool, default=False
         Learn from rows with missing cells (NaN, or None and pandas' NA in a DataFrame) and
-        score them. The field then also sees which cells each row has
-        (:class:`~skflow.networks.MaskedVelocity`) and learns the law of every row's observed
-        cells from those rows, so no row is dropped and no cell is filled in. The log-density
-        of a row with missing cells is that of its observed cells, their marginal under the
-        model (see :ref:`density-missing`); :meth:`transform` gives NaN for its missing
-        coordinates. Needs ``coupling="independent"``; there is no ``partial_fit`` with it.
+        score them. The field then also sees which cells it moves and which it holds
+        (:class:`~skflow.networks.MaskedVelocity`); a table with holes is fitted in two stages,
+        the law of each row's observed cells and the conditionals first, then the joint law
+        from the rows completed by one draw of their missing cells (see
+        :ref:`density-missing`). No row is dropped. The log-density of a row with missing cells
+        is that of its observed cells, their marginal under the model; :meth:`transform` gives
+        NaN for its missing coordinates. Needs ``coupling="independent"``; there is no
+        ``partial_fit`` with it.
 
     Attributes
     ----------
@@ -363,13 +364,7 @@ class FlowMatchingDensity(
         if not warm:
             self._set_moments(WeightedMoments.of(Y, weight))
         self._n_features_out = Y.shape[1]
-        self._fit_network(
-            self._standardise_observed(Y),
-            weight,
-            StandardNormal(Y.shape[1]),
-            condition=self._training_masks(Y),
-            codes=codes,
-        )
+        self._fit_flow(Y, weight, codes)
         return self
 
     def transform(self, X) -> np.ndarray:

@@ -15,7 +15,7 @@ from ._columns import Column, is_frame
 from ._data import WeightedMoments
 from ._distributions import StandardNormal
 from ._kinds import COLUMN_CONSTRAINTS
-from ._masked import marginal_masks, masks
+from ._masked import marginal_masks
 from ._spec import NetworkSpec
 from .paths import DENSITY_PATHS, PATHS, ProbabilityPath
 
@@ -168,8 +168,6 @@ class FlowMatchingImputer(TransformerMixin, BaseFlow):
     ['minus', 'plus']
     """
 
-    _learns_conditionals = True
-
     _parameter_constraints: dict = {
         **{k: v for k, v in BaseFlow._parameter_constraints.items() if k not in _NOT_USED},
         "missing_values": [Real],
@@ -306,6 +304,7 @@ class FlowMatchingImputer(TransformerMixin, BaseFlow):
             StandardNormal(Y.shape[1]),
             condition=marginal_masks(observed),
             codes=codes,
+            tasks=(1.0, 0.0),
         )
         self.indicator_features_ = np.flatnonzero(~observed[:, self.columns_.starts].all(axis=0))
         return self
@@ -354,19 +353,9 @@ class FlowMatchingImputer(TransformerMixin, BaseFlow):
         rows = np.flatnonzero(missing.any(axis=1))
         if rows.size == 0:
             return out
-        d = Y.shape[1]
         known = ~np.isnan(Y[rows])
-        start = self._standardise_observed(Y[rows])
-        noise = rng.standard_normal((n_imputations, rows.size, d))
-        start = np.where(known, start, noise).reshape(-1, d)
-        path = self._make_path()
-        drawn = self._fitted_network().carry(
-            start,
-            path.t_min,
-            path.t_max,
-            self._solver(),
-            condition=np.tile(masks(known, ~known), (n_imputations, 1)),
-        )
+        drawn = self._draw_missing(self._standardise_observed(Y[rows]), known, rng, n_imputations)
+        drawn = drawn.reshape(-1, Y.shape[1])
         drawn = self._rows_from_flow(self._unstandardise(drawn))
         if is_frame(drawn):
             drawn = drawn.to_numpy(dtype=object)

@@ -287,8 +287,9 @@ class MaskedVelocity(nn.Module):
     ``v(t, x | k, g) = g * h(t, [x, k, g])``.
 
     ``k`` and ``g`` are 0/1 masks of the coordinates held fixed (known) and of those the field
-    moves (generated); ``x`` holds the known values, the points of the path on the generated
-    coordinates and 0 elsewhere. Multiplying by ``g`` keeps every other coordinate still, so the
+    moves (generated); ``x`` holds the known values and the points of the path on the generated
+    coordinates, and the network sees 0 on every other one, whatever ``x`` holds there.
+    Multiplying by ``g`` keeps every other coordinate still, so the
     ODE carries only the generated coordinates and its divergence is theirs: the field is a flow
     of the conditional law of ``x_g`` given ``x_k`` for every pair of masks at once, as the
     arbitrary-conditional models of Ivanov, Figurnov & Vetrov (ICLR 2019) and Li, Akkaya &
@@ -320,7 +321,7 @@ class MaskedVelocity(nn.Module):
         index of each row (shape (n, 2 d + 1)) when there are classes."""
         d = self.n_features
         given = condition[:, : 2 * d].to(x.dtype)
-        inputs = [x, given]
+        inputs = [x * (given[:, :d] + given[:, d:]), given]  # other cells are not seen
         if self.n_classes:
             labels = condition[:, 2 * d].long()
             inputs.append(nn.functional.one_hot(labels, self.n_classes).to(x.dtype))

@@ -12,9 +12,13 @@ from sklearn.pipeline import make_pipeline
 
 from skflow import FlowMatchingImputer
 from skflow._columns import Column
+from skflow._distributions import StandardNormal
 from skflow._masked import MaskedFlowMatchingTrainer, masks
+from skflow.couplings import IndependentCoupling
 from skflow.impute import _typical
 from skflow.networks import MaskedVelocity, VelocityMLP
+from skflow.paths import LinearPath
+from skflow.times import UniformTimes
 
 from _shared import COVARIANCE, FAST, MEAN, SMALL, gaussian
 
@@ -79,6 +83,51 @@ def test_the_masked_field_moves_only_the_generated_coordinates():
     for i in range(4):
         diagonal = torch.diagonal(jacobian[:, i, :])
         assert (diagonal[torch.as_tensor(~generated[i])] == 0).all()
+
+
+def test_the_masked_field_does_not_see_cells_neither_known_nor_generated():
+    torch.manual_seed(0)
+    field = MaskedVelocity(VelocityMLP(9, (16,), "gelu", n_outputs=3), 3).double()
+    condition = torch.as_tensor(masks(np.array([[1, 0, 0]]), np.array([[0, 1, 0]])))
+    t = torch.full((1,), 0.3, dtype=torch.float64)
+    x = torch.tensor([[0.5, -1.0, 0.0]], dtype=torch.float64)
+    other = torch.tensor([[0.5, -1.0, 7.0]], dtype=torch.float64)  # the third cell is neither
+    torch.testing.assert_close(field(t, x, condition), field(t, other, condition))
+
+
+@pytest.mark.parametrize(
+    "conditional, completed",
+    [(0.0, 0.0), (1.0, 0.0), (0.0, 1.0), (0.5, 0.0), (0.0, 0.5)],
+)
+def test_each_row_trains_one_task(conditional, completed):
+    n, d = 400, 5
+    trainer = MaskedFlowMatchingTrainer(
+        LinearPath(),
+        IndependentCoupling(),
+        StandardNormal(d),
+        UniformTimes(),
+        None,
+        None,
+        conditional=conditional,
+        completed=completed,
+    )
+    generator = torch.Generator().manual_seed(0)
+    observed = torch.rand(n, d, generator=generator) < 0.6
+    x1 = torch.randn(n, d, generator=generator)
+    condition = torch.as_tensor(masks(np.zeros((n, d), bool), observed.numpy()))
+    *_, given = trainer._regression_pairs(x1, generator, condition)
+    known, generated = given[:, :d].bool(), given[:, d:].bool()
+    assert not (known & generated).any()
+    assert not (known & ~observed).any()  # only an observed cell is known
+    whole = generated.all(dim=1) & ~observed.all(dim=1)  # the joint of a completed row
+    split = known.any(dim=1)
+    marginal = ~whole & ~split
+    assert (generated[marginal] == observed[marginal]).all()
+    assert (generated[split] == (observed & ~known)[split]).all()
+    share = observed.any(dim=1).float().mean()
+    assert abs(whole.float().mean() - completed * (~observed.all(dim=1)).float().mean()) < 0.08
+    # a conditional task with no cell drawn known trains the marginal: a few of them
+    assert 0.8 * conditional * share - 0.05 <= split.float().mean() <= conditional * share + 0.05
 
 
 def test_the_loss_counts_only_generated_cells():

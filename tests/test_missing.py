@@ -279,3 +279,14 @@ def test_a_saved_classifier_with_holes_loads_and_gives_the_same_posteriors(tmp_p
     save(clf, tmp_path / "clf.skflow")
     loaded = load(tmp_path / "clf.skflow")
     np.testing.assert_array_equal(loaded.predict_proba(X), clf.predict_proba(X))
+
+
+def test_holes_make_a_fit_of_two_stages():
+    # the law of the observed cells and the conditionals, then the joint from completed rows
+    X = gaussian(200, 0)
+    params = dict(FAST, early_stopping=False)
+    complete = FlowMatchingDensity(allow_missing=True, random_state=0, **params).fit(X)
+    assert complete.n_iter_ == params["max_iter"] == len(complete.loss_curve_)
+    holes = FlowMatchingDensity(allow_missing=True, random_state=0, **params)
+    holes.fit(with_holes(X, 0.2, 1))
+    assert holes.n_iter_ == 2 * params["max_iter"] == len(holes.loss_curve_)
