@@ -20,6 +20,13 @@ def gaussian(n, seed):
     return rng.standard_normal((n, 2)) @ FACTOR.T + MEAN
 
 
+def with_holes(X, share, seed):
+    """A copy of ``X`` with each cell NaN with probability ``share``."""
+    X = X.copy()
+    X[np.random.default_rng(seed).random(X.shape) < share] = np.nan
+    return X
+
+
 class ExactGaussianVelocity(torch.nn.Module):
     """Marginal velocity of the linear path from N(0, I) to N(m, C):
     ``E[x1 - x0 | x_t = x] = m + (t C - (1 - t) I) S_t^{-1} (x - t m)``,

@@ -20,13 +20,7 @@ from skflow.networks import MaskedVelocity, VelocityMLP
 from skflow.paths import LinearPath
 from skflow.times import UniformTimes
 
-from _shared import COVARIANCE, FAST, MEAN, SMALL, gaussian
-
-
-def with_holes(X, share, seed):
-    X = X.copy()
-    X[np.random.default_rng(seed).random(X.shape) < share] = np.nan
-    return X
+from _shared import COVARIANCE, FAST, MEAN, SMALL, gaussian, with_holes
 
 
 @pytest.fixture(scope="module")

@@ -21,13 +21,7 @@ from skflow import (
     save,
 )
 
-from _shared import COVARIANCE, FAST, MEAN, SMALL, gaussian
-
-
-def with_holes(X, share, seed):
-    X = X.copy()
-    X[np.random.default_rng(seed).random(X.shape) < share] = np.nan
-    return X
+from _shared import COVARIANCE, FAST, MEAN, SMALL, gaussian, with_holes
 
 
 @pytest.fixture(scope="module")

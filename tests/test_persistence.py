@@ -24,7 +24,7 @@ from skflow import (
     InterpolantTransport,
 )
 
-from _shared import FAST, gaussian
+from _shared import FAST, gaussian, with_holes
 
 
 def two_sides(n, seed):
@@ -49,7 +49,7 @@ ESTIMATORS = {
     ).fit(gaussian(200, 0)),
     "density-streamed": streamed,
     "density-missing": lambda: FlowMatchingDensity(allow_missing=True, random_state=0, **FAST).fit(
-        with_holes(200, 0)
+        with_holes(gaussian(200, 0), 0.3, 0)
     ),
     "outlier": lambda: FlowMatchingOutlierDetector(FlowMatchingDensity(**FAST), random_state=0).fit(
         gaussian(200, 0)
@@ -64,27 +64,22 @@ ESTIMATORS = {
         source_density=FlowMatchingDensity(**FAST), random_state=0, **FAST
     ).fit(*two_sides(100, 0)),
     "imputer": lambda: FlowMatchingImputer(add_indicator=True, random_state=0, **FAST).fit(
-        with_holes(200, 0)
+        with_holes(gaussian(200, 0), 0.3, 0)
     ),
 }
 
 
-def with_holes(n, seed):
-    X = gaussian(n, seed)
-    X[np.random.default_rng(seed).random(X.shape) < 0.3] = np.nan
-    return X
-
-
 def outputs(estimator):
     X = gaussian(20, 9)
+    holes = with_holes(X, 0.3, 9)
     if hasattr(estimator, "sample_imputations"):
         return {
-            "transform": estimator.transform(with_holes(20, 9)),
-            "sample_imputations": estimator.sample_imputations(with_holes(20, 9), 3),
+            "transform": estimator.transform(holes),
+            "sample_imputations": estimator.sample_imputations(holes, 3),
         }
     result = {"score_samples": estimator.score_samples(X)}
     if get_tags(estimator).input_tags.allow_nan:
-        result["score_samples_with_holes"] = estimator.score_samples(with_holes(20, 9))
+        result["score_samples_with_holes"] = estimator.score_samples(holes)
     if hasattr(estimator, "transform"):  # a flow of its own
         result.update(
             transform=estimator.transform(X),
