@@ -382,9 +382,13 @@ class FlowMatchingImputer(TransformerMixin, BaseFlow):
         check_is_fitted(self, "model_")
         Y, cells, missing = self._rows_with_holes(X)
         draws = self._completions(Y, cells, missing, self.n_draws, None)
-        X_imputed = np.empty_like(cells)
+        X_imputed = cells.copy()
         for j, column in enumerate(self.columns_.columns):
-            X_imputed[:, j] = _typical(draws[:, :, j], column)
+            rows = missing[:, j]
+            typical = _typical(draws[:, rows, j], column)
+            if column.kind == "integer" and X_imputed.dtype == object:
+                typical = typical.astype(np.int64)  # as the observed integers are
+            X_imputed[rows, j] = typical
         if not self.add_indicator:
             return X_imputed
         indicators = missing[:, self.indicator_features_].astype(np.float64)
