@@ -7,12 +7,12 @@ from numbers import Integral, Real
 import numpy as np
 from sklearn.base import TransformerMixin, _fit_context
 from sklearn.utils import check_array, check_random_state
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import Interval, StrOptions, validate_params
 from sklearn.utils.validation import _check_feature_names_in, check_is_fitted
 
 from ._base import BaseFlow, keeps_state_on_error
 from ._columns import Column, is_frame
-from ._data import WeightedMoments
+from ._data import WeightedMoments, check_not_bool
 from ._distributions import StandardNormal
 from ._kinds import COLUMN_CONSTRAINTS
 from ._masked import marginal_masks
@@ -309,6 +309,14 @@ class FlowMatchingImputer(TransformerMixin, BaseFlow):
         self.indicator_features_ = np.flatnonzero(~observed[:, self.columns_.starts].all(axis=0))
         return self
 
+    @validate_params(
+        {
+            "X": ["array-like"],
+            "n_imputations": [Interval(Integral, 1, None, closed="left")],
+            "random_state": ["random_state"],
+        },
+        prefer_skip_nested_validation=True,
+    )
     def sample_imputations(self, X, n_imputations: int = 5, random_state=None) -> np.ndarray:
         """Draw ``n_imputations`` completions of ``X``: its observed cells, and missing cells
         drawn from the model given the observed cells of their row.
@@ -332,10 +340,7 @@ class FlowMatchingImputer(TransformerMixin, BaseFlow):
             category, an integer in the training range, a value within the bounds).
         """
         check_is_fitted(self, "model_")
-        if isinstance(n_imputations, bool) or not (
-            isinstance(n_imputations, Integral) and n_imputations >= 1
-        ):
-            raise ValueError(f"n_imputations must be a positive integer, got {n_imputations!r}.")
+        check_not_bool(n_imputations, "n_imputations")
         return self._completions(*self._rows_with_holes(X), n_imputations, random_state)
 
     def _completions(

@@ -191,10 +191,13 @@ def test_a_nan_with_another_placeholder_is_an_error():
 
 
 def test_bad_n_imputations_is_a_clear_error():
+    # as sample's n_samples: a number out of range is a ValueError, a bool a TypeError
     imputer = FlowMatchingImputer(random_state=0, **FAST).fit(gaussian(50, 0))
-    for bad in (0, 2.5, True):
+    for bad in (0, 2.5):
         with pytest.raises(ValueError, match="n_imputations"):
             imputer.sample_imputations(gaussian(3, 1), bad)
+    with pytest.raises(TypeError, match="n_imputations"):
+        imputer.sample_imputations(gaussian(3, 1), True)
 
 
 def test_a_pipeline_step_under_grid_search():
