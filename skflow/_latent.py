@@ -85,6 +85,8 @@ class PathFlowMixin:
             fit(X_std, condition=given, codes=codes)
             return
         fit(X_std, condition=given, codes=codes, tasks=(0.5, 0.0))
+        if self.stop_reason_ == "interrupted":  # Ctrl-C ends the fit, as in one stage
+            return
         rng = check_random_state(self.random_state)
         completed = self._draw_missing(X_std, observed, rng, labels=labels)[0]
         if codes is not None:
