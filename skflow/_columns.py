@@ -319,7 +319,7 @@ def missing_cells(
                 f"Column {name!r} holds NaN, but missing cells are marked by "
                 f"missing_values={placeholder!r}."
             )
-        absent = np.array([v == placeholder for v in values], dtype=bool)
+        absent = np.asarray(values == placeholder, dtype=bool)
     if absent.any() and not allowed:
         raise ValueError(
             f"Column {name!r} holds NaN or another missing value; skflow needs a value in "

@@ -96,10 +96,8 @@ def fit_layout(
             continue
         kind = "integer" if integer[j] else "continuous"
         low, high = declared.get(j, (-math.inf, math.inf))
-        if kind == "continuous" and j not in declared and not frame:
-            columns.append(Column(name, kind, dtype))  # an array's: checked as plain rows
-            continue
-        numbers = column_numbers(values[~absent], name)
+        if frame or kind == "integer" or j in declared:  # an array's: checked as plain rows
+            numbers = column_numbers(values[~absent], name)
         if kind == "continuous" and j not in declared:
             columns.append(Column(name, kind, dtype))
             continue
