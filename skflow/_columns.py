@@ -31,9 +31,10 @@ the estimators' parameters) is :mod:`skflow._kinds`'s.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
-from numbers import Real
+from numbers import Integral, Real
 
 import numpy as np
 import torch
@@ -143,6 +144,11 @@ class TableLayout:
         """Coordinates of a row in the flow."""
         return sum(c.width for c in self.columns)
 
+    @functools.cached_property
+    def bounded(self) -> bool:
+        """Whether a column is bounded, so that the flow's coordinates pass through a map."""
+        return any(c.bounded for c in self.columns)
+
     @property
     def numeric(self) -> bool:
         """Whether every value of the table is a number (no category is a string)."""
@@ -212,6 +218,16 @@ class TableLayout:
 
     def _dims(self, like: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """Per coordinate: its kind, effective bounds and margin, as tensors like ``like``."""
+        return tuple(
+            torch.as_tensor(values, dtype=like.dtype, device=like.device)
+            for values in self._coordinate_kinds
+        )
+
+    @functools.cached_property
+    def _coordinate_kinds(self) -> tuple[np.ndarray, ...]:
+        """Per coordinate: its kind, effective bounds (an integer column's widened by the
+        half-step of its dequantisation) and margin; computed once, as every minibatch needs
+        them."""
         kind, low, high, margin = [], [], [], []
         for column in self.columns:
             if column.kind == "categorical":
@@ -225,29 +241,38 @@ class TableLayout:
                 low.append(column.low - half)
                 high.append(column.high + half)
                 margin.append(column.margin)
-        return tuple(
-            torch.as_tensor(values, dtype=like.dtype, device=like.device)
-            for values in (kind, low, high, margin)
-        )
+        return tuple(np.asarray(values, dtype=np.float64) for values in (kind, low, high, margin))
 
     def to_flow(self, codes: torch.Tensor, uniform: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """The flow's coordinates of ``codes`` dequantised with ``uniform`` (draws of ``U(0, 1)``
         of the same shape), and each row's log-weight: the log-Jacobian of the bounding maps
         minus the log-density of the categories' dequantisation, to add to the flow's
         log-density. Missing codes (NaN) stay NaN and add nothing to the log-weight."""
-        kind, low, high, margin = self._dims(codes)
-        integer, sign = kind == _INTEGER, kind == _SIGN
-        x = torch.where(integer, codes + uniform - 0.5, codes)
-        # |v| ~ N(1, BIT_SPREAD^2) truncated to the positive half-line, by its inverse CDF
-        share = _BIT_TAIL + uniform * (1.0 - _BIT_TAIL)
-        magnitude = 1.0 + BIT_SPREAD * math.sqrt(2.0) * torch.erfinv(2.0 * share - 1.0)
-        x = torch.where(sign, codes * magnitude, x)
-        log_q = torch.where(sign, _bit_log_density(magnitude), 0.0)
-        y, log_jacobian = _bound(x, low, high, margin)
-        return y, torch.where(codes.isnan(), 0.0, log_jacobian - log_q).sum(dim=1)
+        kind = self._coordinate_kinds[0]
+        x, log_q = codes, torch.zeros_like(codes)
+        if (kind == _INTEGER).any():
+            integer = torch.as_tensor(kind == _INTEGER, device=codes.device)
+            x = torch.where(integer, codes + uniform - 0.5, codes)
+        if (kind == _SIGN).any():
+            # |v| ~ N(1, BIT_SPREAD^2) truncated to the positive half-line, by its inverse CDF
+            share = _BIT_TAIL + uniform * (1.0 - _BIT_TAIL)
+            magnitude = 1.0 + BIT_SPREAD * math.sqrt(2.0) * torch.erfinv(2.0 * share - 1.0)
+            signed, log_q = codes * magnitude, _bit_log_density(magnitude)
+            if (kind == _SIGN).all():
+                x = signed
+            else:
+                sign = torch.as_tensor(kind == _SIGN, device=codes.device)
+                x, log_q = torch.where(sign, signed, x), torch.where(sign, log_q, 0.0)
+        if self.bounded:
+            _, low, high, margin = self._dims(codes)
+            x, log_jacobian = _bound(x, low, high, margin)
+            log_q = log_q - log_jacobian
+        return x, torch.where(codes.isnan(), 0.0, -log_q).sum(dim=1)
 
     def from_flow(self, y: np.ndarray) -> np.ndarray:
         """The inverse of the bounding maps: values on the columns' scales, per coordinate."""
+        if not self.bounded:
+            return np.array(y, dtype=np.float64)
         like = torch.as_tensor(y, dtype=torch.float64)
         _, low, high, margin = self._dims(like)
         return _unbound(like, low, high, margin).numpy()
@@ -370,14 +395,34 @@ def _category_index(
 ) -> np.ndarray:
     """Each value's index among the column's categories; -1 for a category not seen in fit, 0
     for an ``absent`` (missing) cell."""
-    lookup = {_key(c): i for i, c in enumerate(column.categories)}
-    index = np.array(
-        [0 if gone else lookup.get(_key(v), -1) for v, gone in zip(values, absent)],
-        dtype=np.int64,
-    )
+    kind = _number_kind(values, column.categories)
+    if kind is not None:  # numbers: one sorted search instead of a lookup per cell
+        categories = np.asarray(column.categories, dtype=kind)
+        order = np.argsort(categories, kind="stable")
+        numbers = np.where(absent, categories[0], values).astype(kind)
+        slot = np.minimum(np.searchsorted(categories[order], numbers), len(order) - 1)
+        index = np.where(categories[order][slot] == numbers, order[slot], -1)
+        index[absent] = 0
+    else:
+        lookup = {_key(c): i for i, c in enumerate(column.categories)}
+        index = np.array(
+            [0 if gone else lookup.get(_key(v), -1) for v, gone in zip(values, absent)],
+            dtype=np.int64,
+        )
     if fitting and (index < 0).any():
         raise ValueError(f"Column {column.name!r} holds a value outside its categories.")
     return index
+
+
+def _number_kind(values: np.ndarray, categories: tuple) -> type | None:
+    """The NumPy type in which ``values`` and ``categories`` compare exactly, when both are
+    numbers: int64 for integers, float64 for floats or booleans; None otherwise."""
+    small = values.dtype.kind == "i" or (values.dtype.kind == "u" and values.dtype.itemsize < 8)
+    if small and all(isinstance(c, Integral) for c in categories):
+        return np.int64
+    if values.dtype.kind in "fb" and _numeric(categories):
+        return np.float64
+    return None
 
 
 def _key(value):
