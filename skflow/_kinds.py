@@ -20,7 +20,14 @@ from ._columns import (
     missing_cells,
 )
 
-__all__ = ["BOUND_MARGIN", "BOUND_SHORTCUTS", "COLUMN_CONSTRAINTS", "fit_layout"]
+__all__ = [
+    "BOUND_MARGIN",
+    "BOUND_SHORTCUTS",
+    "COLUMN_CONSTRAINTS",
+    "categorical_by_dtype",
+    "fit_layout",
+    "two_valued_columns",
+]
 
 BOUND_SHORTCUTS: dict[str, tuple[float, float]] = {
     "non-negative": (0.0, math.inf),
@@ -110,6 +117,33 @@ def fit_layout(
             extremes = {"minimum": float(numbers.min()), "maximum": float(numbers.max())}
         columns.append(Column(name, kind, dtype, low=low, high=high, margin=margin, **extremes))
     return TableLayout(tuple(columns), frame)
+
+
+def categorical_by_dtype(X) -> np.ndarray:
+    """Mask of the columns that ``categorical_features="from_dtype"`` makes categorical: a
+    DataFrame's categorical, boolean, object and string columns; none of an array's."""
+    if not is_frame(X):
+        return np.zeros(X.shape[1], dtype=bool)
+    return np.array([_categorical_dtype(dtype) for dtype in X.dtypes], dtype=bool)
+
+
+def two_valued_columns(X, rows: np.ndarray) -> np.ndarray:
+    """Mask of the columns of ``X`` (a DataFrame or a 2-D array) not categorical by their dtype
+    whose observed (not missing) cells in the ``rows`` (a boolean mask) are numbers that take
+    exactly two distinct values."""
+    frame = is_frame(X)
+    array = None if frame else np.asarray(X)
+    by_dtype = categorical_by_dtype(X)
+    mask = np.zeros(X.shape[1], dtype=bool)
+    for j in np.flatnonzero(~by_dtype):
+        values = (X.iloc[:, j].to_numpy() if frame else array[:, j])[rows]
+        observed = values[~missing_cells(values, str(j), allowed=True)]
+        try:
+            numbers = np.asarray(observed, dtype=np.float64)
+        except (TypeError, ValueError):
+            continue
+        mask[j] = np.unique(numbers).size == 2
+    return mask
 
 
 def _categorical_dtype(dtype) -> bool:

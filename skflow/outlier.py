@@ -20,6 +20,7 @@ from sklearn.utils.validation import (
 from ._base import keeps_state_on_error
 from ._columns import is_frame, missing_cells
 from ._data import draw_seed, row_weights
+from ._kinds import categorical_by_dtype, two_valued_columns
 from ._thresholds import (
     ThresholdMixin,
     chi_squared_threshold,
@@ -92,6 +93,13 @@ class FlowMatchingOutlierDetector(ThresholdMixin, OutlierMixin, MetaEstimatorMix
     the second fit for ``offset_`` and ``decision_scores_``. An interrupt (Ctrl-C) in the first
     fit ends training there, and that fit scores.
 
+    **Binary columns.** With the default density, a numeric column whose training values take
+    exactly two distinct values is a categorical (Bernoulli) column of that density
+    (``categorical_features``), in each fit where both values occur; a continuous density of a
+    two-point column is a pair of spikes, whose height the fit, not the data, decides. A new row
+    with a third value in such a column scores ``-inf``, as an unseen category does in
+    :meth:`FlowMatchingDensity.score_samples`.
+
     **Threshold.** For a float ``contamination``, ``offset_`` is the ``contamination`` quantile of
     the scores of the training rows (scikit-learn's convention). For ``"auto"`` it is a
     chi-squared test fitted to those scores ``s``,
@@ -120,7 +128,8 @@ class FlowMatchingOutlierDetector(ThresholdMixin, OutlierMixin, MetaEstimatorMix
         ``FlowMatchingDensity(**DENSITY_DEFAULTS, max_iter=ceil(300 b / n))`` for the ``n`` rows
         of each fit and minibatches of ``b = min(256, n)``: a small network trained on 300
         minibatches' worth of rows (:data:`~skflow.outlier.DENSITY_DEFAULTS`,
-        :data:`~skflow.outlier.TRAINING_STEPS`).
+        :data:`~skflow.outlier.TRAINING_STEPS`), with the two-valued columns categorical (see
+        "Binary columns" above).
     contamination : "auto" or float in (0, 0.5], default="auto"
         Share of outliers expected in the training data; sets ``offset_``.
     support_fraction : float in (0, 1], default=0.75
@@ -246,7 +255,8 @@ class FlowMatchingOutlierDetector(ThresholdMixin, OutlierMixin, MetaEstimatorMix
         counted = weight > 0
         template = self.estimator
         if template is None:
-            template = _default_density(int(counted.sum()), self.allow_missing)
+            binary = two_valued_columns(X, counted)
+            template = _default_density(X, counted, binary, self.allow_missing)
         elif self.allow_missing and not get_tags(template).input_tags.allow_nan:
             raise ValueError(
                 f"allow_missing=True needs an estimator that accepts NaN (its allow_nan tag); "
@@ -271,8 +281,9 @@ class FlowMatchingOutlierDetector(ThresholdMixin, OutlierMixin, MetaEstimatorMix
             )
             if most_normal.sum() < counted.sum():  # else the second fit would see the same rows
                 support = most_normal
-                if self.estimator is None:
-                    template = _default_density(int(support.sum()), self.allow_missing)
+                if self.estimator is None:  # a column two-valued in X is so in the support
+                    binary &= two_valued_columns(X, support)
+                    template = _default_density(X, support, binary, self.allow_missing)
                 estimator = _fit_clone(template, X, np.where(support, weight, 0.0), rng)
         scores = _scores(estimator, X, self.method)
         rank = effective_rank(_numeric_view(_safe_indexing(X, counted)))
@@ -332,12 +343,20 @@ class FlowMatchingOutlierDetector(ThresholdMixin, OutlierMixin, MetaEstimatorMix
         return tags
 
 
-def _default_density(n_rows: int, allow_missing: bool) -> FlowMatchingDensity:
-    """The density that ``estimator=None`` stands for, for a fit on ``n_rows`` rows."""
+def _default_density(
+    X, rows: np.ndarray, binary: np.ndarray, allow_missing: bool
+) -> FlowMatchingDensity:
+    """The density that ``estimator=None`` stands for, for a fit on the ``rows`` of ``X`` (a
+    boolean mask): the ``binary`` columns are categorical, with those categorical by dtype."""
+    n_rows = int(rows.sum())
     batch = min(DENSITY_DEFAULTS["batch_size"], n_rows)
+    categorical = "from_dtype"
+    if binary.any():
+        categorical = np.flatnonzero(binary | categorical_by_dtype(X)).tolist()
     return FlowMatchingDensity(
         **DENSITY_DEFAULTS,
         max_iter=math.ceil(TRAINING_STEPS * batch / n_rows),
+        categorical_features=categorical,
         allow_missing=allow_missing,
     )
 
