@@ -243,11 +243,14 @@ class TableLayout:
                 margin.append(column.margin)
         return tuple(np.asarray(values, dtype=np.float64) for values in (kind, low, high, margin))
 
-    def to_flow(self, codes: torch.Tensor, uniform: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    def to_flow(
+        self, codes: torch.Tensor, uniform: torch.Tensor, *, log_weight: bool = True
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The flow's coordinates of ``codes`` dequantised with ``uniform`` (draws of ``U(0, 1)``
         of the same shape), and each row's log-weight: the log-Jacobian of the bounding maps
         minus the log-density of the categories' dequantisation, to add to the flow's
-        log-density. Missing codes (NaN) stay NaN and add nothing to the log-weight."""
+        log-density. Missing codes (NaN) stay NaN and add nothing to the log-weight. Training
+        needs the coordinates alone: ``log_weight=False`` gives None in its place."""
         kind = self._coordinate_kinds[0]
         x, log_q = codes, torch.zeros_like(codes)
         if (kind == _INTEGER).any():
@@ -257,16 +260,19 @@ class TableLayout:
             # |v| ~ N(1, BIT_SPREAD^2) truncated to the positive half-line, by its inverse CDF
             share = _BIT_TAIL + uniform * (1.0 - _BIT_TAIL)
             magnitude = 1.0 + BIT_SPREAD * math.sqrt(2.0) * torch.erfinv(2.0 * share - 1.0)
-            signed, log_q = codes * magnitude, _bit_log_density(magnitude)
+            if log_weight:
+                log_q = _bit_log_density(magnitude)
             if (kind == _SIGN).all():
-                x = signed
+                x = codes * magnitude
             else:
                 sign = torch.as_tensor(kind == _SIGN, device=codes.device)
-                x, log_q = torch.where(sign, signed, x), torch.where(sign, log_q, 0.0)
+                x, log_q = torch.where(sign, codes * magnitude, x), torch.where(sign, log_q, 0.0)
         if self.bounded:
             _, low, high, margin = self._dims(codes)
             x, log_jacobian = _bound(x, low, high, margin)
             log_q = log_q - log_jacobian
+        if not log_weight:
+            return x, None
         return x, torch.where(codes.isnan(), 0.0, -log_q).sum(dim=1)
 
     def from_flow(self, y: np.ndarray) -> np.ndarray:

@@ -117,7 +117,9 @@ class TableRowsMixin:
         codes, _ = layout.encode(X, fitting=True, missing=missing, placeholder=self._placeholder())
         weight = row_weights(sample_weight, codes)
         uniform = check_random_state(self.random_state).uniform(size=codes.shape)
-        flow_rows, _ = layout.to_flow(torch.from_numpy(codes), torch.from_numpy(uniform))
+        flow_rows, _ = layout.to_flow(
+            torch.from_numpy(codes), torch.from_numpy(uniform), log_weight=False
+        )
         self.columns_ = layout
         return flow_rows.numpy(), weight, codes
 
@@ -169,7 +171,7 @@ class TableRowsMixin:
         """Standardised rows of the flow from ``codes`` in the layout ``columns_``, with fresh
         dequantisation noise from ``generator``."""
         uniform = torch.rand(codes.shape, generator=generator, device=codes.device)
-        y, _ = self.columns_.to_flow(codes, uniform.to(codes.dtype))
+        y, _ = self.columns_.to_flow(codes, uniform.to(codes.dtype), log_weight=False)
         mean, scale = (
             torch.as_tensor(a, dtype=y.dtype, device=y.device) for a in (self.mean_, self.scale_)
         )

@@ -13,7 +13,16 @@ from sklearn.pipeline import make_pipeline
 
 import skflow
 from skflow import FlowMatchingDensity, FlowMatchingOutlierDetector
-from skflow._columns import BIT_SPREAD, ONE_HOT_MAX, Column, TableLayout, _bound, _unbound
+from skflow._columns import (
+    BIT_SPREAD,
+    ONE_HOT_MAX,
+    Column,
+    TableLayout,
+    _bound,
+    _category_index,
+    _unbound,
+)
+from skflow._kinds import categorical_by_dtype, two_valued_columns
 
 from _shared import FAST
 
@@ -397,3 +406,73 @@ def test_the_transport_maps_a_mixed_table_to_valid_rows_of_the_target():
         transport.transform(odd)
     with pytest.raises(ValueError, match="need every column continuous"):
         transport.velocity(source.head(3), 0.5)
+
+
+@pytest.mark.parametrize(
+    "values, categories",
+    [
+        (np.array([3, 1, 7, 2, 1]), (1, 2, 3)),
+        (np.array([0.5, -1.0, 2.0, np.nan, 0.25]), (-1.0, 0.5)),
+        (np.array([True, False, True]), (False,)),
+        (np.array([1, 0, 2], dtype=np.uint8), (False, True)),
+        (np.array([2**62, 3, -5]), (-5, 2**62)),
+        (np.array(["b", 1, None, "a"], dtype=object), ("a", "b", 1)),
+    ],
+)
+def test_category_indices_are_those_of_a_lookup_per_cell(values, categories):
+    column = Column("c", "categorical", "object", categories=categories)
+    absent = np.array([v is None or (isinstance(v, float) and math.isnan(v)) for v in values])
+    expected = [
+        0 if gone else next((i for i, c in enumerate(categories) if c == v), -1)
+        for v, gone in zip(values.tolist(), absent)
+    ]
+    assert _category_index(values, column, False, absent).tolist() == expected
+
+
+def test_two_valued_columns_are_numbers_with_two_observed_values():
+    X = pd.DataFrame(
+        {
+            "binary": [0.0, 1.0, np.nan, 1.0],
+            "three": [0.0, 1.0, 2.0, 1.0],
+            "constant": [5, 5, 5, 5],
+            "flag": [True, False, True, True],  # categorical by its dtype already
+            "city": pd.Series(["a", "b", "a", "b"], dtype="category"),
+            "words": ["x", "y", "x", "y"],  # not numbers
+            "ints": pd.array([1, None, 3, 1], dtype="Int64"),
+        }
+    )
+    rows = np.ones(4, dtype=bool)
+    assert two_valued_columns(X, rows).tolist() == [1, 0, 0, 0, 0, 0, 1]
+    assert categorical_by_dtype(X).tolist() == [0, 0, 0, 1, 1, 1, 0]
+    # among the first two rows only, "three" has two values and "ints" one
+    assert two_valued_columns(X, np.array([1, 1, 0, 0], dtype=bool)).tolist() == [
+        1,
+        1,
+        0,
+        0,
+        0,
+        0,
+        0,
+    ]
+    array = X[["binary", "three", "constant"]].to_numpy()
+    assert two_valued_columns(array, rows).tolist() == [1, 0, 0]
+    assert not categorical_by_dtype(array).any()
+
+
+def test_training_dequantises_to_the_same_coordinates_without_the_log_weight():
+    layout = TableLayout(
+        (
+            Column("x", "continuous", "float64"),
+            Column("k", "integer", "int64", low=0.0, high=9.0, margin=0.01),
+            Column("c", "categorical", "object", categories=("a", "b", "c"), one_hot=True),
+            Column("b", "categorical", "float64", categories=(0.0, 1.0)),
+        )
+    )
+    rng = np.random.default_rng(0)
+    codes = torch.as_tensor(
+        np.column_stack([rng.normal(size=20), rng.integers(0, 10, 20), np.ones((20, 4))])
+    )
+    uniform = torch.as_tensor(rng.uniform(size=codes.shape))
+    y, log_weight = layout.to_flow(codes, uniform)
+    y_only, nothing = layout.to_flow(codes, uniform, log_weight=False)
+    assert torch.equal(y, y_only) and nothing is None and torch.isfinite(log_weight).all()
