@@ -340,6 +340,62 @@ def test_no_estimator_means_the_documented_density(monkeypatch, n_rows):
     assert flow.n_iter_ == epochs and 30 <= flow.t_ < 30 + support / batch + 1
 
 
+def _kinds(detector) -> list[str]:
+    return [column.kind for column in detector.estimator_.columns_.columns]
+
+
+def test_the_default_density_reads_two_valued_columns_as_categorical(monkeypatch):
+    monkeypatch.setattr(outlier, "TRAINING_STEPS", 30)
+    rng = np.random.default_rng(0)
+    X = np.column_stack(
+        [
+            gaussian(400, 1),
+            np.where(rng.uniform(size=400) < 0.5, -1.0, 2.5),  # two values
+            rng.integers(0, 3, 400).astype(float),  # three values
+        ]
+    )
+    detector = FlowMatchingOutlierDetector(random_state=0).fit(X)
+    assert _kinds(detector) == ["continuous"] * 2 + ["categorical", "continuous"]
+    assert detector.estimator_.columns_.columns[2].categories == (-1.0, 2.5)
+    assert np.isfinite(detector.decision_scores_).all()
+    # a value the column never took is a category the model has not seen
+    rows = X[:3].copy()
+    rows[0, 2] = 0.0
+    scores = detector.score_samples(rows)
+    assert np.isneginf(scores[0]) and np.isfinite(scores[1:]).all()
+    assert detector.predict(rows)[0] == -1
+    # a given estimator keeps its own kinds
+    given = FlowMatchingOutlierDetector(density(**FAST), random_state=0).fit(X)
+    assert _kinds(given) == ["continuous"] * 4
+
+
+def test_a_binary_column_constant_on_the_support_is_continuous_in_the_second_fit(monkeypatch):
+    monkeypatch.setattr(outlier, "TRAINING_STEPS", 30)
+    X = np.column_stack([gaussian(300, 2), np.zeros(300)])
+    X[:6, :2] += 12.0  # gross outliers, the only rows with a 1 in the last column
+    X[:6, 2] = 1.0
+    detector = FlowMatchingOutlierDetector(random_state=0).fit(X)
+    assert not detector.support_[:6].any()
+    assert _kinds(detector) == ["continuous"] * 3  # one value left: nothing to be categorical
+    assert np.isfinite(detector.decision_scores_).all()
+    assert detector.decision_scores_[:6].min() > np.quantile(detector.decision_scores_[6:], 0.99)
+
+
+def test_a_bernoulli_column_costs_its_log_probability():
+    # a column independent of the others, 0 with probability 0.8: under log_density, rows with
+    # a 1 score log(0.8 / 0.2) lower than the same rows with a 0, up to the fit
+    rng = np.random.default_rng(3)
+    X = np.column_stack([rng.normal(size=(1500, 2)), rng.uniform(size=1500) < 0.2])
+    detector = FlowMatchingOutlierDetector(
+        method="log_density", support_fraction=1.0, random_state=0
+    ).fit(X)
+    test = np.column_stack([rng.normal(size=(2000, 2)), np.zeros(2000)])
+    flipped = test.copy()
+    flipped[:, 2] = 1.0
+    gap = np.mean(detector.score_samples(test) - detector.score_samples(flipped))
+    assert abs(gap - math.log(4.0)) < 0.35
+
+
 def test_random_state_seeds_the_clone_and_the_scores():
     X = gaussian(80, 5)
     detector = detector_with({**FAST, "random_state": 123}, random_state=7).fit(X)
