@@ -383,7 +383,9 @@ def test_a_binary_column_constant_on_the_support_is_continuous_in_the_second_fit
 
 def test_a_bernoulli_column_costs_its_log_probability():
     # a column independent of the others, 0 with probability 0.8: under log_density, rows with
-    # a 1 score log(0.8 / 0.2) lower than the same rows with a 0, up to the fit
+    # a 1 score about log(0.8 / 0.2) lower than the same rows with a 0. The dequantised score
+    # is a lower bound on log P, looser for the rarer value, so the gap is at least that, and
+    # a little more
     rng = np.random.default_rng(3)
     X = np.column_stack([rng.normal(size=(1500, 2)), rng.uniform(size=1500) < 0.2])
     detector = FlowMatchingOutlierDetector(
@@ -393,7 +395,7 @@ def test_a_bernoulli_column_costs_its_log_probability():
     flipped = test.copy()
     flipped[:, 2] = 1.0
     gap = np.mean(detector.score_samples(test) - detector.score_samples(flipped))
-    assert abs(gap - math.log(4.0)) < 0.35
+    assert math.log(4.0) - 0.1 < gap < math.log(4.0) + 0.5
 
 
 def test_random_state_seeds_the_clone_and_the_scores():
