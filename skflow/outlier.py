@@ -29,7 +29,7 @@ from ._thresholds import (
 )
 from .density import FlowMatchingDensity
 
-__all__ = ["DENSITY_DEFAULTS", "TRAINING_STEPS", "FlowMatchingOutlierDetector"]
+__all__ = ["DENSITY_DEFAULTS", "RANKING_STEPS", "TRAINING_STEPS", "FlowMatchingOutlierDetector"]
 
 DENSITY_DEFAULTS: dict[str, object] = {
     "architecture": "mlp",
@@ -43,15 +43,21 @@ DENSITY_DEFAULTS: dict[str, object] = {
 }
 """The hyperparameters of the :class:`~skflow.FlowMatchingDensity` that ``estimator=None`` stands
 for, where they differ from its defaults: a small network trained on every row it is given with a
-budget of ``TRAINING_STEPS`` minibatches, and eight solver steps for ``method="log_density"``. The
-benchmark behind them is in the :ref:`User Guide <outliers>`."""
+budget of ``TRAINING_STEPS`` minibatches (``RANKING_STEPS`` for the first of two fits), and eight
+solver steps for ``method="log_density"``. The benchmark behind them is in the
+:ref:`User Guide <outliers>`."""
 
 TRAINING_STEPS = 300
-"""Training budget of each fit of the default density, in full minibatches: ``max_iter`` is
-``ceil(TRAINING_STEPS b / n)`` epochs of the ``n`` rows of that fit in minibatches of
-``b = min(256, n)``, so the flow sees ``TRAINING_STEPS b`` rows or a few more. That is as many
-optimiser steps where ``b`` divides ``n``, and more where an epoch ends with a partial minibatch
-(at most twice as many, for ``n`` just above 256)."""
+"""Training budget of the fit of the default density that scores, in full minibatches:
+``max_iter`` is ``ceil(TRAINING_STEPS b / n)`` epochs of the ``n`` rows of that fit in
+minibatches of ``b = min(256, n)``, so the flow sees ``TRAINING_STEPS b`` rows or a few more.
+That is as many optimiser steps where ``b`` divides ``n``, and more where an epoch ends with a
+partial minibatch (at most twice as many, for ``n`` just above 256)."""
+
+RANKING_STEPS = 100
+"""Training budget of the first of the default density's two fits, in full minibatches as for
+``TRAINING_STEPS``: that fit only ranks the training rows for the second, and a third of the
+budget ranks them about as well (the :ref:`User Guide <outliers>`)."""
 
 METHODS = ("flow_matching_loss", "log_density")
 
@@ -90,8 +96,9 @@ class FlowMatchingOutlierDetector(ThresholdMixin, OutlierMixin, MetaEstimatorMix
     concentration step of the minimum covariance determinant (Rousseeuw and Van Driessen, *A
     Fast Algorithm for the Minimum Covariance Determinant Estimator*, Technometrics 41, 1999),
     with a flow in place of the Gaussian. Every training row, in the support or not, is scored by
-    the second fit for ``offset_`` and ``decision_scores_``. An interrupt (Ctrl-C) in the first
-    fit ends training there, and that fit scores.
+    the second fit for ``offset_`` and ``decision_scores_``. With the default density the first
+    fit, which only ranks, has a third of the second's budget. An interrupt (Ctrl-C) in the
+    first fit ends training there, and that fit scores.
 
     **Binary columns.** With the default density, a numeric column whose training values take
     exactly two distinct values is a categorical (Bernoulli) column of that density
@@ -126,9 +133,10 @@ class FlowMatchingOutlierDetector(ThresholdMixin, OutlierMixin, MetaEstimatorMix
         and ``score_samples`` (a log-density, or any score where higher is more normal), and
         ``flow_matching_loss`` for ``method="flow_matching_loss"``. None means
         ``FlowMatchingDensity(**DENSITY_DEFAULTS, max_iter=ceil(300 b / n))`` for the ``n`` rows
-        of each fit and minibatches of ``b = min(256, n)``: a small network trained on 300
-        minibatches' worth of rows (:data:`~skflow.outlier.DENSITY_DEFAULTS`,
-        :data:`~skflow.outlier.TRAINING_STEPS`), with the two-valued columns categorical (see
+        of the fit that scores and minibatches of ``b = min(256, n)``: a small network trained
+        on 300 minibatches' worth of rows, 100 for the first of two fits
+        (:data:`~skflow.outlier.DENSITY_DEFAULTS`, :data:`~skflow.outlier.TRAINING_STEPS`,
+        :data:`~skflow.outlier.RANKING_STEPS`), with the two-valued columns categorical (see
         "Binary columns" above).
     contamination : "auto" or float in (0, 0.5], default="auto"
         Share of outliers expected in the training data; sets ``offset_``.
@@ -254,9 +262,12 @@ class FlowMatchingOutlierDetector(ThresholdMixin, OutlierMixin, MetaEstimatorMix
         weight = row_weights(sample_weight, X)
         counted = weight > 0
         template = self.estimator
+        n_counted = int(counted.sum())
+        refit = _support_size(n_counted, self.support_fraction) < n_counted
         if template is None:
             binary = two_valued_columns(X, counted)
-            template = _default_density(X, counted, binary, self.allow_missing)
+            steps = RANKING_STEPS if refit else TRAINING_STEPS
+            template = _default_density(X, counted, binary, self.allow_missing, steps)
         elif self.allow_missing and not get_tags(template).input_tags.allow_nan:
             raise ValueError(
                 f"allow_missing=True needs an estimator that accepts NaN (its allow_nan tag); "
@@ -272,19 +283,14 @@ class FlowMatchingOutlierDetector(ThresholdMixin, OutlierMixin, MetaEstimatorMix
         estimator = _fit_clone(template, X, weight, rng)
         support = counted
         # an interrupt (Ctrl-C) in the first fit ends training: that fit is kept
-        if (
-            self.support_fraction < 1.0
-            and getattr(estimator, "stop_reason_", None) != "interrupted"
-        ):
-            most_normal = _most_normal(
+        if refit and getattr(estimator, "stop_reason_", None) != "interrupted":
+            support = _most_normal(
                 _scores(estimator, X, self.method), counted, self.support_fraction
             )
-            if most_normal.sum() < counted.sum():  # else the second fit would see the same rows
-                support = most_normal
-                if self.estimator is None:  # a column two-valued in X is so in the support
-                    binary &= two_valued_columns(X, support)
-                    template = _default_density(X, support, binary, self.allow_missing)
-                estimator = _fit_clone(template, X, np.where(support, weight, 0.0), rng)
+            if self.estimator is None:  # a column two-valued in X is so in the support
+                binary &= two_valued_columns(X, support)
+                template = _default_density(X, support, binary, self.allow_missing, TRAINING_STEPS)
+            estimator = _fit_clone(template, X, np.where(support, weight, 0.0), rng)
         scores = _scores(estimator, X, self.method)
         rank = effective_rank(_numeric_view(_safe_indexing(X, counted)))
         if self.contamination == "auto":
@@ -344,10 +350,11 @@ class FlowMatchingOutlierDetector(ThresholdMixin, OutlierMixin, MetaEstimatorMix
 
 
 def _default_density(
-    X, rows: np.ndarray, binary: np.ndarray, allow_missing: bool
+    X, rows: np.ndarray, binary: np.ndarray, allow_missing: bool, steps: int
 ) -> FlowMatchingDensity:
-    """The density that ``estimator=None`` stands for, for a fit on the ``rows`` of ``X`` (a
-    boolean mask): the ``binary`` columns are categorical, with those categorical by dtype."""
+    """The density that ``estimator=None`` stands for, for a fit of ``steps`` minibatches on the
+    ``rows`` of ``X`` (a boolean mask): the ``binary`` columns are categorical, with those
+    categorical by dtype."""
     n_rows = int(rows.sum())
     batch = min(DENSITY_DEFAULTS["batch_size"], n_rows)
     categorical = "from_dtype"
@@ -355,7 +362,7 @@ def _default_density(
         categorical = np.flatnonzero(binary | categorical_by_dtype(X)).tolist()
     return FlowMatchingDensity(
         **DENSITY_DEFAULTS,
-        max_iter=math.ceil(TRAINING_STEPS * batch / n_rows),
+        max_iter=math.ceil(steps * batch / n_rows),
         categorical_features=categorical,
         allow_missing=allow_missing,
     )
@@ -379,11 +386,17 @@ def _most_normal(scores: np.ndarray, counted: np.ndarray, fraction: float) -> np
     """Mask of the ``ceil(fraction n)`` (at least two) of the ``n`` ``counted`` rows with the
     highest scores; ties go to the earlier row."""
     rows = np.flatnonzero(counted)
-    keep = min(len(rows), max(2, math.ceil(fraction * len(rows))))
+    keep = _support_size(len(rows), fraction)
     order = np.argsort(-scores[rows], kind="stable")
     support = np.zeros(len(scores), dtype=bool)
     support[rows[order[:keep]]] = True
     return support
+
+
+def _support_size(n_rows: int, fraction: float) -> int:
+    """How many of ``n_rows`` rows the second fit is fitted on: ``ceil(fraction n)``, at least
+    two (and at most ``n_rows``)."""
+    return min(n_rows, max(2, math.ceil(fraction * n_rows)))
 
 
 def _check_method(estimator, method: str) -> None:

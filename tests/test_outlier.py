@@ -321,11 +321,22 @@ def test_no_estimator_means_the_documented_density(monkeypatch, n_rows):
     # rows of each fit (the scoring one is on 3/4 of them); fewer steps and a narrower network
     # keep the test quick
     monkeypatch.setattr(outlier, "TRAINING_STEPS", 30)
+    monkeypatch.setattr(outlier, "RANKING_STEPS", 10)
     monkeypatch.setattr(
         outlier, "DENSITY_DEFAULTS", {**DENSITY_DEFAULTS, "hidden_layer_sizes": (8,)}
     )
+    budgets = []  # max_iter of each fit
+    fit_clone = outlier._fit_clone
+
+    def recording(template, X, weight, rng):
+        budgets.append(template.max_iter)
+        return fit_clone(template, X, weight, rng)
+
+    monkeypatch.setattr(outlier, "_fit_clone", recording)
     X = gaussian(n_rows, 3)
     default = FlowMatchingOutlierDetector(random_state=4).fit(X)
+    # the first fit, on every row, ranks them with a budget of RANKING_STEPS minibatches
+    assert budgets[0] == math.ceil(10 * min(256, n_rows) / n_rows)
     flow = default.estimator_
     support = math.ceil(0.75 * n_rows)
     batch = min(256, support)
@@ -338,6 +349,7 @@ def test_no_estimator_means_the_documented_density(monkeypatch, n_rows):
         ).get_params()
     )
     assert flow.n_iter_ == epochs and 30 <= flow.t_ < 30 + support / batch + 1
+    assert budgets == [budgets[0], epochs]
 
 
 def _kinds(detector) -> list[str]:
