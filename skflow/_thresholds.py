@@ -116,8 +116,11 @@ class ThresholdMixin:
 
 def contamination_threshold(scores: np.ndarray, contamination: float) -> float:
     """The ``contamination`` quantile of training scores: that share of the rows falls below it
-    (scikit-learn's convention for a float ``contamination``)."""
-    return float(np.percentile(scores, 100.0 * contamination))
+    (scikit-learn's convention for a float ``contamination``). Scores of ``-inf`` count as the
+    lowest: where more than that share of rows have one, the threshold lies just above them."""
+    finite = scores[np.isfinite(scores)]
+    floor = finite.min() - 1.0 if finite.size else 0.0
+    return float(np.percentile(np.maximum(scores, floor), 100.0 * contamination))
 
 
 def chi_squared_threshold(scores: np.ndarray, rank: int) -> float:

@@ -121,7 +121,8 @@ class FlowMatchingOutlierDetector(ThresholdMixin, OutlierMixin, MetaEstimatorMix
     squared distance from the mean, which follows that law, so this is the 1 % chi-squared test
     of the distance; for other data it is that test with the location and scale of the scores
     matched by their median and quartiles, which the outliers among the training rows barely
-    move.
+    move. A training row that the second fit cannot hold (a category none of its rows has)
+    scores ``-inf`` and is an outlier at any threshold; ``"auto"`` is fitted to the others.
 
     The fitted detector also has PyOD's names: ``decision_scores_``, ``threshold_``, ``labels_``
     and :meth:`predict_proba`. Read more in the :ref:`User Guide <outliers>`.
@@ -294,7 +295,9 @@ class FlowMatchingOutlierDetector(ThresholdMixin, OutlierMixin, MetaEstimatorMix
         scores = _scores(estimator, X, self.method)
         rank = effective_rank(_numeric_view(_safe_indexing(X, counted)))
         if self.contamination == "auto":
-            offset = chi_squared_threshold(scores[counted], rank)
+            # rows the scoring fit cannot hold (-inf: a category outside the support) are
+            # outliers at any threshold; the law is fitted to the others
+            offset = chi_squared_threshold(scores[counted & np.isfinite(scores)], rank)
         else:
             offset = contamination_threshold(scores[counted], self.contamination)
         self.estimator_ = estimator

@@ -410,6 +410,22 @@ def test_a_bernoulli_column_costs_its_log_probability():
     assert math.log(4.0) - 0.1 < gap < math.log(4.0) + 0.5
 
 
+@pytest.mark.parametrize("contamination", ["auto", 0.1, 0.4])
+def test_training_rows_the_scoring_fit_cannot_hold_are_outliers(monkeypatch, contamination):
+    pd = pytest.importorskip("pandas")
+    monkeypatch.setattr(outlier, "TRAINING_STEPS", 30)
+    # every row has a category of its own: the two rows left out of the second fit hold
+    # categories it never saw, and score -inf
+    X = pd.DataFrame({"x": np.arange(8.0), "c": list("abcdefgh")})
+    detector = FlowMatchingOutlierDetector(contamination=contamination, random_state=0).fit(X)
+    lost = ~detector.support_
+    assert lost.sum() == 2 and np.isposinf(detector.decision_scores_[lost]).all()
+    assert np.isfinite(detector.offset_) and np.isfinite(detector.decision_scores_[~lost]).all()
+    assert (detector.predict(X)[lost] == -1).all() and (detector.labels_[lost] == 1).all()
+    if contamination == 0.4:  # more than the -inf rows: the quantile of every row, as usual
+        assert detector.labels_.sum() == 3  # below the 40 % point of 8 rows
+
+
 def test_random_state_seeds_the_clone_and_the_scores():
     X = gaussian(80, 5)
     detector = detector_with({**FAST, "random_state": 123}, random_state=7).fit(X)

@@ -17,8 +17,9 @@ loss that training minimises, averaged over ten noise levels of the path. The lo
    on every training row learns as a mode, and which the detector's second fit, on the most
    normal rows (``support_fraction``), leaves out.
 
-The default detector trains a small network twice on 300 minibatches' worth of rows: about a
-second here. Every number and comparison the text states is checked by an ``assert`` in the code.
+The default detector trains a small network on 100, then 300 minibatches' worth of rows: a
+fraction of a second here. Every number and comparison the text states is checked by an
+``assert`` in the code.
 """
 
 # %%
