@@ -11,14 +11,8 @@ import numpy as np
 from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.validation import _check_feature_names, _check_n_features
 
-from ._columns import (
-    ONE_HOT_MAX,
-    Column,
-    TableLayout,
-    column_numbers,
-    is_frame,
-    missing_cells,
-)
+from ._cells import column_numbers, is_frame, missing_cells
+from ._columns import ONE_HOT_MAX, Column, TableLayout
 
 __all__ = [
     "BOUND_MARGIN",

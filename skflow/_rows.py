@@ -16,7 +16,7 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
-from ._columns import is_frame
+from ._cells import is_frame
 from ._data import WeightedMoments, draw_seed, row_weights, validate_rows_and_weights
 from ._kinds import fit_layout
 from .likelihood import row_uniforms

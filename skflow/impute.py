@@ -11,7 +11,8 @@ from sklearn.utils._param_validation import Interval, StrOptions, validate_param
 from sklearn.utils.validation import _check_feature_names_in, check_is_fitted
 
 from ._base import BaseFlow, keeps_state_on_error
-from ._columns import Column, is_frame
+from ._cells import is_frame
+from ._columns import Column
 from ._data import WeightedMoments, check_not_bool
 from ._distributions import StandardNormal
 from ._kinds import COLUMN_CONSTRAINTS

@@ -18,7 +18,7 @@ from sklearn.utils.validation import (
 )
 
 from ._base import keeps_state_on_error
-from ._columns import is_frame, missing_cells
+from ._cells import is_frame, missing_cells
 from ._data import draw_seed, row_weights
 from ._kinds import categorical_by_dtype, two_valued_columns
 from ._thresholds import (
