@@ -4,15 +4,33 @@ are missing, and a numeric column's numbers, with errors that name the column.""
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 
 import numpy as np
 
-__all__ = ["column_numbers", "is_frame", "missing_cells"]
+__all__ = ["column_numbers", "columns_of", "is_frame", "missing_cells", "observed_counts"]
 
 
 def is_frame(X) -> bool:
     """Whether ``X`` is a pandas DataFrame (told by its interface: pandas is not a dependency)."""
     return hasattr(X, "iloc") and hasattr(X, "dtypes") and hasattr(X, "columns")
+
+
+def columns_of(X) -> Iterator[np.ndarray]:
+    """Each column of ``X`` (a DataFrame or a 2-D array) as a 1-D array, in order."""
+    if is_frame(X):
+        for j in range(X.shape[1]):
+            yield X.iloc[:, j].to_numpy()
+    else:
+        yield from np.asarray(X).T
+
+
+def observed_counts(X) -> np.ndarray:
+    """The number of observed (not missing) cells of each row of ``X``."""
+    counts = np.zeros(X.shape[0], dtype=np.int64)
+    for j, values in enumerate(columns_of(X)):
+        counts += ~missing_cells(values, str(j), allowed=True)
+    return counts
 
 
 def missing_cells(

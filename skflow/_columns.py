@@ -39,7 +39,7 @@ from numbers import Integral, Real
 import numpy as np
 import torch
 
-from ._cells import column_numbers, is_frame, missing_cells
+from ._cells import column_numbers, columns_of, missing_cells
 
 __all__ = [
     "BIT_SPREAD",
@@ -173,14 +173,11 @@ class TableLayout:
         pandas' NA; a cell equal to a number ``placeholder``) is NaN in every coordinate of its
         column; without, a ValueError.
         """
-        frame = is_frame(X)
-        array = None if frame else np.asarray(X)
         n = X.shape[0]
         codes = np.empty((n, self.width))
         valid = np.ones(n, dtype=bool)
         start = 0
-        for j, column in enumerate(self.columns):
-            values = X.iloc[:, j].to_numpy() if frame else array[:, j]
+        for column, values in zip(self.columns, columns_of(X)):
             block = codes[:, start : start + column.width]
             absent = missing_cells(values, column.name, missing, placeholder)
             if column.kind == "categorical":

@@ -11,7 +11,7 @@ import numpy as np
 from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.validation import _check_feature_names, _check_n_features
 
-from ._cells import column_numbers, is_frame, missing_cells
+from ._cells import column_numbers, columns_of, is_frame, missing_cells
 from ._columns import ONE_HOT_MAX, Column, TableLayout
 
 __all__ = [
@@ -81,8 +81,7 @@ def fit_layout(
         )
     declared = _bounds(bounds, names, frame)
     columns = []
-    for j, name in enumerate(names):
-        values = X.iloc[:, j].to_numpy() if frame else X[:, j]
+    for j, (name, values) in enumerate(zip(names, columns_of(X))):
         dtype = str(dtypes[j])
         absent = missing_cells(values, name, missing, placeholder)
         if absent.all():
@@ -125,12 +124,11 @@ def two_valued_columns(X, rows: np.ndarray) -> np.ndarray:
     """Mask of the columns of ``X`` (a DataFrame or a 2-D array) not categorical by their dtype
     whose observed (not missing) cells in the ``rows`` (a boolean mask) are numbers that take
     exactly two distinct values."""
-    frame = is_frame(X)
-    array = None if frame else np.asarray(X)
-    by_dtype = categorical_by_dtype(X)
     mask = np.zeros(X.shape[1], dtype=bool)
-    for j in np.flatnonzero(~by_dtype):
-        values = (X.iloc[:, j].to_numpy() if frame else array[:, j])[rows]
+    for j, (values, by_dtype) in enumerate(zip(columns_of(X), categorical_by_dtype(X))):
+        if by_dtype:
+            continue
+        values = values[rows]
         observed = values[~missing_cells(values, str(j), allowed=True)]
         try:
             numbers = np.asarray(observed, dtype=np.float64)

@@ -18,7 +18,7 @@ from sklearn.utils.validation import (
 )
 
 from ._base import keeps_state_on_error
-from ._cells import is_frame, missing_cells
+from ._cells import columns_of, is_frame, observed_counts
 from ._data import draw_seed, row_weights
 from ._kinds import categorical_by_dtype, two_valued_columns
 from ._thresholds import (
@@ -417,12 +417,9 @@ def _numeric_view(X) -> np.ndarray:
         try:
             return np.asarray(X, dtype=np.float64)
         except (TypeError, ValueError):
-            X = np.asarray(X, dtype=object)
-            columns = [X[:, j] for j in range(X.shape[1])]
-    else:
-        columns = [X.iloc[:, j].to_numpy() for j in range(X.shape[1])]
+            pass
     view = []
-    for values in columns:
+    for values in columns_of(X):
         try:
             view.append(np.asarray(values, dtype=np.float64))
         except (TypeError, ValueError):
@@ -437,16 +434,5 @@ def _scores(estimator, X, method: str) -> np.ndarray:
         scores = estimator.score_samples(X)
     else:
         scores = -estimator.flow_matching_loss(X).mean(axis=1)
-    observed = _observed_cells(X)
+    observed = observed_counts(X)
     return np.where(observed > 0, scores * X.shape[1] / np.maximum(observed, 1), 0.0)
-
-
-def _observed_cells(X) -> np.ndarray:
-    """The number of observed (not missing) cells of each row of ``X``."""
-    frame = is_frame(X)
-    array = None if frame else np.asarray(X)
-    counts = np.zeros(X.shape[0], dtype=np.int64)
-    for j in range(X.shape[1]):
-        values = X.iloc[:, j].to_numpy() if frame else array[:, j]
-        counts += ~missing_cells(values, str(j), allowed=True)
-    return counts
