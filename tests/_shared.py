@@ -20,6 +20,11 @@ def gaussian(n, seed):
     return rng.standard_normal((n, 2)) @ FACTOR.T + MEAN
 
 
+def column_kinds(estimator) -> list[str]:
+    """The kind of each column of a fitted estimator's layout (``columns_``), in order."""
+    return [column.kind for column in estimator.columns_.columns]
+
+
 def with_holes(X, share, seed):
     """A copy of ``X`` with each cell NaN with probability ``share``."""
     X = X.copy()

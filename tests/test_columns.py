@@ -24,7 +24,7 @@ from skflow._columns import (
 )
 from skflow._kinds import categorical_by_dtype, two_valued_columns
 
-from _shared import FAST
+from _shared import FAST, column_kinds
 
 pd = pytest.importorskip("pandas")
 
@@ -95,12 +95,12 @@ def test_kinds_given_explicitly_by_index_name_or_mask():
     rng = np.random.default_rng(1)
     X = np.column_stack([rng.normal(size=80), rng.integers(0, 4, size=80), rng.integers(0, 9, 80)])
     by_index = FlowMatchingDensity(categorical_features=[1], integer_features=[2], **FAST).fit(X)
-    assert [c.kind for c in by_index.columns_.columns] == ["continuous", "categorical", "integer"]
+    assert column_kinds(by_index) == ["continuous", "categorical", "integer"]
     mask = FlowMatchingDensity(categorical_features=[False, True, False], **FAST).fit(X)
-    assert [c.kind for c in mask.columns_.columns] == ["continuous", "categorical", "continuous"]
+    assert column_kinds(mask) == ["continuous", "categorical", "continuous"]
     frame = pd.DataFrame(X, columns=["a", "b", "c"])
     by_name = FlowMatchingDensity(categorical_features=["b"], integer_features=["c"], **FAST)
-    assert [c.kind for c in by_name.fit(frame).columns_.columns] == [
+    assert column_kinds(by_name.fit(frame)) == [
         "continuous",
         "categorical",
         "integer",

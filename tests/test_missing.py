@@ -21,7 +21,7 @@ from skflow import (
     save,
 )
 
-from _shared import COVARIANCE, FAST, MEAN, SMALL, gaussian, with_holes
+from _shared import COVARIANCE, FAST, MEAN, SMALL, column_kinds, gaussian, with_holes
 
 
 @pytest.fixture(scope="module")
@@ -130,7 +130,7 @@ def test_a_mixed_table_with_holes():
     flow = FlowMatchingDensity(
         allow_missing=True, bounds={"share": "unit"}, random_state=0, **FAST
     ).fit(holes)
-    assert [c.kind for c in flow.columns_.columns] == [
+    assert column_kinds(flow) == [
         "continuous",
         "integer",
         "categorical",

@@ -27,7 +27,15 @@ from skflow._thresholds import AUTO_LEVEL
 from skflow.networks import VelocityMLP
 from skflow.outlier import DENSITY_DEFAULTS
 
-from _shared import COVARIANCE, FAST, MEAN, SMALL, exact_gaussian_loss, gaussian
+from _shared import (
+    COVARIANCE,
+    FAST,
+    MEAN,
+    SMALL,
+    column_kinds,
+    exact_gaussian_loss,
+    gaussian,
+)
 
 
 def density(**params):
@@ -352,10 +360,6 @@ def test_no_estimator_means_the_documented_density(monkeypatch, n_rows):
     assert budgets == [budgets[0], epochs]
 
 
-def _kinds(detector) -> list[str]:
-    return [column.kind for column in detector.estimator_.columns_.columns]
-
-
 def test_the_default_density_reads_two_valued_columns_as_categorical(monkeypatch):
     monkeypatch.setattr(outlier, "TRAINING_STEPS", 30)
     rng = np.random.default_rng(0)
@@ -367,7 +371,7 @@ def test_the_default_density_reads_two_valued_columns_as_categorical(monkeypatch
         ]
     )
     detector = FlowMatchingOutlierDetector(random_state=0).fit(X)
-    assert _kinds(detector) == ["continuous"] * 2 + ["categorical", "continuous"]
+    assert column_kinds(detector.estimator_) == ["continuous"] * 2 + ["categorical", "continuous"]
     assert detector.estimator_.columns_.columns[2].categories == (-1.0, 2.5)
     assert np.isfinite(detector.decision_scores_).all()
     # a value the column never took is a category the model has not seen
@@ -378,7 +382,7 @@ def test_the_default_density_reads_two_valued_columns_as_categorical(monkeypatch
     assert detector.predict(rows)[0] == -1
     # a given estimator keeps its own kinds
     given = FlowMatchingOutlierDetector(density(**FAST), random_state=0).fit(X)
-    assert _kinds(given) == ["continuous"] * 4
+    assert column_kinds(given.estimator_) == ["continuous"] * 4
 
 
 def test_a_binary_column_constant_on_the_support_is_continuous_in_the_second_fit(monkeypatch):
@@ -388,7 +392,8 @@ def test_a_binary_column_constant_on_the_support_is_continuous_in_the_second_fit
     X[:6, 2] = 1.0
     detector = FlowMatchingOutlierDetector(random_state=0).fit(X)
     assert not detector.support_[:6].any()
-    assert _kinds(detector) == ["continuous"] * 3  # one value left: nothing to be categorical
+    # one value left in the support: nothing to be categorical
+    assert column_kinds(detector.estimator_) == ["continuous"] * 3
     assert np.isfinite(detector.decision_scores_).all()
     assert detector.decision_scores_[:6].min() > np.quantile(detector.decision_scores_[6:], 0.99)
 
